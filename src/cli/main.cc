@@ -1,0 +1,160 @@
+// allot: one binary, many subcommands (like `nomad agent -dev` or `flux start`).
+//
+//   allot demo [--config FILE] [--jobs N] [--seed N]   one scheduling pass over the national pool
+//   allot schedule SCENARIO                            run a scenario script, print its decisions
+//   allot check CONFIG                                 validate a config and summarise it
+//
+// Exit codes: 0 success, 1 runtime failure, 2 bad input (the message says what to fix).
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "core/config.h"
+#include "core/generator.h"
+#include "sched/scenario.h"
+#include "sched/scheduler.h"
+
+namespace allot {
+namespace {
+
+constexpr int kExitBadInput = 2;
+
+int Fail(const Status& status) {
+  std::cerr << "allot: " << status.message() << '\n';
+  return status.code() == StatusCode::kInternal ? 1 : kExitBadInput;
+}
+
+int RunSchedule(const std::string& path) {
+  StatusOr<std::string> log = RunScenarioFile(path);
+  if (!log.ok()) return Fail(log.status());
+  std::cout << *log;
+  return 0;
+}
+
+int RunCheck(const std::string& path) {
+  StatusOr<Config> config = LoadConfigFile(path);
+  if (!config.ok()) return Fail(config.status());
+  const Cluster& cluster = config->cluster;
+  fmt::print("{}: ok\n", path);
+  fmt::print("{:<20} {:<18} {:<14} {:>7} {:>8}\n", "POOL", "SITE", "MODEL", "NODES", "GPUS");
+  for (const Pool& pool : cluster.pools()) {
+    fmt::print("{:<20} {:<18} {:<14} {:>7} {:>8}\n", pool.name, pool.site, pool.gpu_model,
+               pool.nodes.size(), pool.total_gpus);
+  }
+  size_t leaves = 0;
+  for (const Account& account : config->accounts.accounts()) leaves += account.is_leaf() ? 1 : 0;
+  fmt::print("total: {} pools, {} nodes, {} GPUs; {} accounts ({} leaves)\n", cluster.pools().size(),
+             cluster.nodes().size(), cluster.total_gpus(), config->accounts.accounts().size() - 1,
+             leaves);
+  return 0;
+}
+
+int RunDemo(const std::string& path, size_t job_count, uint64_t seed) {
+  using Clock = std::chrono::steady_clock;
+  auto load_start = Clock::now();
+  StatusOr<Config> config = LoadConfigFile(path);
+  if (!config.ok()) return Fail(config.status());
+  StatusOr<std::unique_ptr<Scheduler>> created = Scheduler::Create(std::move(*config));
+  if (!created.ok()) return Fail(created.status());
+  Scheduler& scheduler = **created;
+  const Model& model = scheduler.model();
+  double load_ms = std::chrono::duration<double, std::milli>(Clock::now() - load_start).count();
+  fmt::print("loaded {}: {} GPUs on {} nodes in {} pools, {} accounts ({:.0f} ms)\n", path,
+             model.cluster().total_gpus(), model.cluster().nodes().size(),
+             model.cluster().pools().size(), model.accounts().accounts().size() - 1, load_ms);
+
+  std::vector<JobSpec> jobs = GenerateJobs(model.cluster(), model.accounts(), job_count, {.seed = seed});
+  size_t rejected = 0;
+  std::string first_rejection;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Status submitted = scheduler.Submit(i + 1, jobs[i], /*now=*/0);
+    if (!submitted.ok()) {
+      if (first_rejection.empty()) first_rejection = submitted.message();
+      ++rejected;
+    }
+  }
+  fmt::print("submitted {} generated jobs (seed {}); {} rejected{}{}\n", jobs.size() - rejected, seed,
+             rejected, rejected ? ", e.g.: " : "", first_rejection);
+
+  auto pass_start = Clock::now();
+  PassResult pass = scheduler.RunPass(0);
+  double pass_ms = std::chrono::duration<double, std::milli>(Clock::now() - pass_start).count();
+  fmt::print("one scheduling pass: {} jobs considered, {} started, {} reserved, {} preempted in "
+             "{:.0f} ms\n\n", pass.considered, pass.started, pass.reserved, pass.preempted, pass_ms);
+
+  fmt::print("{:<20} {:>8} {:>10} {:>6}\n", "POOL", "GPUS", "ALLOCATED", "USED");
+  int64_t total = 0;
+  int64_t allocated = 0;
+  for (PoolIndex pool = 0; pool < model.cluster().pools().size(); ++pool) {
+    const Pool& shape = model.cluster().pool(pool);
+    int64_t used = model.accounts().account(model.accounts().root()).allocated[pool];
+    total += shape.total_gpus;
+    allocated += used;
+    fmt::print("{:<20} {:>8} {:>10} {:>5.1f}%\n", shape.name, shape.total_gpus, used,
+               100.0 * static_cast<double>(used) / shape.total_gpus);
+  }
+  fmt::print("{:<20} {:>8} {:>10} {:>5.1f}%\n\n", "all", total, allocated,
+             100.0 * static_cast<double>(allocated) / static_cast<double>(total));
+
+  fmt::print("{:<24} {:>10} {:>10}\n", "ACCOUNT", "NOMINAL", "ALLOCATED");
+  const AccountTree& tree = model.accounts();
+  for (const Account& account : tree.accounts()) {
+    if (account.depth == 0 || account.depth > 2) continue;
+    int64_t nominal = 0;
+    for (const PoolQuota& quota : account.quota) nominal += quota.nominal;
+    fmt::print("{:<24} {:>10} {:>10}\n", account.path, nominal, account.allocated_total);
+  }
+
+  std::map<ReasonCode, std::pair<size_t, std::string>> reasons;
+  for (JobId id : model.pending()) {
+    const Job& job = *model.FindJob(id);
+    auto& [count, example] = reasons[job.reason.code];
+    if (count++ == 0) example = fmt::format("job {}: {}", id, job.reason.message);
+  }
+  fmt::print("\npending jobs by reason ({} pending):\n", model.pending().size());
+  for (const auto& [code, entry] : reasons) {
+    fmt::print("  {:<10} {:>7}  e.g. {}\n", ReasonCodeName(code), entry.first, entry.second);
+  }
+  fmt::print("\nnext: try a policy change in {} (policy.backfill, policy.queue_order), or run a "
+             "scenario: allot schedule tests/scenarios/reclaim_borrowed.yaml\n", path);
+  return 0;
+}
+
+}  // namespace
+}  // namespace allot
+
+int main(int argc, char** argv) {
+  CLI::App app{"allot: a workload manager for a national GPU pool"};
+  app.require_subcommand(1);
+
+  std::string demo_config = "examples/national-pool.yaml";
+  size_t demo_jobs = 100000;
+  uint64_t demo_seed = 1;
+  CLI::App* demo = app.add_subcommand("demo", "Generate a day's job mix for a pool and run one scheduling pass");
+  demo->add_option("--config", demo_config, "Pool config (YAML)")->check(CLI::ExistingFile);
+  demo->add_option("--jobs", demo_jobs, "Pending jobs to generate")->check(CLI::Range(1, 10000000));
+  demo->add_option("--seed", demo_seed, "Seed of the job generator");
+
+  std::string scenario;
+  CLI::App* schedule = app.add_subcommand("schedule", "Run a scenario script and print the decision log");
+  schedule->add_option("scenario", scenario, "Scenario file (YAML: config + script)")->required();
+
+  std::string check_config;
+  CLI::App* check = app.add_subcommand("check", "Validate a pool config and summarise it");
+  check->add_option("config", check_config, "Pool config (YAML)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    int code = app.exit(error);
+    return code == 0 ? 0 : allot::kExitBadInput;
+  }
+  if (*demo) return allot::RunDemo(demo_config, demo_jobs, demo_seed);
+  if (*schedule) return allot::RunSchedule(scenario);
+  if (*check) return allot::RunCheck(check_config);
+  return allot::kExitBadInput;
+}

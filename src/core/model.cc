@@ -1,0 +1,141 @@
+#include "core/model.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace allot {
+
+Model::Model(Cluster cluster, AccountTree accounts)
+    : cluster_(std::move(cluster)),
+      accounts_(std::move(accounts)),
+      free_(cluster_),
+      running_by_end_(cluster_.pools().size()),
+      jobs_on_node_(cluster_.nodes().size()) {}
+
+const Job* Model::FindJob(JobId id) const {
+  auto found = jobs_.find(id);
+  return found == jobs_.end() ? nullptr : &found->second;
+}
+
+Job* Model::FindMutableJob(JobId id) {
+  auto found = jobs_.find(id);
+  return found == jobs_.end() ? nullptr : &found->second;
+}
+
+Status Model::AddPending(Job job) {
+  JobId id = job.id;
+  job.state = JobState::kPending;
+  auto [it, inserted] = jobs_.emplace(id, std::move(job));
+  if (!inserted) return AlreadyExistsError("job {} exists already", id);
+  pending_.insert(id);
+  return OkStatus();
+}
+
+void Model::Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, Time now) {
+  Job& job = jobs_.at(id);
+  assert(job.state == JobState::kPending);
+  for (TaskAllocation& task : tasks) {
+    int gpus = job.spec.gpus_per_task;
+    task.gpu_mask = free_.Take(task.node, gpus, task.cpus, task.memory_bytes);
+    jobs_on_node_[task.node].push_back(id);
+  }
+  job.tasks = std::move(tasks);
+  job.state = JobState::kRunning;
+  job.pool = pool;
+  job.start_time = now;
+  job.epoch++;
+  job.reason = {};
+  pending_.erase(id);
+  running_by_end_[pool].emplace(job.expected_end(), id);
+  running_count_++;
+  double gpus = static_cast<double>(job.gpus());
+  accounts_.Charge(job.account, pool, job.gpus(), gpus * static_cast<double>(job.expected_end()));
+}
+
+std::optional<Job> Model::Stop(JobId id, bool requeue) {
+  auto found = jobs_.find(id);
+  if (found == jobs_.end() || found->second.state != JobState::kRunning) return std::nullopt;
+  Job& job = found->second;
+  for (const TaskAllocation& task : job.tasks) {
+    free_.Give(task.node, task.gpu_mask, task.cpus, task.memory_bytes);
+    auto& on_node = jobs_on_node_[task.node];
+    on_node.erase(std::find(on_node.begin(), on_node.end(), id));
+  }
+  running_by_end_[job.pool].erase({job.expected_end(), id});
+  running_count_--;
+  double gpus = static_cast<double>(job.gpus());
+  accounts_.Charge(job.account, job.pool, -job.gpus(),
+                   -gpus * static_cast<double>(job.expected_end()));
+  if (requeue) {
+    job.state = JobState::kPending;
+    job.restarts++;
+    job.reason = {};
+    pending_.insert(id);
+    return std::nullopt;
+  }
+  Job stopped = std::move(job);
+  jobs_.erase(found);
+  return stopped;
+}
+
+std::optional<Job> Model::RemovePending(JobId id) {
+  auto found = jobs_.find(id);
+  if (found == jobs_.end() || found->second.state != JobState::kPending) return std::nullopt;
+  Job removed = std::move(found->second);
+  jobs_.erase(found);
+  pending_.erase(id);
+  return removed;
+}
+
+void Model::SetNodeState(NodeIndex node, NodeState state) {
+  cluster_.SetNodeState(node, state);
+  free_.SetSchedulable(node, state == NodeState::kUp);
+}
+
+std::vector<JobId> Model::JobsOnNode(NodeIndex node) const {
+  std::vector<JobId> ids = jobs_on_node_[node];
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+void Model::AdvanceTo(Time now, Duration half_life) {
+  if (!clock_started_) {
+    clock_started_ = true;
+    now_ = now;
+    return;
+  }
+  if (now <= now_) return;
+  accounts_.Accrue(now_, now, half_life);
+  now_ = now;
+}
+
+size_t Model::ApproximateBytes() const {
+  size_t bytes = sizeof(*this);
+  bytes += cluster_.nodes().capacity() * sizeof(Node);
+  for (const Node& node : cluster_.nodes()) bytes += node.name.capacity();
+  bytes += cluster_.domains().capacity() * sizeof(Domain);
+  for (const Domain& domain : cluster_.domains()) {
+    bytes += domain.name.capacity() + domain.children.capacity() * sizeof(DomainIndex) +
+             domain.nodes.capacity() * sizeof(NodeIndex);
+  }
+  // FreeCapacity: one record per node and one per domain.
+  bytes += cluster_.nodes().size() * 24 + cluster_.domains().size() * (4 * (kMaxGpusPerNode + 2));
+  for (const Account& account : accounts_.accounts()) {
+    bytes += sizeof(Account) + account.path.capacity() + account.name.capacity() +
+             account.quota.capacity() * sizeof(PoolQuota) +
+             account.allocated.capacity() * sizeof(int64_t) * 2;
+  }
+  // Jobs: the map node, the record, its strings and allocations.
+  constexpr size_t kMapNodeOverhead = 48;
+  for (const auto& [id, job] : jobs_) {
+    bytes += kMapNodeOverhead + sizeof(Job) + job.spec.name.capacity() +
+             job.spec.account.capacity() + job.tasks.capacity() * sizeof(TaskAllocation) +
+             job.pools.capacity() * sizeof(PoolIndex);
+  }
+  bytes += pending_.size() * 40;
+  bytes += jobs_on_node_.size() * sizeof(std::vector<JobId>);
+  return bytes;
+}
+
+}  // namespace allot

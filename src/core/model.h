@@ -1,0 +1,90 @@
+// Model: the whole state the scheduler reasons about, with its indexes.
+//
+// It owns the cluster, the account tree, the free-capacity index and the live jobs (pending and
+// running; finished jobs leave the model and are the caller's to record). Every mutation keeps
+// all indexes consistent: starting a job takes its GPUs from FreeCapacity, charges its account
+// path and files it under its pool's running-by-end index.
+//
+//   auto model = std::make_unique<Model>(std::move(cluster), std::move(accounts));
+//   model->AddPending(std::move(job));
+//   model->Start(job_id, pool, tasks, now);
+//   model->Stop(job_id, /*requeue=*/false);
+//
+// No I/O, no clock, no threads: time comes in as arguments. Not thread-safe. Not copyable or
+// movable, because the index points into the cluster it owns.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "core/accounts.h"
+#include "core/cluster.h"
+#include "core/free_capacity.h"
+#include "core/job.h"
+
+namespace allot {
+
+class Model {
+ public:
+  Model(Cluster cluster, AccountTree accounts);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const Cluster& cluster() const { return cluster_; }
+  const AccountTree& accounts() const { return accounts_; }
+  AccountTree& mutable_accounts() { return accounts_; }
+  const FreeCapacity& free() const { return free_; }
+  FreeCapacity& mutable_free() { return free_; }
+
+  const std::map<JobId, Job>& jobs() const { return jobs_; }
+  const Job* FindJob(JobId id) const;
+  Job* FindMutableJob(JobId id);
+  const std::set<JobId>& pending() const { return pending_; }
+  // Running jobs of a pool by expected end (start + time limit), earliest first.
+  const std::set<std::pair<Time, JobId>>& running_by_end(PoolIndex pool) const {
+    return running_by_end_[pool];
+  }
+  size_t running_count() const { return running_count_; }
+
+  // Adds a pending job. Fails if the id is taken.
+  Status AddPending(Job job);
+  // Starts a pending job on the given tasks: GPUs are taken from the index (each task's
+  // gpu_mask is filled in), its account path is charged, its epoch grows.
+  void Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, Time now);
+  // Stops a running job and returns its resources. With requeue it becomes pending again (same
+  // id, same submit time); otherwise it leaves the model and is returned.
+  std::optional<Job> Stop(JobId id, bool requeue);
+  // Removes a pending job; returns it.
+  std::optional<Job> RemovePending(JobId id);
+
+  // Marks a node up, draining or down and updates the index. Running jobs are the caller's to
+  // stop (down) or leave alone (draining).
+  void SetNodeState(NodeIndex node, NodeState state);
+  // Running jobs with a task on the node.
+  std::vector<JobId> JobsOnNode(NodeIndex node) const;
+
+  // Fair-share usage and grants advance to `now` (no-op if now is not later than the last call).
+  void AdvanceTo(Time now, Duration half_life);
+  Time now() const { return now_; }
+
+  // Approximate bytes held by the model and its indexes, for memory reports.
+  size_t ApproximateBytes() const;
+
+ private:
+  Cluster cluster_;
+  AccountTree accounts_;
+  FreeCapacity free_;
+  std::map<JobId, Job> jobs_;
+  std::set<JobId> pending_;
+  std::vector<std::set<std::pair<Time, JobId>>> running_by_end_;
+  std::vector<std::vector<JobId>> jobs_on_node_;  // running job ids per node (small lists)
+  size_t running_count_ = 0;
+  Time now_ = 0;
+  bool clock_started_ = false;
+};
+
+}  // namespace allot

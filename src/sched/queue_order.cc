@@ -1,0 +1,149 @@
+#include "sched/queue_order.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <set>
+
+namespace allot {
+namespace {
+
+class FifoOrder final : public QueueOrder {
+ public:
+  void Begin(const Model& model, std::vector<JobId> pending) override {
+    jobs_ = std::move(pending);
+    std::sort(jobs_.begin(), jobs_.end(), [&](JobId a, JobId b) {
+      const Job& x = *model.FindJob(a);
+      const Job& y = *model.FindJob(b);
+      if (x.priority != y.priority) return x.priority > y.priority;
+      if (x.submit_time != y.submit_time) return x.submit_time < y.submit_time;
+      return a < b;
+    });
+    next_ = 0;
+  }
+  std::optional<JobId> Next() override {
+    if (next_ == jobs_.size()) return std::nullopt;
+    return jobs_[next_++];
+  }
+  void Started(const Job&) override {}
+
+ private:
+  std::vector<JobId> jobs_;
+  size_t next_ = 0;
+};
+
+class FairShareOrder final : public QueueOrder {
+ public:
+  explicit FairShareOrder(Duration half_life) : half_life_(half_life) {}
+
+  void Begin(const Model& model, std::vector<JobId> pending) override {
+    model_ = &model;
+    const AccountTree& tree = model.accounts();
+    // Jobs grouped by class (highest first), each class's jobs in submit order.
+    std::sort(pending.begin(), pending.end(), [&](JobId a, JobId b) {
+      const Job& x = *model.FindJob(a);
+      const Job& y = *model.FindJob(b);
+      if (x.priority != y.priority) return x.priority > y.priority;
+      if (x.submit_time != y.submit_time) return x.submit_time < y.submit_time;
+      return a < b;
+    });
+    pending_ = std::move(pending);
+    class_begin_ = 0;
+    queues_.assign(tree.accounts().size(), {});
+    children_.assign(tree.accounts().size(), {});
+    key_.assign(tree.accounts().size(), 0.0);
+    in_parent_.assign(tree.accounts().size(), false);
+    LoadNextClass();
+  }
+
+  std::optional<JobId> Next() override {
+    while (true) {
+      const AccountTree& tree = model_->accounts();
+      AccountIndex at = tree.root();
+      if (children_[at].empty() && queues_[at].empty()) {
+        if (class_begin_ == pending_.size()) return std::nullopt;
+        LoadNextClass();
+        continue;
+      }
+      while (queues_[at].empty()) at = children_[at].begin()->second;
+      JobId id = queues_[at].front();
+      queues_[at].pop_front();
+      if (queues_[at].empty()) Unlink(at);
+      return id;
+    }
+  }
+
+  void Started(const Job& job) override {
+    const AccountTree& tree = model_->accounts();
+    for (AccountIndex at = job.account; at != tree.root(); at = tree.account(at).parent) {
+      if (!in_parent_[at]) {
+        key_[at] = Key(at);
+        continue;
+      }
+      auto& siblings = children_[tree.account(at).parent];
+      siblings.erase({key_[at], at});
+      key_[at] = Key(at);
+      siblings.emplace(key_[at], at);
+    }
+  }
+
+ private:
+  // (recent usage as average GPUs + GPUs held now) / weight.
+  double Key(AccountIndex index) const {
+    const Account& account = model_->accounts().account(index);
+    double recent = half_life_ > 0
+                        ? account.decayed_usage * std::log(2.0) / static_cast<double>(half_life_)
+                        : account.decayed_usage / 86400.0;
+    return (recent + static_cast<double>(account.allocated_total)) / account.weight;
+  }
+
+  void LoadNextClass() {
+    const AccountTree& tree = model_->accounts();
+    int priority = model_->FindJob(pending_[class_begin_])->priority;
+    size_t end = class_begin_;
+    while (end < pending_.size() && model_->FindJob(pending_[end])->priority == priority) {
+      const Job& job = *model_->FindJob(pending_[end]);
+      queues_[job.account].push_back(job.id);
+      ++end;
+    }
+    for (size_t i = class_begin_; i < end; ++i) {
+      AccountIndex at = model_->FindJob(pending_[i])->account;
+      // Link the account and its ancestors into their parents' ordered sets, once each.
+      while (at != tree.root() && !in_parent_[at]) {
+        key_[at] = Key(at);
+        children_[tree.account(at).parent].emplace(key_[at], at);
+        in_parent_[at] = true;
+        at = tree.account(at).parent;
+      }
+    }
+    class_begin_ = end;
+  }
+
+  // The account has no more jobs: remove it, and every ancestor left empty, from the order.
+  void Unlink(AccountIndex at) {
+    const AccountTree& tree = model_->accounts();
+    while (at != tree.root() && queues_[at].empty() && children_[at].empty()) {
+      children_[tree.account(at).parent].erase({key_[at], at});
+      in_parent_[at] = false;
+      at = tree.account(at).parent;
+    }
+  }
+
+  Duration half_life_;
+  const Model* model_ = nullptr;
+  std::vector<JobId> pending_;
+  size_t class_begin_ = 0;
+  std::vector<std::deque<JobId>> queues_;                        // per account, this class
+  std::vector<std::set<std::pair<double, AccountIndex>>> children_;  // per account: by key
+  std::vector<double> key_;
+  std::vector<bool> in_parent_;
+};
+
+}  // namespace
+
+std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life) {
+  if (name == "fifo") return std::make_unique<FifoOrder>();
+  return std::make_unique<FairShareOrder>(half_life);
+}
+
+}  // namespace allot

@@ -1,0 +1,38 @@
+// Queue order: which pending job the scheduler looks at next.
+//
+// Both orders put higher priority classes first. Within a class:
+//   fifo        submit time, then job id.
+//   fair_share  hierarchical fair share. At every level of the account tree the child with the
+//               lowest (recent usage + GPUs held now) / weight goes first, where recent usage is
+//               GPU-seconds decayed with the half-life, expressed as average GPUs. Inside an
+//               account, submit time. The order is live: when a job starts in the pass, its
+//               account's share grows at once, so one pass already splits free GPUs by weight.
+//
+//   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fair_share", half_life);
+//   order->Begin(model, pending_ids);
+//   while (std::optional<JobId> id = order->Next()) { ...; if (started) order->Started(job); }
+//
+// Each pending job is handed out exactly once per pass. Not thread-safe.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "core/model.h"
+
+namespace allot {
+
+class QueueOrder {
+ public:
+  virtual ~QueueOrder() = default;
+  virtual void Begin(const Model& model, std::vector<JobId> pending) = 0;
+  virtual std::optional<JobId> Next() = 0;
+  virtual void Started(const Job& job) = 0;
+};
+
+// `name` is one of PolicyConfig::QueueOrders(); the config loader has checked it.
+std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life);
+
+}  // namespace allot

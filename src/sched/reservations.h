@@ -1,0 +1,74 @@
+// Backfill reservations: when blocked jobs will start, and which GPUs must stay idle meanwhile.
+//
+// A reservation promises a blocked job specific GPUs (counts per node) at a future time, found by
+// replaying the ends of running jobs (at their time limits) on a scratch copy of the free index
+// until the gang fits. Jobs behind it may start now only if they do not delay it:
+//   * a job that ends before the reservation starts may use any free GPU;
+//   * a job still running then may use, on each reserved node, only its slack: the GPUs that will
+//     be free at the reservation's start beyond what the reservation needs.
+// The book turns that rule into holds on the live index for the job being tried, so placement
+// itself needs no knowledge of reservations. Several reservations per pool (conservative
+// backfill) stack: a job ending at time E sees the holds of every reservation starting before E.
+//
+// Not thread-safe; lives for one scheduling pass.
+#pragma once
+
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "core/model.h"
+#include "sched/placement.h"
+
+namespace allot {
+
+struct Reservation {
+  JobId job = 0;
+  PoolIndex pool = 0;
+  Time start = 0;
+  Time end = 0;
+  std::vector<std::pair<NodeIndex, int>> gpus;  // GPUs promised per node
+  std::vector<int> slack;  // per entry of `gpus`: what a job overlapping `start` may still use
+};
+
+class ReservationBook {
+ public:
+  explicit ReservationBook(size_t pool_count) : pools_(pool_count) {}
+
+  size_t CountIn(PoolIndex pool) const { return pools_[pool].reservations.size(); }
+  const std::vector<Reservation>& In(PoolIndex pool) const { return pools_[pool].reservations; }
+
+  // Sets the holds for trying a job in `pool` that would run until `job_end`. Returns the hold
+  // level (how many reservations start before job_end), which keys placement memos.
+  int Prepare(FreeCapacity& free, PoolIndex pool, Time job_end);
+  // Removes the pool's holds (the live index shows every free GPU again).
+  void Clear(FreeCapacity& free, PoolIndex pool);
+  void ClearAll(FreeCapacity& free);
+
+  // A job started in `pool` until `job_end` on these tasks: reservations starting before its end
+  // lose that slack on the nodes it uses.
+  void Started(PoolIndex pool, const std::vector<TaskAllocation>& tasks, int gpus_per_task,
+               Time job_end);
+
+  // Plans a reservation for `request` (time limit `limit`) in `pool`; nullopt if it never fits
+  // even after every running job ends. Does not add it.
+  std::optional<Reservation> Plan(Model& model, PoolIndex pool,
+                                  const PlacementRequest& request, Duration limit, Time now);
+  void Add(Reservation reservation);
+
+ private:
+  struct PoolBook {
+    std::vector<Reservation> reservations;  // sorted by start
+    std::vector<std::pair<NodeIndex, int>> applied;  // holds now on the live index
+    int applied_level = 0;
+    bool dirty = false;  // a start touched a reserved node since the holds were computed
+  };
+
+  // Holds the GPUs of reservations that overlap [from, to) on a scratch index.
+  void HoldOverlapping(FreeCapacity& scratch, PoolIndex pool, Time from, Time to,
+                       std::vector<std::pair<NodeIndex, int>>& held) const;
+
+  std::vector<PoolBook> pools_;
+};
+
+}  // namespace allot

@@ -1,0 +1,591 @@
+#include "sched/scheduler.h"
+
+#include <algorithm>
+#include <bit>
+#include <unordered_set>
+
+namespace allot {
+
+namespace {
+// A request shape in a pool at a hold level. Placement failures are remembered per shape for the
+// pass, so thousands of equal jobs behind a full pool cost one lookup each.
+using ShapeKey = std::tuple<int, int, int, int64_t, int, int>;
+}  // namespace
+
+struct Scheduler::Pass {
+  Pass(Time now, size_t pool_count) : now(now), book(pool_count), failed(pool_count),
+                                      preempt_failed(pool_count) {}
+  Time now;
+  PassResult result;
+  ReservationBook book;
+  // Per pool: (hold level, mode, level, gpus, cpus, memory) -> fewest tasks that did not fit.
+  // Cleared when GPUs come free in the pool mid-pass (preemption) or a reservation is added.
+  std::vector<std::map<ShapeKey, int>> failed;
+  // Per pool: (account, priority, mode, level, gpus, cpus) -> fewest tasks preemption could not
+  // make room for.
+  std::vector<std::map<std::tuple<AccountIndex, int, int, int, int, int>, int>> preempt_failed;
+  std::unordered_set<JobId> started;  // never preempted in the pass that started them
+};
+
+namespace {
+
+ShapeKey MakeShapeKey(int hold_level, const PlacementRequest& request) {
+  return {hold_level, static_cast<int>(request.topology.mode),
+          static_cast<int>(request.topology.level), request.memory_per_task,
+          request.cpus_per_task, request.gpus_per_task};
+}
+
+// "0-3" or "0,2,5": GPU indexes of a node mask.
+std::string FormatMask(uint32_t mask) {
+  std::string out;
+  int i = 0;
+  while (i < 32) {
+    if (!(mask & (1u << i))) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j + 1 < 32 && (mask & (1u << (j + 1)))) ++j;
+    if (!out.empty()) out += ',';
+    out += j == i ? std::to_string(i) : fmt::format("{}-{}", i, j);
+    i = j + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Config config) {
+  const PolicyConfig& policy = config.policy;
+  auto known = [](const std::vector<std::string_view>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  if (!known(PolicyConfig::QueueOrders(), policy.queue_order)) {
+    return InvalidArgumentError("unknown queue order '{}'; use fair_share or fifo", policy.queue_order);
+  }
+  if (!known(PolicyConfig::BackfillModes(), policy.backfill)) {
+    return InvalidArgumentError("unknown backfill mode '{}'; use easy, conservative or none", policy.backfill);
+  }
+  if (policy.priority_classes.empty()) return InvalidArgumentError("no priority classes defined");
+  bool default_known = std::any_of(policy.priority_classes.begin(), policy.priority_classes.end(),
+                                   [&](const PriorityClass& c) { return c.name == policy.default_priority_class; });
+  if (!default_known) {
+    return InvalidArgumentError("default priority class '{}' is not defined", policy.default_priority_class);
+  }
+  auto model = std::make_unique<Model>(std::move(config.cluster), std::move(config.accounts));
+  return std::unique_ptr<Scheduler>(new Scheduler(std::move(model), std::move(config.policy)));
+}
+
+Scheduler::Scheduler(std::unique_ptr<Model> model, PolicyConfig policy)
+    : model_(std::move(model)), policy_(std::move(policy)) {
+  reservation_depth_ = policy_.reservation_depth > 0 ? policy_.reservation_depth
+                       : policy_.backfill == "conservative" ? 16
+                                                            : 1;
+  order_ = MakeQueueOrder(policy_.queue_order, policy_.fair_share_half_life);
+}
+
+std::optional<std::string> Scheduler::NeverPlaceable(PoolIndex pool,
+                                                     const PlacementRequest& request) {
+  int level = request.topology.mode == TopologyMode::kRequired
+                  ? static_cast<int>(request.topology.level) : 0;
+  auto key = std::make_tuple(pool, level, static_cast<int>(request.topology.mode),
+                             request.gpus_per_task, request.cpus_per_task, request.memory_per_task,
+                             request.tasks);
+  auto found = never_cache_.find(key);
+  if (found == never_cache_.end()) {
+    found = never_cache_.emplace(key, WhyNeverPlaceable(model_->cluster(), pool, request).value_or("")).first;
+  }
+  if (found->second.empty()) return std::nullopt;
+  return found->second;
+}
+
+Status Scheduler::Submit(JobId id, const JobSpec& spec, Time now) {
+  model_->AdvanceTo(now, policy_.fair_share_half_life);
+  if (model_->FindJob(id)) return AlreadyExistsError("job {} exists already", id);
+  if (spec.tasks < 1) return InvalidArgumentError("tasks must be at least 1, got {}", spec.tasks);
+  if (spec.gpus_per_task < 1 || spec.gpus_per_task > kMaxGpusPerNode) {
+    return InvalidArgumentError("gpus_per_task must be between 1 and {}, got {}", kMaxGpusPerNode,
+                                spec.gpus_per_task);
+  }
+  if (spec.cpus_per_task < 0 || spec.memory_per_task < 0) {
+    return InvalidArgumentError("cpus_per_task and memory_per_task must not be negative");
+  }
+  const AccountTree& tree = model_->accounts();
+  ALLOT_ASSIGN_OR_RETURN(AccountIndex account, tree.Find(spec.account));
+  if (!tree.account(account).is_leaf()) {
+    std::vector<std::string> children;
+    for (AccountIndex child : tree.account(account).children) children.push_back(tree.account(child).name);
+    return InvalidArgumentError("account '{}' has sub-accounts; submit to one of them: {}",
+                                spec.account, fmt::join(children, ", "));
+  }
+  std::string class_name = spec.priority_class.empty() ? policy_.default_priority_class
+                                                       : spec.priority_class;
+  const PriorityClass* priority_class = nullptr;
+  for (const PriorityClass& c : policy_.priority_classes) {
+    if (c.name == class_name) priority_class = &c;
+  }
+  if (!priority_class) {
+    std::vector<std::string> names;
+    for (const PriorityClass& c : policy_.priority_classes) names.push_back(c.name);
+    return InvalidArgumentError("unknown priority class '{}'; use one of: {}", class_name,
+                                fmt::join(names, ", "));
+  }
+  Duration limit = spec.time_limit > 0 ? spec.time_limit : policy_.default_time_limit;
+  if (spec.time_limit < 0) return InvalidArgumentError("time_limit must be positive");
+  if (policy_.max_time_limit > 0 && limit > policy_.max_time_limit) {
+    return InvalidArgumentError("time limit {} is over the maximum of {}", FormatDuration(limit),
+                                FormatDuration(policy_.max_time_limit));
+  }
+
+  const Cluster& cluster = model_->cluster();
+  std::vector<PoolIndex> pools;
+  if (!spec.pools.empty()) {
+    for (const std::string& name : spec.pools) {
+      ALLOT_ASSIGN_OR_RETURN(PoolIndex pool, cluster.FindPool(name));
+      if (!spec.gpu_model.empty() && cluster.pool(pool).gpu_model != spec.gpu_model) {
+        return InvalidArgumentError("pool '{}' has {} GPUs, not {}", name,
+                                    cluster.pool(pool).gpu_model, spec.gpu_model);
+      }
+      if (std::find(pools.begin(), pools.end(), pool) == pools.end()) pools.push_back(pool);
+    }
+  } else {
+    std::vector<std::string> models;
+    for (PoolIndex pool = 0; pool < cluster.pools().size(); ++pool) {
+      const std::string& model = cluster.pool(pool).gpu_model;
+      if (spec.gpu_model.empty() || model == spec.gpu_model) pools.push_back(pool);
+      if (std::find(models.begin(), models.end(), model) == models.end()) models.push_back(model);
+    }
+    if (pools.empty()) {
+      return InvalidArgumentError("no pool has GPU model '{}' (models: {})", spec.gpu_model,
+                                  fmt::join(models, ", "));
+    }
+  }
+
+  // Keep only the pools where the job could ever run; if none is left, say why for each.
+  PlacementRequest request = PlacementRequest::ForJob(spec);
+  std::vector<PoolIndex> usable;
+  std::vector<std::string> reasons;
+  for (PoolIndex pool : pools) {
+    const Pool& shape = cluster.pool(pool);
+    std::optional<std::string> why = NeverPlaceable(pool, request);
+    if (!why) {
+      why = WhyQuotaNever(tree, account, pool, spec.total_gpus(), shape.total_gpus,
+                          spec.preemptible, shape.name);
+    }
+    if (why) {
+      reasons.push_back(*why);
+    } else {
+      usable.push_back(pool);
+    }
+  }
+  if (usable.empty()) {
+    return InvalidArgumentError("the job can never run: {}", fmt::join(reasons, "; "));
+  }
+
+  Job job;
+  job.id = id;
+  job.spec = spec;
+  job.spec.time_limit = limit;
+  job.spec.priority_class = class_name;
+  job.account = account;
+  job.pools = std::move(usable);
+  job.priority = priority_class->value;
+  job.class_preempts_lower = priority_class->preempts_lower;
+  job.submit_time = now;
+  return model_->AddPending(std::move(job));
+}
+
+StatusOr<Job> Scheduler::Cancel(JobId id, Time now) {
+  model_->AdvanceTo(now, policy_.fair_share_half_life);
+  const Job* job = model_->FindJob(id);
+  if (!job) return NotFoundError("no job {}", id);
+  std::optional<Job> removed = job->state == JobState::kPending ? model_->RemovePending(id)
+                                                                 : model_->Stop(id, false);
+  return std::move(*removed);
+}
+
+StatusOr<Job> Scheduler::Complete(JobId id, Time now) {
+  model_->AdvanceTo(now, policy_.fair_share_half_life);
+  const Job* job = model_->FindJob(id);
+  if (!job) return NotFoundError("no job {}", id);
+  if (job->state != JobState::kRunning) return FailedPreconditionError("job {} is not running", id);
+  return std::move(*model_->Stop(id, false));
+}
+
+Status Scheduler::Hold(JobId id) {
+  Job* job = model_->FindMutableJob(id);
+  if (!job) return NotFoundError("no job {}", id);
+  if (job->state != JobState::kPending) return FailedPreconditionError("job {} is not pending", id);
+  job->held = true;
+  job->reason = {ReasonCode::kHeld, "held; release it to let it run"};
+  return OkStatus();
+}
+
+Status Scheduler::Release(JobId id) {
+  Job* job = model_->FindMutableJob(id);
+  if (!job) return NotFoundError("no job {}", id);
+  if (!job->held) return FailedPreconditionError("job {} is not held", id);
+  job->held = false;
+  job->reason = {};
+  return OkStatus();
+}
+
+StatusOr<NodeFailure> Scheduler::SetNodeState(NodeIndex node, NodeState state, Time now) {
+  model_->AdvanceTo(now, policy_.fair_share_half_life);
+  if (node >= model_->cluster().nodes().size()) return NotFoundError("no node {}", node);
+  NodeFailure failure;
+  if (state == NodeState::kDown) {
+    for (JobId id : model_->JobsOnNode(node)) {
+      const Job& job = *model_->FindJob(id);
+      bool requeue = job.spec.requeue;
+      std::optional<Job> ended = model_->Stop(id, requeue);
+      if (ended) {
+        failure.ended.push_back(std::move(*ended));
+      } else {
+        failure.requeued.push_back(id);
+        model_->FindMutableJob(id)->reason = {
+            ReasonCode::kNone, fmt::format("requeued: node '{}' failed", model_->cluster().node(node).name)};
+      }
+    }
+  }
+  model_->SetNodeState(node, state);
+  return failure;
+}
+
+PassResult Scheduler::RunPass(Time now) {
+  model_->AdvanceTo(now, policy_.fair_share_half_life);
+  Pass pass(now, model_->cluster().pools().size());
+  std::vector<JobId> pending;
+  pending.reserve(model_->pending().size());
+  for (JobId id : model_->pending()) {
+    if (!model_->FindJob(id)->held) pending.push_back(id);
+  }
+  order_->Begin(*model_, std::move(pending));
+  while (std::optional<JobId> id = order_->Next()) {
+    Job* job = model_->FindMutableJob(*id);
+    if (!job || job->state != JobState::kPending) continue;
+    TryJob(pass, *job);
+  }
+  pass.book.ClearAll(model_->mutable_free());
+  return std::move(pass.result);
+}
+
+std::optional<std::string> Scheduler::GrantBlock(const Job& job, Time now) const {
+  const AccountTree& tree = model_->accounts();
+  double needed_hours = static_cast<double>(job.gpus()) * static_cast<double>(job.spec.time_limit) / 3600.0;
+  for (AccountIndex at = job.account; at != tree.root(); at = tree.account(at).parent) {
+    const Account& account = tree.account(at);
+    if (account.grants.empty()) continue;
+    const Grant* grant = tree.ActiveGrant(at, now);
+    if (!grant) {
+      return fmt::format("account '{}' has no grant covering t={}; ask for a new grant", account.path, now);
+    }
+    double committed = std::max(0.0, account.committed_end_sum -
+                                         static_cast<double>(now) * static_cast<double>(account.allocated_total));
+    double used_hours = grant->used_gpu_seconds / 3600.0;
+    double committed_hours = committed / 3600.0;
+    if (used_hours + committed_hours + needed_hours > grant->gpu_hours + 1e-9) {
+      return fmt::format(
+          "grant '{}' of account '{}' is used up: {:.1f} of {:.1f} GPU-hours used and {:.1f} "
+          "committed to running jobs; the job needs up to {:.1f} ({} GPUs x {})",
+          grant->name, account.path, used_hours, grant->gpu_hours, committed_hours, needed_hours,
+          job.gpus(), FormatDuration(job.spec.time_limit));
+    }
+  }
+  return std::nullopt;
+}
+
+QuotaCheck Scheduler::CheckJobQuota(const Job& job, PoolIndex pool) const {
+  const Pool& shape = model_->cluster().pool(pool);
+  return CheckQuota(model_->accounts(), job.account, pool, job.gpus(), shape.total_gpus, shape.name);
+}
+
+void Scheduler::TryJob(Pass& pass, Job& job) {
+  pass.result.considered++;
+  if (std::optional<std::string> why = GrantBlock(job, pass.now)) {
+    job.reason = {ReasonCode::kGrant, std::move(*why)};
+    return;
+  }
+  // Pools where only free GPUs are missing: the job may start there, or reserve its start.
+  std::vector<PoolIndex> admitted;
+  std::string quota_why;
+  for (PoolIndex pool : job.pools) {
+    QuotaCheck quota = CheckJobQuota(job, pool);
+    if (quota.borrows && !job.spec.preemptible) {
+      if (quota_why.empty()) {
+        const Account& account = model_->accounts().account(job.account);
+        quota_why = fmt::format(
+            "waiting for nominal quota in pool '{}': the job is not preemptible, so it never "
+            "borrows; account '{}' uses {} of its {} nominal GPUs",
+            model_->cluster().pool(pool).name, account.path, account.allocated[pool],
+            account.quota[pool].nominal);
+      }
+      continue;
+    }
+    if (!quota.fits) {
+      if (quota.pool_full) {
+        admitted.push_back(pool);
+      } else if (quota_why.empty()) {
+        quota_why = std::move(quota.why);
+      }
+      continue;
+    }
+    admitted.push_back(pool);
+    if (TryStartNow(pass, job, pool)) return;
+  }
+  if (TryPreempt(pass, job)) return;
+  if (admitted.empty()) {
+    job.reason = {ReasonCode::kQuota, std::move(quota_why)};
+    return;
+  }
+  if (policy_.backfill != "none" && TryReserve(pass, job, admitted)) return;
+
+  // Say why it waits, from its first admitted pool.
+  PoolIndex pool = admitted.front();
+  PlacementRequest request = PlacementRequest::ForJob(job.spec);
+  FreeCapacity& free = model_->mutable_free();
+  if (pass.book.CountIn(pool) > 0) {
+    pass.book.Clear(free, pool);
+    auto& memo = pass.failed[pool];
+    ShapeKey key = MakeShapeKey(0, request);
+    auto found = memo.find(key);
+    bool fits_without_holds = (found == memo.end() || request.tasks < found->second) &&
+                              FindPlacement(free, pool, request).has_value();
+    if (!fits_without_holds) memo[key] = std::min(found == memo.end() ? request.tasks : found->second, request.tasks);
+    if (fits_without_holds) {
+      const Reservation& first = pass.book.In(pool).front();
+      job.reason = {ReasonCode::kBackfillBlocked,
+                    fmt::format("would delay the reservation of job {} at t={} in pool '{}'; "
+                                "a shorter time limit could let it start now",
+                                first.job, first.start, model_->cluster().pool(pool).name)};
+      return;
+    }
+  }
+  bool topology_bound = false;
+  std::string why = DescribeNoFit(free, pool, request, &topology_bound);
+  job.reason = {topology_bound ? ReasonCode::kTopology : ReasonCode::kResources, std::move(why)};
+}
+
+bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
+  PlacementRequest request = PlacementRequest::ForJob(job.spec);
+  FreeCapacity& free = model_->mutable_free();
+  Time end = pass.now + job.spec.time_limit;
+  int level = pass.book.Prepare(free, pool, end);
+  if (free.PoolGpus(pool) < job.gpus()) return false;
+  auto& memo = pass.failed[pool];
+  ShapeKey key = MakeShapeKey(level, request);
+  auto found = memo.find(key);
+  if (found != memo.end() && request.tasks >= found->second) return false;
+  std::optional<Placement> placement = FindPlacement(free, pool, request);
+  if (!placement) {
+    memo[key] = found == memo.end() ? request.tasks : std::min(found->second, request.tasks);
+    return false;
+  }
+  bool backfilled = pass.book.CountIn(pool) > 0;
+  model_->Start(job.id, pool, std::move(placement->tasks), pass.now);
+  pass.book.Started(pool, job.tasks, job.spec.gpus_per_task, end);
+  pass.started.insert(job.id);
+  order_->Started(job);
+  pass.result.decisions.push_back(StartDecision{job.id, pool, job.epoch, job.tasks, backfilled});
+  pass.result.started++;
+  return true;
+}
+
+bool Scheduler::TryPreempt(Pass& pass, Job& job) {
+  bool may_priority = policy_.priority_preemption && job.class_preempts_lower;
+  if (!policy_.reclaim && !may_priority) return false;
+  AccountTree& tree = model_->mutable_accounts();
+  FreeCapacity& free = model_->mutable_free();
+  PlacementRequest request = PlacementRequest::ForJob(job.spec);
+  Time end = pass.now + job.spec.time_limit;
+
+  for (PoolIndex pool : job.pools) {
+    QuotaCheck quota = CheckJobQuota(job, pool);
+    bool may_reclaim = policy_.reclaim && quota.within_nominal;
+    if (!may_reclaim && !may_priority) continue;
+    if (!job.spec.preemptible && !quota.within_nominal) continue;  // it would have to borrow
+    auto memo_key = std::make_tuple(job.account, job.priority, static_cast<int>(request.topology.mode),
+                                    static_cast<int>(request.topology.level), request.gpus_per_task,
+                                    request.cpus_per_task);
+    auto& memo = pass.preempt_failed[pool];
+    auto failed = memo.find(memo_key);
+    if (failed != memo.end() && request.tasks >= failed->second) continue;
+
+    // Victims: borrowers outside the job's branch (reclaim), and preemptible jobs of lower
+    // classes (priority); lowest class first, then fewest GPU-hours lost, then newest.
+    struct Candidate {
+      int priority;
+      double gpu_seconds_lost;
+      Time start;
+      JobId id;
+      bool reclaim;
+    };
+    std::vector<Candidate> candidates;
+    for (const auto& [end_time, id] : model_->running_by_end(pool)) {
+      if (pass.started.count(id)) continue;
+      const Job& running = *model_->FindJob(id);
+      bool by_priority = may_priority && running.spec.preemptible && running.priority < job.priority;
+      bool by_reclaim = may_reclaim && IsBorrowingFrom(tree, running.account, job.account, pool);
+      if (!by_priority && !by_reclaim) continue;
+      candidates.push_back({running.priority,
+                            static_cast<double>(running.gpus()) * static_cast<double>(pass.now - running.start_time),
+                            running.start_time, id, by_reclaim && !by_priority});
+    }
+    if (candidates.empty()) {
+      memo[memo_key] = request.tasks;
+      continue;
+    }
+    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+      if (a.priority != b.priority) return a.priority < b.priority;
+      if (a.gpu_seconds_lost != b.gpu_seconds_lost) return a.gpu_seconds_lost < b.gpu_seconds_lost;
+      if (a.start != b.start) return a.start > b.start;
+      return a.id > b.id;
+    });
+
+    pass.book.Prepare(free, pool, end);
+    // Trial removals change only counts in the index and the accounts; they are undone exactly.
+    auto remove = [&](JobId id) {
+      const Job& victim = *model_->FindJob(id);
+      for (const TaskAllocation& task : victim.tasks) free.Give(task.node, task.gpu_mask, task.cpus, task.memory_bytes);
+      tree.Charge(victim.account, pool, -victim.gpus(),
+                  -static_cast<double>(victim.gpus()) * static_cast<double>(victim.expected_end()));
+    };
+    auto restore = [&](JobId id) {
+      const Job& victim = *model_->FindJob(id);
+      for (const TaskAllocation& task : victim.tasks) free.TakeMask(task.node, task.gpu_mask, task.cpus, task.memory_bytes);
+      tree.Charge(victim.account, pool, victim.gpus(),
+                  static_cast<double>(victim.gpus()) * static_cast<double>(victim.expected_end()));
+    };
+    auto fits = [&]() {
+      return CheckJobQuota(job, pool).fits && free.PoolGpus(pool) >= job.gpus() &&
+             FindPlacement(free, pool, request).has_value();
+    };
+    std::vector<JobId> victims;
+    std::vector<bool> reclaimed;
+    bool success = false;
+    for (const Candidate& candidate : candidates) {
+      remove(candidate.id);
+      victims.push_back(candidate.id);
+      reclaimed.push_back(candidate.reclaim);
+      if (fits()) {
+        success = true;
+        break;
+      }
+    }
+    if (!success) {
+      for (JobId id : victims) restore(id);
+      memo[memo_key] = failed == memo.end() ? request.tasks : std::min(failed->second, request.tasks);
+      continue;
+    }
+    // Spare the victims that turned out not to be needed, latest chosen first.
+    std::vector<bool> needed(victims.size(), true);
+    for (size_t i = victims.size() - 1; i-- > 0;) {
+      restore(victims[i]);
+      if (fits()) {
+        needed[i] = false;
+      } else {
+        remove(victims[i]);
+      }
+    }
+    for (size_t i = 0; i < victims.size(); ++i) {
+      if (needed[i]) restore(victims[i]);
+    }
+    pass.book.Clear(free, pool);
+
+    const AccountTree& accounts = model_->accounts();
+    for (size_t i = 0; i < victims.size(); ++i) {
+      if (!needed[i]) continue;
+      const Job& victim = *model_->FindJob(victims[i]);
+      std::string reason =
+          reclaimed[i]
+              ? fmt::format("reclaim: account '{}' needs its nominal quota in pool '{}' back from "
+                            "borrowing account '{}'",
+                            accounts.account(job.account).path, model_->cluster().pool(pool).name,
+                            accounts.account(victim.account).path)
+              : fmt::format("priority: class '{}' of job {} preempts class '{}'",
+                            job.spec.priority_class, job.id, victim.spec.priority_class);
+      bool requeue = victim.spec.requeue;
+      JobId victim_id = victim.id;
+      std::optional<Job> ended = model_->Stop(victim_id, requeue);
+      if (ended) {
+        pass.result.ended.push_back(std::move(*ended));
+      } else {
+        model_->FindMutableJob(victim_id)->reason = {
+            ReasonCode::kNone, fmt::format("preempted by job {} and requeued ({})", job.id, reason)};
+      }
+      pass.result.decisions.push_back(PreemptDecision{victim_id, job.id, requeue, std::move(reason)});
+      pass.result.preempted++;
+    }
+    pass.failed[pool].clear();
+    pass.preempt_failed[pool].clear();
+    if (TryStartNow(pass, job, pool)) return true;
+    // The trial said it fits; if holds changed that, the job still waits with its victims gone.
+    job.reason = {ReasonCode::kResources, "preempted jobs to make room; starts when the GPUs are free"};
+    return true;
+  }
+  return false;
+}
+
+bool Scheduler::TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& pools) {
+  PlacementRequest request = PlacementRequest::ForJob(job.spec);
+  std::optional<Reservation> best;
+  for (PoolIndex pool : pools) {
+    if (pass.book.CountIn(pool) >= static_cast<size_t>(reservation_depth_)) continue;
+    auto& memo = pass.failed[pool];
+    ShapeKey key = MakeShapeKey(-1, request);
+    auto found = memo.find(key);
+    if (found != memo.end() && request.tasks >= found->second) continue;
+    std::optional<Reservation> planned =
+        pass.book.Plan(*model_, pool, request, job.spec.time_limit, pass.now);
+    if (!planned) {
+      memo[key] = found == memo.end() ? request.tasks : std::min(found->second, request.tasks);
+      continue;
+    }
+    if (!best || planned->start < best->start) best = std::move(planned);
+  }
+  if (!best) return false;
+  best->job = job.id;
+  PoolIndex pool = best->pool;
+  job.reason = {ReasonCode::kReserved,
+                fmt::format("reserved to start at t={} (in {}) in pool '{}' on {} nodes", best->start,
+                            FormatDuration(best->start - pass.now), model_->cluster().pool(pool).name,
+                            best->gpus.size())};
+  pass.result.decisions.push_back(
+      ReserveDecision{job.id, pool, best->start, static_cast<int>(best->gpus.size())});
+  pass.result.reserved++;
+  pass.book.Add(std::move(*best));
+  pass.failed[pool].clear();
+  return true;
+}
+
+std::string FormatDecision(const Model& model, const Decision& decision) {
+  const Cluster& cluster = model.cluster();
+  if (const auto* start = std::get_if<StartDecision>(&decision)) {
+    // Tasks on the same node are shown together: node[gpus].
+    std::vector<std::pair<NodeIndex, uint32_t>> nodes;
+    for (const TaskAllocation& task : start->tasks) {
+      if (!nodes.empty() && nodes.back().first == task.node) {
+        nodes.back().second |= task.gpu_mask;
+      } else {
+        nodes.emplace_back(task.node, task.gpu_mask);
+      }
+    }
+    std::sort(nodes.begin(), nodes.end());
+    std::string placed;
+    for (auto [node, mask] : nodes) {
+      if (!placed.empty()) placed += ',';
+      placed += fmt::format("{}[{}]", cluster.node(node).name, FormatMask(mask));
+    }
+    return fmt::format("start job={} pool={} nodes={}{}", start->job, cluster.pool(start->pool).name,
+                       placed, start->backfilled ? " backfill" : "");
+  }
+  if (const auto* preempt = std::get_if<PreemptDecision>(&decision)) {
+    return fmt::format("preempt job={} for={} {} reason=\"{}\"", preempt->victim, preempt->preemptor,
+                       preempt->requeued ? "requeue" : "end", preempt->reason);
+  }
+  const auto& reserve = std::get<ReserveDecision>(decision);
+  return fmt::format("reserve job={} pool={} start={} nodes={}", reserve.job,
+                     cluster.pool(reserve.pool).name, reserve.start, reserve.nodes);
+}
+
+}  // namespace allot

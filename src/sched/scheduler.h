@@ -1,0 +1,126 @@
+// Scheduler: the one piece of decision-making code that the server runs for real and the
+// simulator runs in virtual time.
+//
+// It owns the Model and changes it only through these calls. A pass looks at every pending job
+// once, in queue order, and for each: checks its grants, its quota in each acceptable pool, and
+// where its gang fits; starts it, or preempts for it (reclaim of lent quota, or a higher
+// priority class), or reserves its future start (backfill), or records why it waits. The pass
+// returns its decisions in the order they were made.
+//
+//   ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::Create(std::move(config)));
+//   ALLOT_RETURN_IF_ERROR(scheduler->Submit(42, spec, now));
+//   PassResult pass = scheduler->RunPass(now);
+//   for (const Decision& decision : pass.decisions) { ... }
+//   scheduler->Complete(42, later);
+//
+// Deterministic: the same calls with the same arguments give the same decisions. No I/O, no
+// clock (time is an argument), no threads; not thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include "core/config.h"
+#include "core/model.h"
+#include "sched/placement.h"
+#include "sched/queue_order.h"
+#include "sched/quota.h"
+#include "sched/reservations.h"
+
+namespace allot {
+
+struct StartDecision {
+  JobId job = 0;
+  PoolIndex pool = 0;
+  uint64_t epoch = 0;
+  std::vector<TaskAllocation> tasks;
+  bool backfilled = false;  // started behind a reservation of a job ahead of it
+};
+
+struct PreemptDecision {
+  JobId victim = 0;
+  JobId preemptor = 0;
+  bool requeued = false;
+  std::string reason;
+};
+
+struct ReserveDecision {
+  JobId job = 0;
+  PoolIndex pool = 0;
+  Time start = 0;
+  int nodes = 0;
+};
+
+using Decision = std::variant<StartDecision, PreemptDecision, ReserveDecision>;
+
+struct PassResult {
+  std::vector<Decision> decisions;
+  size_t considered = 0;  // pending jobs looked at
+  size_t started = 0;
+  size_t preempted = 0;
+  size_t reserved = 0;
+  // Jobs that left the model in this pass (preempted without requeue), for the caller to record.
+  std::vector<Job> ended;
+};
+
+// What happened to the running jobs of a node that went down.
+struct NodeFailure {
+  std::vector<JobId> requeued;
+  std::vector<Job> ended;
+};
+
+class Scheduler {
+ public:
+  // Builds the model from a loaded config and checks the policy names.
+  static StatusOr<std::unique_ptr<Scheduler>> Create(Config config);
+
+  const Model& model() const { return *model_; }
+  const PolicyConfig& policy() const { return policy_; }
+
+  // Validates and resolves a spec and queues the job. Rejects, changing nothing, a spec whose
+  // account, class or pools are unknown, whose time limit is over the maximum, or that could
+  // never run: no acceptable pool could ever hold its gang, or its quota could never admit it.
+  Status Submit(JobId id, const JobSpec& spec, Time now);
+  // Removes a pending job, or stops a running one; returns its record.
+  StatusOr<Job> Cancel(JobId id, Time now);
+  // A running job ended (exit, or killed at its time limit); returns its record.
+  StatusOr<Job> Complete(JobId id, Time now);
+  Status Hold(JobId id);
+  Status Release(JobId id);
+  // Up, draining or down. Down ends the node's running jobs as node failures: those that allow
+  // it are requeued, the others leave the model and are returned.
+  StatusOr<NodeFailure> SetNodeState(NodeIndex node, NodeState state, Time now);
+
+  PassResult RunPass(Time now);
+
+ private:
+  Scheduler(std::unique_ptr<Model> model, PolicyConfig policy);
+
+  // One pass's working state.
+  struct Pass;
+
+  void TryJob(Pass& pass, Job& job);
+  bool TryStartNow(Pass& pass, Job& job, PoolIndex pool);
+  bool TryPreempt(Pass& pass, Job& job);
+  bool TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& pools);
+  std::optional<std::string> GrantBlock(const Job& job, Time now) const;
+  QuotaCheck CheckJobQuota(const Job& job, PoolIndex pool) const;
+  std::optional<std::string> NeverPlaceable(PoolIndex pool, const PlacementRequest& request);
+
+  std::unique_ptr<Model> model_;
+  PolicyConfig policy_;
+  int reservation_depth_ = 1;
+  std::unique_ptr<QueueOrder> order_;
+  // (pool, level, mode, gpus, cpus, memory, tasks) -> why it can never be placed ("" if it can).
+  std::map<std::tuple<PoolIndex, int, int, int, int, int64_t, int>, std::string> never_cache_;
+};
+
+// "start job=3 pool=p nodes=n1[0-3],n2[0-3]": one line per decision, for logs and golden tests.
+std::string FormatDecision(const Model& model, const Decision& decision);
+
+}  // namespace allot
