@@ -341,7 +341,8 @@ Status ReadAccounts(const Reader& reader, const YAML::Node& list, std::string_vi
 Status ReadPolicy(const Reader& reader, const YAML::Node& map, PolicyConfig& policy) {
   ALLOT_RETURN_IF_ERROR(reader.CheckMap(map, "policy",
                                         {"queue_order", "backfill", "reservation_depth",
-                                         "fair_share_half_life", "preemption", "default_time_limit",
+                                         "fair_share_half_life", "starvation_after", "preemption",
+                                         "default_time_limit",
                                          "max_time_limit", "default_priority_class",
                                          "priority_classes"}));
   auto one_of = [&](const char* key, const std::vector<std::string_view>& names,
@@ -362,6 +363,9 @@ Status ReadPolicy(const Reader& reader, const YAML::Node& map, PolicyConfig& pol
   }
   if (map["fair_share_half_life"]) {
     ALLOT_ASSIGN_OR_RETURN(policy.fair_share_half_life, reader.DurationValue(map["fair_share_half_life"], "policy.fair_share_half_life"));
+  }
+  if (map["starvation_after"]) {
+    ALLOT_ASSIGN_OR_RETURN(policy.starvation_after, reader.DurationValue(map["starvation_after"], "policy.starvation_after"));
   }
   if (map["default_time_limit"]) {
     ALLOT_ASSIGN_OR_RETURN(policy.default_time_limit, reader.DurationValue(map["default_time_limit"], "policy.default_time_limit"));

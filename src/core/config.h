@@ -31,6 +31,9 @@ struct PolicyConfig {
   std::string backfill = "easy";           // easy | conservative | none
   int reservation_depth = 0;               // 0: 1 for easy, 16 for conservative
   Duration fair_share_half_life = 7 * 86400;
+  // A job pending this long goes ahead of its class (the oldest, up to reservation_depth per
+  // pool), so fair share cannot starve a big gang of a busy account. 0 turns it off.
+  Duration starvation_after = 2 * 3600;
   bool reclaim = true;              // a job within nominal preempts borrowers
   bool priority_preemption = true;  // classes with preempts_lower preempt lower classes
   Duration default_time_limit = 86400;

@@ -38,6 +38,7 @@ std::string_view ReasonCodeName(ReasonCode code) {
     case ReasonCode::kTopology: return "topology";
     case ReasonCode::kReserved: return "reserved";
     case ReasonCode::kBackfillBlocked: return "backfill";
+    case ReasonCode::kPreempted: return "preempted";
   }
   return "?";
 }

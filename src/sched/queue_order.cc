@@ -4,18 +4,27 @@
 #include <cmath>
 #include <deque>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace allot {
 namespace {
 
 class FifoOrder final : public QueueOrder {
  public:
-  void Begin(const Model& model, std::vector<JobId> pending) override {
+  void Begin(const Model& model, std::vector<JobId> pending, std::vector<JobId> first) override {
     jobs_ = std::move(pending);
+    std::unordered_map<JobId, size_t> rank;
+    for (size_t i = 0; i < first.size(); ++i) rank.emplace(first[i], i);
+    auto rank_of = [&](JobId id) {
+      auto found = rank.find(id);
+      return found == rank.end() ? first.size() : found->second;
+    };
     std::sort(jobs_.begin(), jobs_.end(), [&](JobId a, JobId b) {
       const Job& x = *model.FindJob(a);
       const Job& y = *model.FindJob(b);
       if (x.priority != y.priority) return x.priority > y.priority;
+      if (rank_of(a) != rank_of(b)) return rank_of(a) < rank_of(b);
       if (x.submit_time != y.submit_time) return x.submit_time < y.submit_time;
       return a < b;
     });
@@ -36,8 +45,11 @@ class FairShareOrder final : public QueueOrder {
  public:
   explicit FairShareOrder(Duration half_life) : half_life_(half_life) {}
 
-  void Begin(const Model& model, std::vector<JobId> pending) override {
+  void Begin(const Model& model, std::vector<JobId> pending, std::vector<JobId> first) override {
     model_ = &model;
+    first_ = std::move(first);
+    is_first_.clear();
+    for (JobId id : first_) is_first_.insert(id);
     const AccountTree& tree = model.accounts();
     // Jobs grouped by class (highest first), each class's jobs in submit order.
     std::sort(pending.begin(), pending.end(), [&](JobId a, JobId b) {
@@ -58,8 +70,12 @@ class FairShareOrder final : public QueueOrder {
 
   std::optional<JobId> Next() override {
     while (true) {
-      const AccountTree& tree = model_->accounts();
-      AccountIndex at = tree.root();
+      // Starving jobs of this class first, in the order given.
+      while (next_first_ < first_.size()) {
+        JobId id = first_[next_first_++];
+        if (model_->FindJob(id)->priority == class_priority_) return id;
+      }
+      AccountIndex at = model_->accounts().root();
       if (children_[at].empty() && queues_[at].empty()) {
         if (class_begin_ == pending_.size()) return std::nullopt;
         LoadNextClass();
@@ -99,14 +115,18 @@ class FairShareOrder final : public QueueOrder {
 
   void LoadNextClass() {
     const AccountTree& tree = model_->accounts();
+    if (class_begin_ == pending_.size()) return;
     int priority = model_->FindJob(pending_[class_begin_])->priority;
+    class_priority_ = priority;
+    next_first_ = 0;
     size_t end = class_begin_;
     while (end < pending_.size() && model_->FindJob(pending_[end])->priority == priority) {
       const Job& job = *model_->FindJob(pending_[end]);
-      queues_[job.account].push_back(job.id);
+      if (!is_first_.count(job.id)) queues_[job.account].push_back(job.id);
       ++end;
     }
     for (size_t i = class_begin_; i < end; ++i) {
+      if (is_first_.count(pending_[i])) continue;
       AccountIndex at = model_->FindJob(pending_[i])->account;
       // Link the account and its ancestors into their parents' ordered sets, once each.
       while (at != tree.root() && !in_parent_[at]) {
@@ -137,6 +157,10 @@ class FairShareOrder final : public QueueOrder {
   std::vector<std::set<std::pair<double, AccountIndex>>> children_;  // per account: by key
   std::vector<double> key_;
   std::vector<bool> in_parent_;
+  std::vector<JobId> first_;
+  std::unordered_set<JobId> is_first_;
+  size_t next_first_ = 0;
+  int class_priority_ = 0;
 };
 
 }  // namespace

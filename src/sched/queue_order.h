@@ -7,9 +7,11 @@
 //               GPU-seconds decayed with the half-life, expressed as average GPUs. Inside an
 //               account, submit time. The order is live: when a job starts in the pass, its
 //               account's share grows at once, so one pass already splits free GPUs by weight.
+// Jobs passed as `first` (the scheduler's starving jobs) go ahead of the others of their class,
+// in the order given, so a big gang that has waited too long gets the backfill reservation.
 //
 //   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fair_share", half_life);
-//   order->Begin(model, pending_ids);
+//   order->Begin(model, pending_ids, /*first=*/{});
 //   while (std::optional<JobId> id = order->Next()) { ...; if (started) order->Started(job); }
 //
 // Each pending job is handed out exactly once per pass. Not thread-safe.
@@ -27,7 +29,8 @@ namespace allot {
 class QueueOrder {
  public:
   virtual ~QueueOrder() = default;
-  virtual void Begin(const Model& model, std::vector<JobId> pending) = 0;
+  // `first` is a subset of `pending`.
+  virtual void Begin(const Model& model, std::vector<JobId> pending, std::vector<JobId> first) = 0;
   virtual std::optional<JobId> Next() = 0;
   virtual void Started(const Job& job) = 0;
 };

@@ -101,6 +101,7 @@ TEST_F(QuotaTest, NoRoomWhenThePoolIsUsedByOthers) {
   EXPECT_FALSE(check.borrows);
   check = Check("alice", 5);
   EXPECT_FALSE(check.fits);
+  EXPECT_TRUE(check.pool_full);  // no account limit binds: a wait for GPUs
   EXPECT_EQ(check.room, 4);
   EXPECT_THAT(check.why, HasSubstr("pool 'p'"));
   EXPECT_THAT(check.why, HasSubstr("needs 5"));
@@ -127,6 +128,7 @@ accounts:
   EXPECT_TRUE(check.borrows);
   check = Check("alice", 7);
   EXPECT_FALSE(check.fits);
+  EXPECT_FALSE(check.pool_full);
   EXPECT_EQ(check.room, 6);
   EXPECT_THAT(check.why, HasSubstr("lab/alice"));
   EXPECT_THAT(check.why, HasSubstr("borrow limit 2"));
@@ -174,6 +176,7 @@ accounts:
   EXPECT_TRUE(check.borrows);
   check = Check("alice", 6);
   EXPECT_FALSE(check.fits);
+  EXPECT_FALSE(check.pool_full);
   EXPECT_EQ(check.room, 5);
   EXPECT_THAT(check.why, HasSubstr("do not lend"));
 

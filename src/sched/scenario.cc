@@ -1,5 +1,6 @@
 #include "sched/scenario.h"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -68,6 +69,10 @@ class Runner {
       for (JobId id : failure.requeued) Log("requeue job={} reason=\"node failure\"", id);
       for (const Job& job : failure.ended) Log("end job={} node-failure", job.id);
       return OkStatus();
+    }
+    const std::vector<std::string> job_commands = {"complete", "cancel", "hold", "release", "show"};
+    if (std::find(job_commands.begin(), job_commands.end(), command) == job_commands.end()) {
+      return InvalidArgumentError("unknown command '{}'", command);
     }
     if (args.positional.size() != 1) return InvalidArgumentError("usage: {} JOB", command);
     ALLOT_ASSIGN_OR_RETURN(int64_t id, ParseCount("job", args.positional[0]));

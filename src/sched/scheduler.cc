@@ -244,7 +244,7 @@ StatusOr<NodeFailure> Scheduler::SetNodeState(NodeIndex node, NodeState state, T
       } else {
         failure.requeued.push_back(id);
         model_->FindMutableJob(id)->reason = {
-            ReasonCode::kNone, fmt::format("requeued: node '{}' failed", model_->cluster().node(node).name)};
+            ReasonCode::kPreempted, fmt::format("requeued: node '{}' failed", model_->cluster().node(node).name)};
       }
     }
   }
@@ -260,7 +260,7 @@ PassResult Scheduler::RunPass(Time now) {
   for (JobId id : model_->pending()) {
     if (!model_->FindJob(id)->held) pending.push_back(id);
   }
-  order_->Begin(*model_, std::move(pending));
+  order_->Begin(*model_, pending, StarvingJobs(pending, now));
   while (std::optional<JobId> id = order_->Next()) {
     Job* job = model_->FindMutableJob(*id);
     if (!job || job->state != JobState::kPending) continue;
@@ -268,6 +268,31 @@ PassResult Scheduler::RunPass(Time now) {
   }
   pass.book.ClearAll(model_->mutable_free());
   return std::move(pass.result);
+}
+
+std::vector<JobId> Scheduler::StarvingJobs(const std::vector<JobId>& pending, Time now) const {
+  if (policy_.starvation_after <= 0) return {};
+  std::vector<const Job*> waiting;
+  for (JobId id : pending) {
+    const Job* job = model_->FindJob(id);
+    if (now - job->submit_time >= policy_.starvation_after) waiting.push_back(job);
+  }
+  std::sort(waiting.begin(), waiting.end(), [](const Job* a, const Job* b) {
+    if (a->priority != b->priority) return a->priority > b->priority;
+    if (a->submit_time != b->submit_time) return a->submit_time < b->submit_time;
+    return a->id < b->id;
+  });
+  // The oldest of each class, up to the reservation depth per (first) pool.
+  std::map<std::pair<int, PoolIndex>, int> promoted;
+  std::vector<JobId> first;
+  for (const Job* job : waiting) {
+    int& count = promoted[{job->priority, job->pools.front()}];
+    if (count < reservation_depth_) {
+      ++count;
+      first.push_back(job->id);
+    }
+  }
+  return first;
 }
 
 std::optional<std::string> Scheduler::GrantBlock(const Job& job, Time now) const {
@@ -511,7 +536,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
         pass.result.ended.push_back(std::move(*ended));
       } else {
         model_->FindMutableJob(victim_id)->reason = {
-            ReasonCode::kNone, fmt::format("preempted by job {} and requeued ({})", job.id, reason)};
+            ReasonCode::kPreempted, fmt::format("preempted by job {} and requeued ({})", job.id, reason)};
       }
       pass.result.decisions.push_back(PreemptDecision{victim_id, job.id, requeue, std::move(reason)});
       pass.result.preempted++;

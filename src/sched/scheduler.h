@@ -109,6 +109,8 @@ class Scheduler {
   bool TryPreempt(Pass& pass, Job& job);
   bool TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& pools);
   std::optional<std::string> GrantBlock(const Job& job, Time now) const;
+  // Pending jobs that waited past policy.starvation_after and go first in their class.
+  std::vector<JobId> StarvingJobs(const std::vector<JobId>& pending, Time now) const;
   QuotaCheck CheckJobQuota(const Job& job, PoolIndex pool) const;
   std::optional<std::string> NeverPlaceable(PoolIndex pool, const PlacementRequest& request);
 
