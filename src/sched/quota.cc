@@ -107,10 +107,16 @@ std::optional<std::string> WhyQuotaNever(const AccountTree& tree, AccountIndex a
 
 bool IsBorrowingFrom(const AccountTree& tree, AccountIndex job_account, AccountIndex for_account,
                      PoolIndex pool) {
+  // The victim's branch in the cohort it shares with `for_account`: the ancestor just below their
+  // lowest common ancestor. Only if that branch is above its nominal does it hold GPUs the
+  // other branch lent.
   for (AccountIndex at = job_account; at != tree.root(); at = tree.account(at).parent) {
     if (tree.IsAncestorOrSelf(at, for_account)) return false;
-    const Account& a = tree.account(at);
-    if (a.allocated[pool] > a.quota[pool].nominal) return true;
+    AccountIndex parent = tree.account(at).parent;
+    if (tree.IsAncestorOrSelf(parent, for_account)) {
+      const Account& branch = tree.account(at);
+      return branch.allocated[pool] > branch.quota[pool].nominal;
+    }
   }
   return false;
 }

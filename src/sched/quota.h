@@ -37,8 +37,8 @@ std::optional<std::string> WhyQuotaNever(const AccountTree& tree, AccountIndex a
                                          PoolIndex pool, int64_t gpus, int64_t pool_gpus,
                                          bool may_borrow, std::string_view pool_name);
 
-// Whether `job_account` is borrowing from outside `for_account`'s branch: some account on its
-// path, below the lowest common ancestor with `for_account`, uses more than its nominal.
+// Whether `job_account` holds GPUs lent by `for_account`'s side: the branch of `job_account`
+// just below their lowest common ancestor uses more than its nominal.
 bool IsBorrowingFrom(const AccountTree& tree, AccountIndex job_account, AccountIndex for_account,
                      PoolIndex pool);
 

@@ -87,16 +87,21 @@ std::optional<Reservation> ReservationBook::Plan(Model& model, PoolIndex pool,
   FreeCapacity scratch = live;
   int64_t needed = static_cast<int64_t>(request.tasks) * request.gpus_per_task;
   const auto& running = model.running_by_end(pool);
+  // Moments when GPUs come free: running jobs reach their limits, earlier reservations end.
+  std::vector<Time> moments;
+  for (const auto& [end, id] : running) moments.push_back(std::max(end, now));
+  for (const Reservation& other : pools_[pool].reservations) moments.push_back(other.end);
+  std::sort(moments.begin(), moments.end());
+  moments.erase(std::unique(moments.begin(), moments.end()), moments.end());
   std::vector<std::pair<NodeIndex, int>> held;
-  for (auto it = running.begin(); it != running.end();) {
-    // Release every job ending at the same moment, then look.
-    Time at = std::max(it->first, now);
-    while (it != running.end() && std::max(it->first, now) == at) {
-      const Job& job = *model.FindJob(it->second);
+  auto next_release = running.begin();
+  for (Time at : moments) {
+    while (next_release != running.end() && std::max(next_release->first, now) <= at) {
+      const Job& job = *model.FindJob(next_release->second);
       for (const TaskAllocation& task : job.tasks) {
         scratch.GiveCount(task.node, job.spec.gpus_per_task, task.cpus, task.memory_bytes);
       }
-      ++it;
+      ++next_release;
     }
     if (scratch.PoolGpus(pool) < needed) continue;
     held.clear();

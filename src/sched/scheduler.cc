@@ -21,9 +21,9 @@ struct Scheduler::Pass {
   // Per pool: (hold level, mode, level, gpus, cpus, memory) -> fewest tasks that did not fit.
   // Cleared when GPUs come free in the pool mid-pass (preemption) or a reservation is added.
   std::vector<std::map<ShapeKey, int>> failed;
-  // Per pool: (account, priority, mode, level, gpus, cpus) -> fewest tasks preemption could not
-  // make room for.
-  std::vector<std::map<std::tuple<AccountIndex, int, int, int, int, int>, int>> preempt_failed;
+  // Per pool: (account, priority, preemptible, shape) -> fewest tasks preemption could not make
+  // room for.
+  std::vector<std::map<std::tuple<AccountIndex, int, int, ShapeKey>, int>> preempt_failed;
   std::unordered_set<JobId> started;  // never preempted in the pass that started them
 };
 
@@ -429,9 +429,9 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
     bool may_reclaim = policy_.reclaim && quota.within_nominal;
     if (!may_reclaim && !may_priority) continue;
     if (!job.spec.preemptible && !quota.within_nominal) continue;  // it would have to borrow
-    auto memo_key = std::make_tuple(job.account, job.priority, static_cast<int>(request.topology.mode),
-                                    static_cast<int>(request.topology.level), request.gpus_per_task,
-                                    request.cpus_per_task);
+    int hold_level = pass.book.Prepare(free, pool, end);
+    auto memo_key = std::make_tuple(job.account, job.priority, static_cast<int>(job.spec.preemptible),
+                                    MakeShapeKey(hold_level, request));
     auto& memo = pass.preempt_failed[pool];
     auto failed = memo.find(memo_key);
     if (failed != memo.end() && request.tasks >= failed->second) continue;
@@ -467,7 +467,6 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
       return a.id > b.id;
     });
 
-    pass.book.Prepare(free, pool, end);
     // Trial removals change only counts in the index and the accounts; they are undone exactly.
     auto remove = [&](JobId id) {
       const Job& victim = *model_->FindJob(id);

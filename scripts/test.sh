@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds allot and runs every test (unit, scenario), then smoke-runs the benchmarks.
+#   scripts/test.sh            release build in build/
+#   scripts/test.sh --sanitize ASan+UBSan build in build-sanitize/ (tests only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+if [ "${1:-}" = "--sanitize" ]; then
+  cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DALLOT_SANITIZE=ON \
+    -DALLOT_BUILD_BENCHMARKS=OFF >/dev/null
+  cmake --build build-sanitize
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-sanitize --output-on-failure
+  exit 0
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build
+ctest --test-dir build --output-on-failure
+# Benchmarks must build and run; timings are recorded in docs/performance.md, not judged here.
+./build/src/sched/sched_benchmark --benchmark_filter='BM_Place' --benchmark_min_time=0.05 >/dev/null
+echo "benchmarks: smoke run ok"
