@@ -15,14 +15,16 @@
 namespace allot {
 namespace {
 
+// The source tree, compiled in by CMake; ALLOT_SOURCE_DIR in the environment overrides it.
 std::filesystem::path ScenarioDirectory() {
   const char* source = std::getenv("ALLOT_SOURCE_DIR");
-  return std::filesystem::path(source ? source : ".") / "tests" / "scenarios";
+  return std::filesystem::path(source ? source : ALLOT_SOURCE_DIR) / "tests" / "scenarios";
 }
 
 std::vector<std::string> ScenarioNames() {
   std::vector<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(ScenarioDirectory())) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(ScenarioDirectory(), error)) {
     if (entry.path().extension() == ".yaml") names.push_back(entry.path().stem().string());
   }
   std::sort(names.begin(), names.end());

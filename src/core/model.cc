@@ -68,6 +68,7 @@ std::optional<Job> Model::Stop(JobId id, bool requeue) {
                    -gpus * static_cast<double>(job.expected_end()));
   if (requeue) {
     job.state = JobState::kPending;
+    job.tasks.clear();
     job.restarts++;
     job.reason = {};
     pending_.insert(id);

@@ -132,6 +132,10 @@ Status Scheduler::Submit(JobId id, const JobSpec& spec, Time now) {
   }
   Duration limit = spec.time_limit > 0 ? spec.time_limit : policy_.default_time_limit;
   if (spec.time_limit < 0) return InvalidArgumentError("time_limit must be positive");
+  constexpr Duration kLongestLimit = 10LL * 365 * 86400;  // keeps start + limit far from overflow
+  if (limit > kLongestLimit) {
+    return InvalidArgumentError("time limit {} is longer than 10 years", FormatDuration(limit));
+  }
   if (policy_.max_time_limit > 0 && limit > policy_.max_time_limit) {
     return InvalidArgumentError("time limit {} is over the maximum of {}", FormatDuration(limit),
                                 FormatDuration(policy_.max_time_limit));
