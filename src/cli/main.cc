@@ -3,9 +3,12 @@
 //   allot demo [--config FILE] [--jobs N] [--seed N]   one scheduling pass over the national pool
 //   allot schedule SCENARIO                            run a scenario script, print its decisions
 //   allot check CONFIG                                 validate a config and summarise it
+//   allot sim [--config FILE | --cluster NxG] --trace FILE [--policy A,B] ...
+//                                                      simulate a trace under policies
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad input (the message says what to fix).
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +20,8 @@
 #include "core/generator.h"
 #include "sched/scenario.h"
 #include "sched/scheduler.h"
+#include "sim/command.h"
+#include "sim/report.h"
 
 namespace allot {
 namespace {
@@ -124,6 +129,33 @@ int RunDemo(const std::string& path, size_t job_count, uint64_t seed) {
   return 0;
 }
 
+// A one-line progress bar on stderr, redrawn in place; only when stderr is a terminal.
+void DrawProgress(const std::string& policy, double fraction) {
+  constexpr int kWidth = 40;
+  int filled = static_cast<int>(fraction * kWidth);
+  fmt::print(stderr, "\r{:<14} [{}{}] {:3.0f}%", policy, std::string(static_cast<size_t>(filled), '#'),
+             std::string(static_cast<size_t>(kWidth - filled), ' '), fraction * 100);
+  if (fraction >= 1.0) fmt::print(stderr, "\n");
+  std::fflush(stderr);
+}
+
+int RunSim(SimCommand command, bool quiet) {
+  if (!quiet && isatty(STDERR_FILENO)) command.progress = DrawProgress;
+  StatusOr<std::vector<SimRun>> runs = RunSimCommand(command);
+  if (!runs.ok()) return Fail(runs.status());
+  std::cout << FormatSummaryTable(*runs);
+  const std::vector<std::string>& problems = runs->front().problems;
+  if (!problems.empty()) {
+    const SimSummary& summary = runs->front().summary;
+    fmt::print(stderr, "{} trace lines skipped and {} jobs rejected; the first problems:\n",
+               summary.skipped_lines, summary.rejected);
+    for (size_t i = 0; i < std::min<size_t>(problems.size(), 5); ++i) fmt::print(stderr, "  {}\n", problems[i]);
+  }
+  Status written = WriteSimOutputs(command, *runs);
+  if (!written.ok()) return Fail(written);
+  return 0;
+}
+
 }  // namespace
 }  // namespace allot
 
@@ -147,6 +179,30 @@ int main(int argc, char** argv) {
   CLI::App* check = app.add_subcommand("check", "Validate a pool config and summarise it");
   check->add_option("config", check_config, "Pool config (YAML)")->required();
 
+  allot::SimCommand sim_command;
+  std::string sim_policies = "config";
+  std::string sim_format;
+  std::string sim_interval;
+  std::string sim_horizon;
+  bool sim_quiet = false;
+  CLI::App* sim = app.add_subcommand("sim", "Simulate a workload trace on a pool under one or more policies");
+  sim->add_option("--config", sim_command.config, "Pool config (YAML)")->check(CLI::ExistingFile);
+  sim->add_option("--cluster", sim_command.cluster, "A flat cluster NODESxGPUS instead, e.g. 256x1");
+  sim->add_option("--trace", sim_command.trace, "Trace file (for --format national: the workload YAML; default the config)");
+  sim->add_option("--format", sim_format, "swf, philly, csv or national (default: from the file name)");
+  sim->add_option("--policy", sim_policies, "Policies, comma-separated: fcfs, easy, conservative, fair-share, first-fit, config");
+  sim->add_option("--json", sim_command.json_path, "Write the summary as JSON here");
+  sim->add_option("--jobs-csv", sim_command.jobs_csv_path, "Write one CSV row per job here");
+  sim->add_option("--report", sim_command.report_dir, "Write an HTML report with plots into this directory");
+  sim->add_option("--seed", sim_command.seed, "Seed of the national workload generator");
+  sim->add_option("--failures", sim_command.failures_path, "Node schedule CSV: time,node,state");
+  sim->add_option("--pass-interval", sim_interval, "Least time between scheduling passes (default: policy.pass_interval)");
+  sim->add_option("--horizon", sim_horizon, "Stop the simulation at this time (default: when every job is done)");
+  sim->add_option("--gpus-per-node", sim_command.gpus_per_node, "GPUs per task when a trace gives only a GPU count")
+      ->check(CLI::Range(1, 16));
+  sim->add_flag("--strict", sim_command.strict, "Fail on the first bad trace line or rejected job instead of skipping it");
+  sim->add_flag("--quiet", sim_quiet, "No progress bar");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -156,5 +212,30 @@ int main(int argc, char** argv) {
   if (*demo) return allot::RunDemo(demo_config, demo_jobs, demo_seed);
   if (*schedule) return allot::RunSchedule(scenario);
   if (*check) return allot::RunCheck(check_config);
+  if (*sim) {
+    auto bad = [](const allot::Status& status) { return allot::Fail(status); };
+    if (!sim_format.empty()) {
+      allot::StatusOr<allot::TraceFormat> format = allot::ParseTraceFormat(sim_format);
+      if (!format.ok()) return bad(format.status());
+      sim_command.format = *format;
+    }
+    sim_command.policies.clear();
+    for (size_t start = 0; start <= sim_policies.size();) {
+      size_t comma = std::min(sim_policies.find(',', start), sim_policies.size());
+      sim_command.policies.push_back(sim_policies.substr(start, comma - start));
+      start = comma + 1;
+    }
+    if (!sim_interval.empty()) {
+      allot::StatusOr<allot::Duration> interval = allot::ParseDuration(sim_interval);
+      if (!interval.ok()) return bad(allot::InvalidArgumentError("--pass-interval: {}", interval.status().message()));
+      sim_command.pass_interval = *interval;
+    }
+    if (!sim_horizon.empty()) {
+      allot::StatusOr<allot::Duration> horizon = allot::ParseDuration(sim_horizon);
+      if (!horizon.ok()) return bad(allot::InvalidArgumentError("--horizon: {}", horizon.status().message()));
+      sim_command.horizon = *horizon;
+    }
+    return allot::RunSim(std::move(sim_command), sim_quiet);
+  }
   return allot::kExitBadInput;
 }

@@ -111,6 +111,7 @@ StatusOr<NodeIndex> Cluster::AddNode(const NodeOptions& options) {
   node.state = options.state;
   nodes_.push_back(std::move(node));
   node_by_name_.emplace(options.name, index);
+  nodes_[index].pool_position = static_cast<uint32_t>(pools_[pool].nodes.size());
   pools_[pool].nodes.push_back(index);
   return index;
 }

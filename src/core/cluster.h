@@ -57,6 +57,7 @@ struct Node {
   std::string name;
   PoolIndex pool = 0;
   DomainIndex nvlink = kNoDomain;  // the innermost domain; its ancestors give the rest of the path
+  uint32_t pool_position = 0;      // index of the node in its pool's `nodes`
   int gpus = 0;
   int cpus = 0;
   int64_t memory_bytes = 0;

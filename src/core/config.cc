@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include "core/yaml_reader.h"
+
 #include <algorithm>
 #include <cmath>
 #include <ctime>
@@ -10,111 +12,6 @@
 namespace allot {
 namespace {
 
-// Reads typed values out of a YAML tree and words errors as "source:line:col: field: message".
-class Reader {
- public:
-  explicit Reader(std::string_view source) : source_(source) {}
-
-  template <typename... Args>
-  Status Error(const YAML::Node& node, std::string_view field, fmt::format_string<Args...> format,
-               Args&&... args) const {
-    std::string where(source_);
-    if (node.IsDefined() && node.Mark().line >= 0) {
-      where = fmt::format("{}:{}:{}", source_, node.Mark().line + 1, node.Mark().column + 1);
-    }
-    return InvalidArgumentError("{}: {}: {}", where, field,
-                                fmt::format(format, std::forward<Args>(args)...));
-  }
-
-  Status CheckMap(const YAML::Node& node, std::string_view field,
-                  std::initializer_list<std::string_view> allowed) const {
-    if (!node.IsMap()) return Error(node, field, "expected a mapping of fields");
-    for (const auto& entry : node) {
-      std::string key = entry.first.Scalar();
-      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-        std::string names;
-        for (std::string_view name : allowed) names += (names.empty() ? "" : ", ") + std::string(name);
-        return Error(entry.first, field, "unknown field '{}'; expected one of: {}", key, names);
-      }
-    }
-    return OkStatus();
-  }
-
-  StatusOr<std::string> String(const YAML::Node& node, std::string_view field) const {
-    if (!node.IsScalar()) return Error(node, field, "expected a string");
-    return node.Scalar();
-  }
-
-  StatusOr<int64_t> Integer(const YAML::Node& node, std::string_view field, int64_t min,
-                            int64_t max) const {
-    if (!node.IsScalar()) return Error(node, field, "expected an integer");
-    const std::string& text = node.Scalar();
-    int64_t value = 0;
-    std::istringstream stream(text);
-    stream >> value;
-    if (stream.fail() || !stream.eof()) {
-      return Error(node, field, "expected an integer, got '{}'", text);
-    }
-    if (value < min || value > max) {
-      return Error(node, field, "must be between {} and {}, got {}", min, max, value);
-    }
-    return value;
-  }
-
-  StatusOr<double> Number(const YAML::Node& node, std::string_view field) const {
-    if (!node.IsScalar()) return Error(node, field, "expected a number");
-    const std::string& text = node.Scalar();
-    double value = 0;
-    std::istringstream stream(text);
-    stream >> value;
-    if (stream.fail() || !stream.eof() || !std::isfinite(value)) {
-      return Error(node, field, "expected a number, got '{}'", text);
-    }
-    return value;
-  }
-
-  StatusOr<bool> Bool(const YAML::Node& node, std::string_view field) const {
-    if (node.IsScalar()) {
-      const std::string& text = node.Scalar();
-      if (text == "true" || text == "yes" || text == "on") return true;
-      if (text == "false" || text == "no" || text == "off") return false;
-    }
-    return Error(node, field, "expected true or false");
-  }
-
-  StatusOr<Duration> DurationValue(const YAML::Node& node, std::string_view field) const {
-    if (!node.IsScalar()) return Error(node, field, "expected a duration");
-    StatusOr<Duration> value = ParseDuration(node.Scalar());
-    if (!value.ok()) return Error(node, field, "{}", value.status().message());
-    return value;
-  }
-
-  StatusOr<Time> TimeValue(const YAML::Node& node, std::string_view field) const {
-    if (!node.IsScalar()) return Error(node, field, "expected a time");
-    StatusOr<Time> value = ParseTimePoint(node.Scalar());
-    if (!value.ok()) return Error(node, field, "{}", value.status().message());
-    return value;
-  }
-
-  StatusOr<int64_t> Memory(const YAML::Node& node, std::string_view field) const {
-    if (!node.IsScalar()) return Error(node, field, "expected a memory size");
-    StatusOr<int64_t> value = ParseMemory(node.Scalar());
-    if (!value.ok()) return Error(node, field, "{}", value.status().message());
-    return value;
-  }
-
-  std::string_view source() const { return source_; }
-
- private:
-  std::string_view source_;
-};
-
-std::string Field(std::string_view parent, std::string_view child) {
-  return parent.empty() ? std::string(child) : fmt::format("{}.{}", parent, child);
-}
-std::string Item(std::string_view parent, size_t index) {
-  return fmt::format("{}[{}]", parent, index);
-}
 
 struct NodeDefaults {
   int gpus = 8;
@@ -122,7 +19,7 @@ struct NodeDefaults {
   int64_t memory = 0;
 };
 
-Status ReadPools(const Reader& reader, const YAML::Node& list, Cluster& cluster) {
+Status ReadPools(const YamlReader& reader, const YAML::Node& list, Cluster& cluster) {
   if (!list.IsSequence()) return reader.Error(list, "pools", "expected a list of pools");
   for (size_t i = 0; i < list.size(); ++i) {
     const YAML::Node& entry = list[i];
@@ -194,7 +91,7 @@ Status ReadPools(const Reader& reader, const YAML::Node& list, Cluster& cluster)
   return OkStatus();
 }
 
-Status ReadNodes(const Reader& reader, const YAML::Node& list, Cluster& cluster) {
+Status ReadNodes(const YamlReader& reader, const YAML::Node& list, Cluster& cluster) {
   if (!list.IsSequence()) return reader.Error(list, "nodes", "expected a list of nodes");
   for (size_t i = 0; i < list.size(); ++i) {
     const YAML::Node& entry = list[i];
@@ -248,7 +145,7 @@ Status ReadNodes(const Reader& reader, const YAML::Node& list, Cluster& cluster)
   return OkStatus();
 }
 
-Status ReadQuota(const Reader& reader, const YAML::Node& map, std::string_view field,
+Status ReadQuota(const YamlReader& reader, const YAML::Node& map, std::string_view field,
                  const Cluster& cluster, Account& account) {
   if (!map.IsMap()) return reader.Error(map, field, "expected a mapping of pool name to quota");
   for (const auto& entry : map) {
@@ -278,7 +175,7 @@ Status ReadQuota(const Reader& reader, const YAML::Node& map, std::string_view f
   return OkStatus();
 }
 
-Status ReadGrants(const Reader& reader, const YAML::Node& list, std::string_view field,
+Status ReadGrants(const YamlReader& reader, const YAML::Node& list, std::string_view field,
                   Account& account) {
   if (!list.IsSequence()) return reader.Error(list, field, "expected a list of grants");
   for (size_t i = 0; i < list.size(); ++i) {
@@ -307,7 +204,7 @@ Status ReadGrants(const Reader& reader, const YAML::Node& list, std::string_view
   return OkStatus();
 }
 
-Status ReadAccounts(const Reader& reader, const YAML::Node& list, std::string_view field,
+Status ReadAccounts(const YamlReader& reader, const YAML::Node& list, std::string_view field,
                     AccountIndex parent, const Cluster& cluster, AccountTree& tree) {
   if (!list.IsSequence()) return reader.Error(list, field, "expected a list of accounts");
   for (size_t i = 0; i < list.size(); ++i) {
@@ -338,11 +235,11 @@ Status ReadAccounts(const Reader& reader, const YAML::Node& list, std::string_vi
   return OkStatus();
 }
 
-Status ReadPolicy(const Reader& reader, const YAML::Node& map, PolicyConfig& policy) {
+Status ReadPolicy(const YamlReader& reader, const YAML::Node& map, PolicyConfig& policy) {
   ALLOT_RETURN_IF_ERROR(reader.CheckMap(map, "policy",
                                         {"queue_order", "backfill", "reservation_depth",
                                          "fair_share_half_life", "starvation_after", "preemption",
-                                         "default_time_limit",
+                                         "pass_interval", "default_time_limit",
                                          "max_time_limit", "default_priority_class",
                                          "priority_classes"}));
   auto one_of = [&](const char* key, const std::vector<std::string_view>& names,
@@ -366,6 +263,9 @@ Status ReadPolicy(const Reader& reader, const YAML::Node& map, PolicyConfig& pol
   }
   if (map["starvation_after"]) {
     ALLOT_ASSIGN_OR_RETURN(policy.starvation_after, reader.DurationValue(map["starvation_after"], "policy.starvation_after"));
+  }
+  if (map["pass_interval"]) {
+    ALLOT_ASSIGN_OR_RETURN(policy.pass_interval, reader.DurationValue(map["pass_interval"], "policy.pass_interval"));
   }
   if (map["default_time_limit"]) {
     ALLOT_ASSIGN_OR_RETURN(policy.default_time_limit, reader.DurationValue(map["default_time_limit"], "policy.default_time_limit"));
@@ -423,7 +323,7 @@ Status ReadPolicy(const Reader& reader, const YAML::Node& map, PolicyConfig& pol
   return OkStatus();
 }
 
-StatusOr<Config> ParseRoot(const Reader& reader, const YAML::Node& root) {
+StatusOr<Config> ParseRoot(const YamlReader& reader, const YAML::Node& root) {
   ALLOT_RETURN_IF_ERROR(reader.CheckMap(root, "(top level)",
                                         {"pools", "nodes", "accounts", "policy", "workload"}));
   Config config;
@@ -462,7 +362,7 @@ const std::vector<std::string_view>& PolicyConfig::QueueOrders() {
 }
 
 const std::vector<std::string_view>& PolicyConfig::BackfillModes() {
-  static const std::vector<std::string_view> names = {"easy", "conservative", "none"};
+  static const std::vector<std::string_view> names = {"easy", "conservative", "none", "first_fit"};
   return names;
 }
 
@@ -493,7 +393,7 @@ StatusOr<Config> ParseConfig(std::string_view yaml, std::string_view source) {
 }
 
 StatusOr<Config> ParseConfigNode(const YAML::Node& root, std::string_view source) {
-  Reader reader(source);
+  YamlReader reader(source);
   try {
     return ParseRoot(reader, root);
   } catch (const YAML::Exception& error) {
@@ -510,9 +410,41 @@ StatusOr<Config> LoadConfigFile(const std::string& path) {
   return ParseConfig(text.str(), path);
 }
 
+StatusOr<TopologyConstraint> ParseTopologyNode(const YAML::Node& topology, std::string_view source,
+                                               std::string_view topology_field) {
+  YamlReader reader(source);
+  TopologyConstraint constraint;
+  std::string level_name;
+  std::string mode_name = "required";
+  if (topology.IsScalar()) {
+    level_name = topology.Scalar();  // shorthand: "leaf" means required within one leaf
+  } else {
+    ALLOT_RETURN_IF_ERROR(reader.CheckMap(topology, topology_field, {"level", "mode"}));
+    if (!topology["level"]) return reader.Error(topology, topology_field, "needs a level");
+    ALLOT_ASSIGN_OR_RETURN(level_name, reader.String(topology["level"], Field(topology_field, "level")));
+    if (topology["mode"]) {
+      ALLOT_ASSIGN_OR_RETURN(mode_name, reader.String(topology["mode"], Field(topology_field, "mode")));
+    }
+  }
+  StatusOr<Level> level = ParseLevel(level_name);
+  if (!level.ok()) return reader.Error(topology, topology_field, "{}", level.status().message());
+  constraint.level = *level;
+  if (mode_name == "required") {
+    constraint.mode = TopologyMode::kRequired;
+  } else if (mode_name == "preferred") {
+    constraint.mode = TopologyMode::kPreferred;
+  } else if (mode_name == "none") {
+    constraint.mode = TopologyMode::kNone;
+  } else {
+    return reader.Error(topology, Field(topology_field, "mode"),
+                        "unknown mode '{}'; use required, preferred or none", mode_name);
+  }
+  return constraint;
+}
+
 StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
                                std::string_view field) {
-  Reader reader(source);
+  YamlReader reader(source);
   ALLOT_RETURN_IF_ERROR(reader.CheckMap(node, field,
                                         {"name", "account", "user", "tasks", "gpus_per_task",
                                          "gpus", "cpus_per_task", "memory_per_task", "gpu_model",
@@ -563,33 +495,7 @@ StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
     }
   }
   if (node["topology"]) {
-    const YAML::Node& topology = node["topology"];
-    std::string topology_field = Field(field, "topology");
-    std::string level_name;
-    std::string mode_name = "required";
-    if (topology.IsScalar()) {
-      level_name = topology.Scalar();  // shorthand: "leaf" means required within one leaf
-    } else {
-      ALLOT_RETURN_IF_ERROR(reader.CheckMap(topology, topology_field, {"level", "mode"}));
-      if (!topology["level"]) return reader.Error(topology, topology_field, "needs a level");
-      ALLOT_ASSIGN_OR_RETURN(level_name, reader.String(topology["level"], Field(topology_field, "level")));
-      if (topology["mode"]) {
-        ALLOT_ASSIGN_OR_RETURN(mode_name, reader.String(topology["mode"], Field(topology_field, "mode")));
-      }
-    }
-    StatusOr<Level> level = ParseLevel(level_name);
-    if (!level.ok()) return reader.Error(topology, topology_field, "{}", level.status().message());
-    spec.topology.level = *level;
-    if (mode_name == "required") {
-      spec.topology.mode = TopologyMode::kRequired;
-    } else if (mode_name == "preferred") {
-      spec.topology.mode = TopologyMode::kPreferred;
-    } else if (mode_name == "none") {
-      spec.topology.mode = TopologyMode::kNone;
-    } else {
-      return reader.Error(topology, Field(topology_field, "mode"),
-                          "unknown mode '{}'; use required, preferred or none", mode_name);
-    }
+    ALLOT_ASSIGN_OR_RETURN(spec.topology, ParseTopologyNode(node["topology"], reader.source(), Field(field, "topology")));
   }
   if (node["time_limit"]) {
     ALLOT_ASSIGN_OR_RETURN(spec.time_limit, reader.DurationValue(node["time_limit"], Field(field, "time_limit")));

@@ -28,12 +28,15 @@ namespace allot {
 // Scheduling policy as written in the config; the scheduler turns the names into parts.
 struct PolicyConfig {
   std::string queue_order = "fair_share";  // fair_share | fifo
-  std::string backfill = "easy";           // easy | conservative | none
+  std::string backfill = "easy";           // easy | conservative | none | first_fit
   int reservation_depth = 0;               // 0: 1 for easy, 16 for conservative
   Duration fair_share_half_life = 7 * 86400;
   // A job pending this long goes ahead of its class (the oldest, up to reservation_depth per
   // pool), so fair share cannot starve a big gang of a busy account. 0 turns it off.
   Duration starvation_after = 2 * 3600;
+  // Least time between two scheduling passes. Events (submits, ends, node changes) trigger a
+  // pass; within the interval they are batched into the next one. 0: a pass at every event.
+  Duration pass_interval = 0;
   bool reclaim = true;              // a job within nominal preempts borrowers
   bool priority_preemption = true;  // classes with preempts_lower preempt lower classes
   Duration default_time_limit = 86400;
@@ -61,6 +64,9 @@ StatusOr<Config> ParseConfigNode(const YAML::Node& root, std::string_view source
 // Reads one job spec (the YAML a tenant submits; docs/job-spec.md). `field` prefixes messages.
 StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
                                std::string_view field);
+// A topology constraint: `leaf` (required) or {level: leaf, mode: preferred}.
+StatusOr<TopologyConstraint> ParseTopologyNode(const YAML::Node& node, std::string_view source,
+                                               std::string_view field);
 StatusOr<JobSpec> ParseJobSpecText(std::string_view yaml, std::string_view source);
 
 // A time in a config: seconds, a duration from time 0 ("90d"), or a UTC date "2026-01-01".

@@ -1,5 +1,7 @@
 #include "core/free_capacity.h"
 
+#include <algorithm>
+
 #include <bit>
 #include <cassert>
 
@@ -28,7 +30,9 @@ int FreeCapacity::TasksThatFit(DomainIndex domain, int gpus_per_task, int enough
   const DomainFree& free = domains_[domain];
   if (free.free_gpus < gpus_per_task) return 0;
   int tasks = 0;
-  for (int k = kMaxGpusPerNode; k >= gpus_per_task; --k) {
+  // No node of the pool has more GPUs than its largest: start there, not at kMaxGpusPerNode.
+  int largest = cluster_->pool(cluster_->domain(domain).pool).max_gpus_per_node;
+  for (int k = std::min(largest, kMaxGpusPerNode); k >= gpus_per_task; --k) {
     tasks += free.nodes_by_free[k] * (k / gpus_per_task);
     if (tasks >= enough) return tasks;
   }

@@ -37,6 +37,7 @@ class FreeCapacity {
   // GPUs not allocated to any job, whatever the node's state and holds.
   int UnallocatedGpus(NodeIndex node) const { return nodes_[node].free_gpus; }
   int HeldGpus(NodeIndex node) const { return nodes_[node].held_gpus; }
+  bool Schedulable(NodeIndex node) const { return nodes_[node].schedulable; }
   uint32_t FreeGpuMask(NodeIndex node) const { return nodes_[node].gpu_mask; }
   int FreeCpus(NodeIndex node) const { return nodes_[node].cpus; }
   int64_t FreeMemory(NodeIndex node) const { return nodes_[node].memory_bytes; }

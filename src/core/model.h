@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -40,7 +41,8 @@ class Model {
   const FreeCapacity& free() const { return free_; }
   FreeCapacity& mutable_free() { return free_; }
 
-  const std::map<JobId, Job>& jobs() const { return jobs_; }
+  // In no particular order; lookups by id are O(1).
+  const std::unordered_map<JobId, Job>& jobs() const { return jobs_; }
   const Job* FindJob(JobId id) const;
   Job* FindMutableJob(JobId id);
   const std::set<JobId>& pending() const { return pending_; }
@@ -78,7 +80,7 @@ class Model {
   Cluster cluster_;
   AccountTree accounts_;
   FreeCapacity free_;
-  std::map<JobId, Job> jobs_;
+  std::unordered_map<JobId, Job> jobs_;  // nodes are stable: indexes keep pointers into it
   std::set<JobId> pending_;
   std::vector<std::set<std::pair<Time, JobId>>> running_by_end_;
   std::vector<std::vector<JobId>> jobs_on_node_;  // running job ids per node (small lists)

@@ -5,21 +5,6 @@
 namespace allot {
 namespace {
 
-// Tasks of the request that fit on one node as it is now.
-int TasksOnNode(const FreeCapacity& free, NodeIndex node, const PlacementRequest& request) {
-  int tasks = free.VisibleGpus(node) / request.gpus_per_task;
-  if (tasks == 0) return 0;
-  // A node that declares no CPUs or memory does not track them.
-  const Node& shape = free.cluster().node(node);
-  if (request.cpus_per_task > 0 && shape.cpus > 0) {
-    tasks = std::min(tasks, free.FreeCpus(node) / request.cpus_per_task);
-  }
-  if (request.memory_per_task > 0 && shape.memory_bytes > 0) {
-    tasks = std::min<int64_t>(tasks, free.FreeMemory(node) / request.memory_per_task);
-  }
-  return tasks;
-}
-
 class GangSearch {
  public:
   GangSearch(const FreeCapacity& free, const PlacementRequest& request,
@@ -38,24 +23,26 @@ class GangSearch {
       int fits = free_.TasksThatFit(child, request_.gpus_per_task, count);
       if (fits > 0) capacity.emplace_back(fits, child);
     }
-    while (placed < count && !capacity.empty()) {
+    // Most capacity first; among equals, the children's own order.
+    std::stable_sort(capacity.begin(), capacity.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<bool> used(capacity.size(), false);
+    size_t largest = 0;  // the first unused entry: the child holding most
+    while (placed < count && largest < capacity.size()) {
       int remaining = count - placed;
-      // Best fit: the fullest child that holds all that remains; else the child holding most.
+      // Best fit: the fullest child that holds all that remains (they lead the list); else the
+      // child holding most.
       size_t chosen = capacity.size();
-      for (size_t i = 0; i < capacity.size(); ++i) {
-        if (capacity[i].first < remaining) continue;
+      for (size_t i = largest; i < capacity.size() && capacity[i].first >= remaining; ++i) {
+        if (used[i]) continue;
         if (chosen == capacity.size() || Fuller(capacity[i].second, capacity[chosen].second)) {
           chosen = i;
         }
       }
-      if (chosen == capacity.size()) {
-        chosen = 0;
-        for (size_t i = 1; i < capacity.size(); ++i) {
-          if (capacity[i].first > capacity[chosen].first) chosen = i;
-        }
-      }
+      if (chosen == capacity.size()) chosen = largest;
+      used[chosen] = true;
+      while (largest < capacity.size() && used[largest]) ++largest;
       DomainIndex child = capacity[chosen].second;
-      capacity.erase(capacity.begin() + static_cast<std::ptrdiff_t>(chosen));
       placed += Fill(child, std::min(remaining, free_.TasksThatFit(child, request_.gpus_per_task,
                                                                    remaining)));
     }
@@ -71,6 +58,13 @@ class GangSearch {
 
  private:
   int FillNodes(const std::vector<NodeIndex>& nodes, int count) {
+    if (nodes.size() == 1) {  // a node that is its own NVLink domain: nothing to choose
+      int take = std::min(count, TasksOnNode(free_, nodes[0], request_));
+      for (int i = 0; i < take; ++i) {
+        out_.push_back({nodes[0], 0, request_.cpus_per_task, request_.memory_per_task});
+      }
+      return take;
+    }
     // Best fit among nodes: the fullest nodes that fit go first, keeping empty nodes whole.
     std::vector<std::pair<int, NodeIndex>> candidates;
     for (NodeIndex node : nodes) {
@@ -121,6 +115,20 @@ std::optional<Placement> PlaceAtLevel(const FreeCapacity& free, PoolIndex pool, 
 }
 
 }  // namespace
+
+int TasksOnNode(const FreeCapacity& free, NodeIndex node, const PlacementRequest& request) {
+  int tasks = free.VisibleGpus(node) / request.gpus_per_task;
+  if (tasks == 0) return 0;
+  // A node that declares no CPUs or memory does not track them.
+  const Node& shape = free.cluster().node(node);
+  if (request.cpus_per_task > 0 && shape.cpus > 0) {
+    tasks = std::min(tasks, free.FreeCpus(node) / request.cpus_per_task);
+  }
+  if (request.memory_per_task > 0 && shape.memory_bytes > 0) {
+    tasks = std::min<int64_t>(tasks, free.FreeMemory(node) / request.memory_per_task);
+  }
+  return tasks;
+}
 
 std::optional<Placement> FindPlacement(const FreeCapacity& free, PoolIndex pool,
                                        const PlacementRequest& request) {

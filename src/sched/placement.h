@@ -47,6 +47,10 @@ struct Placement {
 std::optional<Placement> FindPlacement(const FreeCapacity& free, PoolIndex pool,
                                        const PlacementRequest& request);
 
+// Tasks of the request that fit on one node as it is now (GPUs, and CPUs and memory where the
+// node declares them).
+int TasksOnNode(const FreeCapacity& free, NodeIndex node, const PlacementRequest& request);
+
 // Whether the request could ever fit in the pool with every node up and idle; if not, why not in
 // words a user can act on ("needs 2 tasks of 16 GPUs, but the pool's nodes have at most 8").
 std::optional<std::string> WhyNeverPlaceable(const Cluster& cluster, PoolIndex pool,

@@ -10,24 +10,42 @@
 namespace allot {
 namespace {
 
+// The sort key of a pending job, read once per pass: comparisons must not look jobs up.
+struct OrderKey {
+  int priority;
+  size_t rank;  // position among the starving jobs put first; SIZE_MAX for the others
+  Time submit;
+  JobId id;
+  bool operator<(const OrderKey& other) const {
+    if (priority != other.priority) return priority > other.priority;
+    if (rank != other.rank) return rank < other.rank;
+    if (submit != other.submit) return submit < other.submit;
+    return id < other.id;
+  }
+};
+
+std::vector<OrderKey> SortedKeys(const Model& model, const std::vector<JobId>& pending,
+                                 const std::vector<JobId>& first) {
+  std::unordered_map<JobId, size_t> rank;
+  for (size_t i = 0; i < first.size(); ++i) rank.emplace(first[i], i);
+  std::vector<OrderKey> keys;
+  keys.reserve(pending.size());
+  for (JobId id : pending) {
+    const Job& job = *model.FindJob(id);
+    auto found = rank.find(id);
+    keys.push_back({job.priority, found == rank.end() ? SIZE_MAX : found->second, job.submit_time, id});
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
 class FifoOrder final : public QueueOrder {
  public:
   void Begin(const Model& model, std::vector<JobId> pending, std::vector<JobId> first) override {
-    jobs_ = std::move(pending);
-    std::unordered_map<JobId, size_t> rank;
-    for (size_t i = 0; i < first.size(); ++i) rank.emplace(first[i], i);
-    auto rank_of = [&](JobId id) {
-      auto found = rank.find(id);
-      return found == rank.end() ? first.size() : found->second;
-    };
-    std::sort(jobs_.begin(), jobs_.end(), [&](JobId a, JobId b) {
-      const Job& x = *model.FindJob(a);
-      const Job& y = *model.FindJob(b);
-      if (x.priority != y.priority) return x.priority > y.priority;
-      if (rank_of(a) != rank_of(b)) return rank_of(a) < rank_of(b);
-      if (x.submit_time != y.submit_time) return x.submit_time < y.submit_time;
-      return a < b;
-    });
+    std::vector<OrderKey> keys = SortedKeys(model, pending, first);
+    jobs_.clear();
+    jobs_.reserve(keys.size());
+    for (const OrderKey& key : keys) jobs_.push_back(key.id);
     next_ = 0;
   }
   std::optional<JobId> Next() override {
@@ -52,14 +70,10 @@ class FairShareOrder final : public QueueOrder {
     for (JobId id : first_) is_first_.insert(id);
     const AccountTree& tree = model.accounts();
     // Jobs grouped by class (highest first), each class's jobs in submit order.
-    std::sort(pending.begin(), pending.end(), [&](JobId a, JobId b) {
-      const Job& x = *model.FindJob(a);
-      const Job& y = *model.FindJob(b);
-      if (x.priority != y.priority) return x.priority > y.priority;
-      if (x.submit_time != y.submit_time) return x.submit_time < y.submit_time;
-      return a < b;
-    });
-    pending_ = std::move(pending);
+    std::vector<OrderKey> keys = SortedKeys(model, pending, {});
+    pending_.clear();
+    pending_.reserve(keys.size());
+    for (const OrderKey& key : keys) pending_.push_back(key.id);
     class_begin_ = 0;
     queues_.assign(tree.accounts().size(), {});
     children_.assign(tree.accounts().size(), {});

@@ -14,17 +14,23 @@ std::string Limit(int64_t value) {
 
 namespace {
 
+// What limits the room for a request, kept as numbers; words are made only when a job does not
+// fit, since most checks in a pass fit or are decided without a message.
 struct Room {
+  enum class Binding : uint8_t { kPool, kAccountLimit, kCohort };
   int64_t gpus = 0;
-  std::string binding;     // the limit that set it
-  bool pool_binds = true;  // no account limit or unlent idle quota lowered it below the pool's
+  Binding binding = Binding::kPool;
+  AccountIndex account = 0;  // the account whose limit or cohort binds
+  int64_t used = 0;
+  int64_t siblings_keep = 0;
 };
 
-// Walks the path from the root down with the root allowed `root_room` more GPUs.
-Room RoomBelow(const AccountTree& tree, const std::vector<AccountIndex>& path, PoolIndex pool,
-               int64_t root_room, std::string binding) {
-  Room room{root_room, std::move(binding)};
-  for (size_t i = path.size() - 1; i-- > 0;) {
+// Walks the path from the root down (path is leaf first, root last) with the root allowed
+// `root_room` more GPUs.
+Room RoomBelow(const AccountTree& tree, const AccountIndex* path, size_t length, PoolIndex pool,
+               int64_t root_room) {
+  Room room{root_room};
+  for (size_t i = length - 1; i-- > 0;) {
     const Account& a = tree.account(path[i]);
     const Account& parent = tree.account(a.parent);
     const PoolQuota& quota = a.quota[pool];
@@ -34,21 +40,34 @@ Room RoomBelow(const AccountTree& tree, const std::vector<AccountIndex>& path, P
     int64_t siblings_keep = parent.children_protected[pool] - tree.Protected(path[i], pool);
     int64_t by_cohort = room.gpus - siblings_keep;
     if (by_limit < by_cohort) {
-      room.gpus = by_limit;
-      room.binding = fmt::format("account '{}' uses {} GPUs of nominal {} + borrow limit {}",
-                                 a.path, used, quota.nominal, Limit(quota.borrow_limit));
-      room.pool_binds = false;
+      room = {by_limit, Room::Binding::kAccountLimit, path[i], used, 0};
     } else {
       room.gpus = by_cohort;
       if (siblings_keep > 0) {
-        room.binding = fmt::format("the cohort of '{}' has {} GPUs left to lend ({} kept idle by "
-                                   "accounts that do not lend them)",
-                                   a.path, std::max<int64_t>(0, by_cohort), siblings_keep);
-        room.pool_binds = false;
+        room.binding = Room::Binding::kCohort;
+        room.account = path[i];
+        room.siblings_keep = siblings_keep;
       }
     }
   }
   return room;
+}
+
+std::string DescribeBinding(const AccountTree& tree, const Room& room, PoolIndex pool,
+                            int64_t pool_allocated, int64_t pool_gpus, std::string_view pool_name) {
+  const Account& a = tree.account(room.account);
+  switch (room.binding) {
+    case Room::Binding::kPool:
+      return fmt::format("pool '{}' has {} of {} GPUs allocated", pool_name, pool_allocated, pool_gpus);
+    case Room::Binding::kAccountLimit:
+      return fmt::format("account '{}' uses {} GPUs of nominal {} + borrow limit {}", a.path,
+                         room.used, a.quota[pool].nominal, Limit(a.quota[pool].borrow_limit));
+    case Room::Binding::kCohort:
+      return fmt::format("the cohort of '{}' has {} GPUs left to lend ({} kept idle by accounts "
+                         "that do not lend them)",
+                         a.path, std::max<int64_t>(0, room.gpus), room.siblings_keep);
+  }
+  return {};
 }
 
 }  // namespace
@@ -56,27 +75,37 @@ Room RoomBelow(const AccountTree& tree, const std::vector<AccountIndex>& path, P
 QuotaCheck CheckQuota(const AccountTree& tree, AccountIndex account, PoolIndex pool, int64_t gpus,
                       int64_t pool_gpus, std::string_view pool_name) {
   QuotaCheck check;
-  std::vector<AccountIndex> path = tree.PathToRoot(account);  // leaf first, root last
-  for (size_t i = 0; i + 1 < path.size(); ++i) {
+  // The path leaf first, root last; trees are shallow, so it lives on the stack.
+  constexpr size_t kMaxDepth = 64;
+  AccountIndex path[kMaxDepth];
+  size_t length = 0;
+  for (AccountIndex at = account;; at = tree.account(at).parent) {
+    if (length == kMaxDepth) {
+      check.why = "the account tree is deeper than 64 levels";
+      return check;
+    }
+    path[length++] = at;
+    if (at == tree.root()) break;
+  }
+  for (size_t i = 0; i + 1 < length; ++i) {
     const Account& a = tree.account(path[i]);
     if (a.allocated[pool] + gpus > a.quota[pool].nominal) check.borrows = true;
   }
   const Account& root = tree.account(tree.root());
-  Room room = RoomBelow(tree, path, pool, pool_gpus - root.allocated[pool],
-                        fmt::format("pool '{}' has {} of {} GPUs allocated", pool_name,
-                                    root.allocated[pool], pool_gpus));
+  Room room = RoomBelow(tree, path, length, pool, pool_gpus - root.allocated[pool]);
   const Account& leaf = tree.account(account);
   check.within_nominal = leaf.allocated[pool] + gpus <= leaf.quota[pool].nominal;
   check.room = std::max<int64_t>(0, room.gpus);
   check.fits = room.gpus >= gpus;
   if (!check.fits) {
     // Only the pool's own size binds: the job waits for GPUs, not for quota.
-    check.pool_full = room.pool_binds;
+    check.pool_full = room.binding == Room::Binding::kPool;
     check.why = check.pool_full
                     ? fmt::format("waiting for GPUs in pool '{}': needs {}, {} of {} allocated",
                                   pool_name, gpus, root.allocated[pool], pool_gpus)
                     : fmt::format("waiting for quota in pool '{}': needs {} GPUs, room for {}; {}",
-                                  pool_name, gpus, check.room, room.binding);
+                                  pool_name, gpus, check.room,
+                                  DescribeBinding(tree, room, pool, root.allocated[pool], pool_gpus, pool_name));
   }
   return check;
 }

@@ -29,6 +29,8 @@ struct Reservation {
   Time end = 0;
   std::vector<std::pair<NodeIndex, int>> gpus;  // GPUs promised per node
   std::vector<int> slack;  // per entry of `gpus`: what a job overlapping `start` may still use
+  PlacementRequest request;  // what was planned, for planning it again
+  Duration limit = 0;
 };
 
 class ReservationBook {
@@ -36,8 +38,15 @@ class ReservationBook {
   explicit ReservationBook(size_t pool_count) : pools_(pool_count) {}
 
   size_t CountIn(PoolIndex pool) const { return pools_[pool].reservations.size(); }
+  // GPUs of the pool held back on the live index now.
+  int64_t HeldIn(PoolIndex pool) const { return pools_[pool].applied_gpus; }
   const std::vector<Reservation>& In(PoolIndex pool) const { return pools_[pool].reservations; }
 
+  // How many of the pool's reservations start before `job_end`: the holds such a job must see.
+  int LevelFor(PoolIndex pool, Time job_end) const;
+  // Whether the holds on the live index now are up to date and cover at least `level`: any
+  // placement found under them is also valid at that level.
+  bool HoldsAtLeast(PoolIndex pool, int level) const;
   // Sets the holds for trying a job in `pool` that would run until `job_end`. Returns the hold
   // level (how many reservations start before job_end), which keys placement memos.
   int Prepare(FreeCapacity& free, PoolIndex pool, Time job_end);
@@ -52,16 +61,25 @@ class ReservationBook {
 
   // Plans a reservation for `request` (time limit `limit`) in `pool`; nullopt if it never fits
   // even after every running job ends. Does not add it.
+  // Among placements at the earliest start, it prefers GPUs that are busy now (they would idle
+  // until the start anyway), so the GPUs idle now stay open to backfill.
   std::optional<Reservation> Plan(Model& model, PoolIndex pool,
                                   const PlacementRequest& request, Duration limit, Time now);
   void Add(Reservation reservation);
+  // Plans the pool's reservations again, in start order, if jobs started in it since they were
+  // planned: a job that ends before a reservation starts frees its GPUs in time, so the
+  // reservation can move onto them and release idle GPUs it held. Returns whether it replanned.
+  bool Replan(Model& model, PoolIndex pool, Time now);
 
  private:
   struct PoolBook {
     std::vector<Reservation> reservations;  // sorted by start
-    std::vector<std::pair<NodeIndex, int>> applied;  // holds now on the live index
+    std::vector<std::pair<NodeIndex, int>> applied;  // holds now on the live index, by node
+    std::vector<std::pair<NodeIndex, int>> usable_scratch;  // reused by Prepare
+    int64_t applied_gpus = 0;  // sum of `applied`
     int applied_level = 0;
     bool dirty = false;  // a start touched a reserved node since the holds were computed
+    bool started_since_plan = false;  // a job started in the pool since the last Add or Replan
   };
 
   // Holds the GPUs of reservations that overlap [from, to) on a scratch index.
@@ -69,6 +87,13 @@ class ReservationBook {
                        std::vector<std::pair<NodeIndex, int>>& held) const;
 
   std::vector<PoolBook> pools_;
+  // Plan for a request with no topology constraint, CPUs or memory: per-node counts only.
+  std::optional<Reservation> PlanByCount(Model& model, PoolIndex pool,
+                                         const PlacementRequest& request, Duration limit, Time now);
+
+  std::vector<int> idle_now_;       // Plan: GPUs idle now per node of the pool
+  std::vector<int> free_at_;        // PlanByCount: GPUs free at the moment tried, per pool node
+  std::vector<int> taken_scratch_;  // Plan: tasks placed per node of the pool
 };
 
 }  // namespace allot

@@ -13,8 +13,9 @@ using ShapeKey = std::tuple<int, int, int, int64_t, int, int>;
 }  // namespace
 
 struct Scheduler::Pass {
-  Pass(Time now, size_t pool_count) : now(now), book(pool_count), failed(pool_count),
-                                      preempt_failed(pool_count) {}
+  Pass(Time now, size_t pool_count)
+      : now(now), book(pool_count), failed(pool_count), preempt_failed(pool_count),
+        closed_by(pool_count, 0), saturated_reason(pool_count) {}
   Time now;
   PassResult result;
   ReservationBook book;
@@ -25,6 +26,13 @@ struct Scheduler::Pass {
   // room for.
   std::vector<std::map<std::tuple<AccountIndex, int, int, ShapeKey>, int>> preempt_failed;
   std::unordered_set<JobId> started;  // never preempted in the pass that started them
+  // backfill: none: per pool, the first job blocked for GPUs, which no job behind it passes
+  // (0: the pool is open).
+  std::vector<JobId> closed_by;
+  // Per pool: the reason given to jobs skipped because the pool is saturated ("" until needed).
+  std::vector<std::string> saturated_reason;
+  // Jobs waiting in pools with reservations, whose reason is given after the pass.
+  std::vector<std::pair<Job*, PoolIndex>> explain_later;
 };
 
 namespace {
@@ -64,7 +72,7 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Config config) {
     return InvalidArgumentError("unknown queue order '{}'; use fair_share or fifo", policy.queue_order);
   }
   if (!known(PolicyConfig::BackfillModes(), policy.backfill)) {
-    return InvalidArgumentError("unknown backfill mode '{}'; use easy, conservative or none", policy.backfill);
+    return InvalidArgumentError("unknown backfill mode '{}'; use easy, conservative, none or first_fit", policy.backfill);
   }
   if (policy.priority_classes.empty()) return InvalidArgumentError("no priority classes defined");
   bool default_known = std::any_of(policy.priority_classes.begin(), policy.priority_classes.end(),
@@ -271,6 +279,7 @@ PassResult Scheduler::RunPass(Time now) {
     TryJob(pass, *job);
   }
   pass.book.ClearAll(model_->mutable_free());
+  ExplainBehindReservations(pass);
   return std::move(pass.result);
 }
 
@@ -329,12 +338,43 @@ QuotaCheck Scheduler::CheckJobQuota(const Job& job, PoolIndex pool) const {
   return CheckQuota(model_->accounts(), job.account, pool, job.gpus(), shape.total_gpus, shape.name);
 }
 
+bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
+  if (policy_.priority_preemption && job.class_preempts_lower) return false;
+  const FreeCapacity& free = model_->free();
+  const Account& leaf = model_->accounts().account(job.account);
+  bool reserves = policy_.backfill == "easy" || policy_.backfill == "conservative";
+  for (PoolIndex pool : job.pools) {
+    if (policy_.reclaim && leaf.allocated[pool] + job.gpus() <= leaf.quota[pool].nominal) return false;
+    if (pass.closed_by[pool] != 0) continue;
+    if (free.PoolGpus(pool) + pass.book.HeldIn(pool) > 0) return false;
+    if (reserves && pass.book.CountIn(pool) < static_cast<size_t>(reservation_depth_)) return false;
+  }
+  PoolIndex pool = job.pools.front();
+  const std::string& name = model_->cluster().pool(pool).name;
+  if (pass.closed_by[pool] == 0) {
+    job.reason = {ReasonCode::kResources, fmt::format("needs {} GPUs, 0 free in pool '{}'", job.gpus(), name)};
+    return true;
+  }
+  // Thousands of jobs wait behind the same one: they share its message.
+  std::string& reason = pass.saturated_reason[pool];
+  if (reason.empty()) {
+    reason = fmt::format("waiting behind job {} in pool '{}' (backfill: none keeps the queue order "
+                         "strictly)", pass.closed_by[pool], name);
+  }
+  job.reason = {ReasonCode::kPriority, reason};
+  return true;
+}
+
 void Scheduler::TryJob(Pass& pass, Job& job) {
   pass.result.considered++;
   if (std::optional<std::string> why = GrantBlock(job, pass.now)) {
     job.reason = {ReasonCode::kGrant, std::move(*why)};
     return;
   }
+  // The long tail of a busy queue: when every pool the job accepts is closed by a blocked job
+  // (backfill: none) or has no GPU free and no reservation left to give, and the job may not
+  // preempt, nothing can happen to it in this pass.
+  if (SkipSaturated(pass, job)) return;
   // Pools where only free GPUs are missing: the job may start there, or reserve its start.
   std::vector<PoolIndex> admitted;
   std::string quota_why;
@@ -367,46 +407,94 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
     job.reason = {ReasonCode::kQuota, std::move(quota_why)};
     return;
   }
-  if (policy_.backfill != "none" && TryReserve(pass, job, admitted)) return;
+  bool strict = policy_.backfill == "none";
+  bool reserves = !strict && policy_.backfill != "first_fit";
+  if (reserves && TryReserve(pass, job, admitted)) return;
+  if (reserves) {
+    // The holds follow the plans made when the reservations were added. Jobs started since then
+    // that end before a reservation's start free their GPUs in time for it, so a new plan can
+    // release idle GPUs it held, which may be just what this job needs.
+    for (PoolIndex pool : admitted) {
+      if (!pass.book.Replan(*model_, pool, pass.now)) continue;
+      pass.failed[pool].clear();
+      if (TryStartNow(pass, job, pool)) return;
+    }
+  }
 
   // Say why it waits, from its first admitted pool.
   PoolIndex pool = admitted.front();
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
   FreeCapacity& free = model_->mutable_free();
-  if (pass.book.CountIn(pool) > 0) {
-    pass.book.Clear(free, pool);
-    auto& memo = pass.failed[pool];
-    ShapeKey key = MakeShapeKey(0, request);
-    auto found = memo.find(key);
-    bool fits_without_holds = (found == memo.end() || request.tasks < found->second) &&
-                              FindPlacement(free, pool, request).has_value();
-    if (!fits_without_holds) memo[key] = std::min(found == memo.end() ? request.tasks : found->second, request.tasks);
-    if (fits_without_holds) {
-      const Reservation& first = pass.book.In(pool).front();
-      job.reason = {ReasonCode::kBackfillBlocked,
-                    fmt::format("would delay the reservation of job {} at t={} in pool '{}'; "
-                                "a shorter time limit could let it start now",
-                                first.job, first.start, model_->cluster().pool(pool).name)};
+  if (strict) {
+    JobId blocker = pass.closed_by[pool];
+    for (PoolIndex blocked : admitted) {
+      if (pass.closed_by[blocked] == 0) pass.closed_by[blocked] = job.id;
+    }
+    if (blocker != 0) {
+      job.reason = {ReasonCode::kPriority,
+                    fmt::format("waiting behind job {} in pool '{}' (backfill: none keeps the "
+                                "queue order strictly)",
+                                blocker, model_->cluster().pool(pool).name)};
       return;
     }
+  }
+  if (pass.book.CountIn(pool) > 0) {
+    // Whether only the holds stand in its way is settled once the pass is over and the holds
+    // are gone: lifting them here for every waiting job would cost more than the pass itself.
+    pass.explain_later.emplace_back(&job, pool);
+    return;
   }
   bool topology_bound = false;
   std::string why = DescribeNoFit(free, pool, request, &topology_bound);
   job.reason = {topology_bound ? ReasonCode::kTopology : ReasonCode::kResources, std::move(why)};
 }
 
+void Scheduler::ExplainBehindReservations(Pass& pass) {
+  FreeCapacity& free = model_->mutable_free();
+  std::map<std::tuple<PoolIndex, ShapeKey, int>, bool> fits;
+  for (auto [job, pool] : pass.explain_later) {
+    PlacementRequest request = PlacementRequest::ForJob(job->spec);
+    auto key = std::make_tuple(pool, MakeShapeKey(0, request), request.tasks);
+    auto found = fits.find(key);
+    if (found == fits.end()) found = fits.emplace(key, FindPlacement(free, pool, request).has_value()).first;
+    if (found->second) {
+      const Reservation& first = pass.book.In(pool).front();
+      job->reason = {ReasonCode::kBackfillBlocked,
+                     fmt::format("would delay the reservation of job {} at t={} in pool '{}'; "
+                                 "a shorter time limit could let it start now",
+                                 first.job, first.start, model_->cluster().pool(pool).name)};
+    } else {
+      bool topology_bound = false;
+      std::string why = DescribeNoFit(free, pool, request, &topology_bound);
+      job->reason = {topology_bound ? ReasonCode::kTopology : ReasonCode::kResources, std::move(why)};
+    }
+  }
+}
+
 bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
   FreeCapacity& free = model_->mutable_free();
+  if (pass.closed_by[pool] != 0) return false;
   Time end = pass.now + job.spec.time_limit;
-  int level = pass.book.Prepare(free, pool, end);
-  if (free.PoolGpus(pool) < job.gpus()) return false;
   auto& memo = pass.failed[pool];
+  std::optional<Placement> placement;
+  int level = pass.book.LevelFor(pool, end);
+  if (pass.book.HoldsAtLeast(pool, level + 1) && free.PoolGpus(pool) >= job.gpus()) {
+    // A job ending before some reservations start may ignore their holds, but lifting and
+    // restoring holds for every such job costs more than trying under them first: whatever fits
+    // there fits the job's own level too.
+    placement = FindPlacement(free, pool, request);
+  }
   ShapeKey key = MakeShapeKey(level, request);
-  auto found = memo.find(key);
-  if (found != memo.end() && request.tasks >= found->second) return false;
-  std::optional<Placement> placement = FindPlacement(free, pool, request);
   if (!placement) {
+    pass.book.Prepare(free, pool, end);
+    if (free.PoolGpus(pool) < job.gpus()) return false;
+    auto found = memo.find(key);
+    if (found != memo.end() && request.tasks >= found->second) return false;
+    placement = FindPlacement(free, pool, request);
+  }
+  if (!placement) {
+    auto found = memo.find(key);
     memo[key] = found == memo.end() ? request.tasks : std::min(found->second, request.tasks);
     return false;
   }

@@ -105,6 +105,8 @@ class Scheduler {
   struct Pass;
 
   void TryJob(Pass& pass, Job& job);
+  bool SkipSaturated(Pass& pass, Job& job);
+  void ExplainBehindReservations(Pass& pass);
   bool TryStartNow(Pass& pass, Job& job, PoolIndex pool);
   bool TryPreempt(Pass& pass, Job& job);
   bool TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& pools);

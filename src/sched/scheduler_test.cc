@@ -72,7 +72,7 @@ accounts:
       - {name: alice, quota: {p: {nominal: 8, borrow_limit: 8}}}
       - {name: bob, quota: {p: 8}}
   - {name: solo, quota: {p: 32}}
-policy: {queue_order: fifo, backfill: none}
+policy: {queue_order: fifo, backfill: first_fit}
 )";
 
 // ---- Submit ----------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ nodes:
   - {name: n, count: 3, pool: p}
 accounts:
   - {name: solo, quota: {p: 32}}
-policy: {queue_order: fifo, backfill: none}
+policy: {queue_order: fifo, backfill: first_fit}
 )");
   ASSERT_NE(scheduler, nullptr);
   ASSERT_TRUE(scheduler->Submit(1, Spec("solo", 4, 8), 0).ok());  // fits the pool when all are up
@@ -280,6 +280,122 @@ policy: {queue_order: fifo, backfill: none}
   EXPECT_THAT(big.reason.message, HasSubstr("needs 32 GPUs"));
 }
 
+TEST(SchedulerTest, BackfillNoneKeepsTheQueueOrderStrictly) {
+  std::unique_ptr<Scheduler> scheduler = Make(R"(
+pools:
+  - name: p
+nodes:
+  - {name: n, count: 3, pool: p}
+accounts:
+  - {name: solo, quota: {p: 32}}
+policy: {queue_order: fifo, backfill: none}
+)");
+  ASSERT_NE(scheduler, nullptr);
+  ASSERT_TRUE(scheduler->Submit(1, Spec("solo", 2, 8), 0).ok());
+  ASSERT_TRUE(scheduler->Submit(2, Spec("solo", 2, 8), 0).ok());  // blocked: one node left
+  ASSERT_TRUE(scheduler->Submit(3, Spec("solo", 1, 8), 0).ok());  // fits, but is behind job 2
+  PassResult pass = scheduler->RunPass(0);
+  std::vector<StartDecision> starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].job, 1u);
+  EXPECT_EQ(pass.reserved, 0u);
+  EXPECT_EQ(scheduler->model().FindJob(2)->reason.code, ReasonCode::kResources);
+  const Job& behind = *scheduler->model().FindJob(3);
+  EXPECT_EQ(behind.reason.code, ReasonCode::kPriority);
+  EXPECT_THAT(behind.reason.message, HasSubstr("behind job 2"));
+  // When job 1 ends, job 2 starts first and job 3 takes what is left.
+  ASSERT_TRUE(scheduler->Complete(1, 100).ok());
+  pass = scheduler->RunPass(100);
+  starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(starts[0].job, 2u);
+  EXPECT_EQ(starts[1].job, 3u);
+}
+
+TEST(SchedulerTest, ReservationPrefersGpusBusyNowSoIdleOnesCanBackfill) {
+  // Five 1-GPU nodes: two busy until t=100, three idle. Job 3 needs 4 GPUs at t=100: it reserves
+  // the two busy nodes and two idle ones, leaving one idle node to a long 1-GPU job (textbook
+  // EASY: 1 extra node at the shadow time). Reserving three idle nodes would block it.
+  std::unique_ptr<Scheduler> scheduler = Make(R"(
+pools:
+  - name: p
+nodes:
+  - {name: n, count: 5, pool: p, gpus: 1}
+accounts:
+  - {name: solo, quota: {p: 5}}
+policy: {queue_order: fifo, backfill: easy}
+)");
+  ASSERT_NE(scheduler, nullptr);
+  JobSpec short_job = Spec("solo", 1, 1);
+  short_job.time_limit = 100;
+  ASSERT_TRUE(scheduler->Submit(1, short_job, 0).ok());
+  ASSERT_TRUE(scheduler->Submit(2, short_job, 0).ok());
+  ASSERT_EQ(scheduler->RunPass(0).started, 2u);
+  JobSpec gang = Spec("solo", 4, 1);
+  gang.time_limit = 1000;
+  JobSpec long_job = Spec("solo", 1, 1);
+  long_job.time_limit = 5000;
+  ASSERT_TRUE(scheduler->Submit(3, gang, 1).ok());
+  ASSERT_TRUE(scheduler->Submit(4, long_job, 1).ok());
+  ASSERT_TRUE(scheduler->Submit(5, long_job, 1).ok());  // no room left for a second
+  PassResult pass = scheduler->RunPass(1);
+  ASSERT_EQ(pass.reserved, 1u);
+  EXPECT_EQ(std::get<ReserveDecision>(pass.decisions.at(0)).start, 100);
+  std::vector<StartDecision> starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].job, 4u);
+  EXPECT_TRUE(starts[0].backfilled);
+  EXPECT_EQ(scheduler->model().FindJob(5)->reason.code, ReasonCode::kBackfillBlocked);
+}
+
+TEST(SchedulerTest, ReservationMovesOntoGpusOfShortBackfillSoALongJobFits) {
+  // Seven 1-GPU nodes, two busy until t=100. Job 3 (6 GPUs) reserves t=100: the busy nodes and
+  // four idle ones. Job 4 is short (ends by t=100) and takes an idle node; if it takes the one
+  // left unreserved, its node is free again at t=100, so the reservation moves there and
+  // releases an idle node. Either way job 5, which runs long, fits: textbook EASY has 1 extra
+  // node at the shadow time, whatever short jobs do before it.
+  std::unique_ptr<Scheduler> scheduler = Make(R"(
+pools:
+  - name: p
+nodes:
+  - {name: n, count: 7, pool: p, gpus: 1}
+accounts:
+  - {name: solo, quota: {p: 7}}
+policy: {queue_order: fifo, backfill: easy}
+)");
+  ASSERT_NE(scheduler, nullptr);
+  JobSpec first = Spec("solo", 1, 1);
+  first.time_limit = 100;
+  ASSERT_TRUE(scheduler->Submit(1, first, 0).ok());
+  ASSERT_TRUE(scheduler->Submit(2, first, 0).ok());
+  ASSERT_EQ(scheduler->RunPass(0).started, 2u);
+  JobSpec gang = Spec("solo", 6, 1);
+  gang.time_limit = 1000;
+  JobSpec short_job = Spec("solo", 1, 1);
+  short_job.time_limit = 50;
+  JobSpec long_job = Spec("solo", 1, 1);
+  long_job.time_limit = 5000;
+  ASSERT_TRUE(scheduler->Submit(3, gang, 10).ok());
+  ASSERT_TRUE(scheduler->Submit(4, short_job, 10).ok());
+  ASSERT_TRUE(scheduler->Submit(5, long_job, 10).ok());
+  ASSERT_TRUE(scheduler->Submit(6, long_job, 10).ok());  // no room left for a second long job
+  PassResult pass = scheduler->RunPass(10);
+  EXPECT_EQ(pass.reserved, 1u);
+  std::vector<StartDecision> starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(starts[0].job, 4u);
+  EXPECT_EQ(starts[1].job, 5u);
+  EXPECT_EQ(scheduler->model().FindJob(6)->reason.code, ReasonCode::kBackfillBlocked);
+  // Job 3 still starts at t=100.
+  ASSERT_TRUE(scheduler->Complete(4, 60).ok());
+  ASSERT_TRUE(scheduler->Complete(1, 100).ok());
+  ASSERT_TRUE(scheduler->Complete(2, 100).ok());
+  pass = scheduler->RunPass(100);
+  starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].job, 3u);
+}
+
 TEST(SchedulerTest, FragmentedGpusGiveResourcesReason) {
   std::unique_ptr<Scheduler> scheduler = Make(R"(
 pools:
@@ -288,7 +404,7 @@ nodes:
   - {name: n, count: 2, pool: p}
 accounts:
   - {name: solo, quota: {p: 16}}
-policy: {queue_order: fifo, backfill: none}
+policy: {queue_order: fifo, backfill: first_fit}
 )");
   ASSERT_NE(scheduler, nullptr);
   for (JobId id : {1, 2, 3, 4}) ASSERT_TRUE(scheduler->Submit(id, Spec("solo", 1, 4), 0).ok());
@@ -456,7 +572,7 @@ pools:
 accounts:
   - {name: lender, quota: {p: 8}}
   - {name: borrower, quota: {p: 8}}
-policy: {queue_order: fifo, backfill: none}
+policy: {queue_order: fifo, backfill: first_fit}
 )";
 
 TEST(SchedulerTest, LenderReclaimsBorrowedGpus) {
@@ -539,7 +655,7 @@ nodes:
   - {name: n, pool: p}
 accounts:
   - {name: solo, quota: {p: 8}}
-policy: {queue_order: fifo, backfill: none}
+policy: {queue_order: fifo, backfill: first_fit}
 )";
 
 TEST(SchedulerTest, HigherPriorityClassPreemptsLowerClass) {
@@ -617,7 +733,7 @@ nodes:
   - {name: n, pool: p, memory: 256Gi}
 accounts:
   - {name: solo, quota: {p: 8}}
-policy: {queue_order: fifo, backfill: none}
+policy: {queue_order: fifo, backfill: first_fit}
 )");
   ASSERT_NE(scheduler, nullptr);
   constexpr int64_t kGi = int64_t{1} << 30;
@@ -668,7 +784,7 @@ accounts:
   - name: g
     quota: {p: 8}
     grants: [{name: startup, gpu_hours: 10, start: 0, end: 1d}]
-policy: {queue_order: fifo, backfill: none}
+policy: {queue_order: fifo, backfill: first_fit}
 )");
   ASSERT_NE(scheduler, nullptr);
   ASSERT_TRUE(scheduler->Submit(1, Spec("g", 1, 8, 2 * 3600), 0).ok());  // up to 16 GPU-hours

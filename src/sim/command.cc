@@ -1,0 +1,100 @@
+#include "sim/command.h"
+
+#include <filesystem>
+
+#include "core/config.h"
+#include "sim/report.h"
+#include "sim/simulator.h"
+#include "sim/workload.h"
+
+namespace allot {
+
+StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
+  if (command.config.empty() == command.cluster.empty()) {
+    return InvalidArgumentError("give exactly one of --config FILE or --cluster NODESxGPUS");
+  }
+  if (command.policies.empty()) return InvalidArgumentError("--policy needs at least one name");
+  for (const std::string& name : command.policies) {
+    PolicyConfig scratch;
+    ALLOT_RETURN_IF_ERROR(ApplyPolicyPreset(name, scratch));
+  }
+
+  TraceFormat format = TraceFormat::kNational;
+  if (command.format) {
+    format = *command.format;
+  } else if (command.trace.empty()) {
+    return InvalidArgumentError("--trace FILE is needed (or --format national with --config)");
+  } else {
+    ALLOT_ASSIGN_OR_RETURN(format, GuessTraceFormat(command.trace));
+  }
+
+  Config config;
+  std::vector<TraceJob> jobs;
+  SimOptions options;
+  options.strict = command.strict;
+  options.pass_interval = command.pass_interval;
+  options.horizon = command.horizon;
+  if (format == TraceFormat::kNational) {
+    if (command.config.empty()) {
+      return InvalidArgumentError("the national workload needs a pool: pass --config FILE, not --cluster");
+    }
+    ALLOT_ASSIGN_OR_RETURN(config, LoadConfigFile(command.config));
+    std::string workload_path = command.trace.empty() ? command.config : command.trace;
+    ALLOT_ASSIGN_OR_RETURN(WorkloadModel model, LoadWorkloadFile(workload_path));
+    ALLOT_ASSIGN_OR_RETURN(jobs, GenerateWorkload(model, config, command.seed));
+    options.source = workload_path;
+    if (command.failures_path.empty()) options.node_events = GenerateFailures(model, config.cluster, command.seed);
+  } else {
+    if (command.trace.empty()) return InvalidArgumentError("--trace FILE is needed");
+    TraceReadOptions read_options;
+    read_options.strict = command.strict;
+    read_options.gpus_per_node = command.gpus_per_node;
+    ALLOT_ASSIGN_OR_RETURN(Trace trace, ReadTrace(command.trace, format, read_options));
+    if (command.cluster.empty()) {
+      ALLOT_ASSIGN_OR_RETURN(config, LoadConfigFile(command.config));
+    } else {
+      std::vector<std::string> accounts;
+      for (const TraceJob& job : trace.jobs) accounts.push_back(job.account);
+      ALLOT_ASSIGN_OR_RETURN(config, FlatClusterConfig(command.cluster, accounts));
+    }
+    jobs = std::move(trace.jobs);
+    options.skipped_lines = trace.skipped;
+    options.problems = std::move(trace.problems);
+    options.source = command.trace;
+  }
+  if (!command.failures_path.empty()) {
+    ALLOT_ASSIGN_OR_RETURN(options.node_events, ReadNodeEvents(command.failures_path));
+  }
+  // Output paths are checked before hours of simulation, not after.
+  if (!command.report_dir.empty() && std::filesystem::exists(command.report_dir) &&
+      !std::filesystem::is_directory(command.report_dir)) {
+    return InvalidArgumentError("--report {}: exists and is not a directory", command.report_dir);
+  }
+
+  std::vector<SimRun> runs;
+  for (const std::string& name : command.policies) {
+    Config copy = config;
+    ALLOT_RETURN_IF_ERROR(ApplyPolicyPreset(name, copy.policy));
+    options.policy_name = name;
+    if (command.progress) {
+      options.progress = [&command, &name](double fraction) { command.progress(name, fraction); };
+    }
+    ALLOT_ASSIGN_OR_RETURN(SimRun run, Simulate(std::move(copy), jobs, options));
+    runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
+Status WriteSimOutputs(const SimCommand& command, const std::vector<SimRun>& runs) {
+  if (!command.json_path.empty()) ALLOT_RETURN_IF_ERROR(WriteSummaryJson(command.json_path, runs));
+  if (!command.jobs_csv_path.empty()) ALLOT_RETURN_IF_ERROR(WriteJobsCsv(command.jobs_csv_path, runs));
+  if (!command.report_dir.empty()) {
+    std::string title = fmt::format("allot sim: {} on {}",
+                                    command.trace.empty() ? command.config : command.trace,
+                                    command.cluster.empty() ? command.config : command.cluster);
+    ALLOT_RETURN_IF_ERROR(WriteHtmlReport(command.report_dir, runs, title));
+  }
+  return OkStatus();
+}
+
+}  // namespace allot

@@ -1,0 +1,416 @@
+#include "sim/simulator.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "sim/command.h"
+#include "sim/report.h"
+
+namespace allot {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A CSV trace in memory: `submit_time,duration,gpus,account,time_limit`.
+std::vector<TraceJob> Jobs(std::string_view rows) {
+  std::string text = "submit_time,duration,gpus,account,time_limit\n" + std::string(rows);
+  TraceReadOptions options;
+  options.strict = true;
+  options.gpus_per_node = 1;
+  StatusOr<Trace> trace = ParseTrace(text, "test.csv", TraceFormat::kCsv, options);
+  EXPECT_TRUE(trace.ok()) << trace.status().ToString();
+  return trace.ok() ? trace->jobs : std::vector<TraceJob>{};
+}
+
+SimRun MustSimulate(const std::string& cluster, const std::vector<TraceJob>& jobs, const std::string& policy,
+                    SimOptions options = {}) {
+  std::vector<std::string> accounts;
+  for (const TraceJob& job : jobs) accounts.push_back(job.account);
+  StatusOr<Config> config = FlatClusterConfig(cluster, accounts);
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(ApplyPolicyPreset(policy, config->policy).ok());
+  options.policy_name = policy;
+  if (options.source.empty()) options.source = "test.csv";
+  StatusOr<SimRun> run = Simulate(std::move(*config), jobs, options);
+  EXPECT_TRUE(run.ok()) << run.status().ToString();
+  return run.ok() ? std::move(*run) : SimRun{};
+}
+
+std::vector<Time> Starts(const SimRun& run) {
+  std::vector<Time> starts;
+  for (const JobRecord& job : run.jobs) starts.push_back(job.start);
+  return starts;
+}
+
+// ---- Hand-checked runs on tiny traces -------------------------------------------------------
+
+// 4 GPUs. Job 1 (2 GPUs) runs 0-100. Job 2 needs all 4: it waits for job 1. Job 3 (1 GPU, 20 s)
+// arrives at 10: FCFS keeps it behind job 2 (start 150, when job 2 ends); EASY backfills it at
+// once, since it ends (30) before job 2's reservation (100).
+constexpr std::string_view kBackfillTrace =
+    "0,100,2,a,100\n"
+    "0,50,4,a,100\n"
+    "10,20,1,a,20\n";
+
+TEST(SimulatorTest, FcfsKeepsTheQueueOrder) {
+  SimRun run = MustSimulate("4x1", Jobs(kBackfillTrace), "fcfs");
+  EXPECT_THAT(Starts(run), ElementsAre(0, 100, 150));
+  EXPECT_EQ(run.summary.jobs, 3u);
+  EXPECT_EQ(run.summary.makespan_s, 170);
+  // Waits 0, 100, 140; JCTs 100, 150, 160.
+  EXPECT_DOUBLE_EQ(run.summary.avg_wait_s, 80);
+  EXPECT_DOUBLE_EQ(run.summary.avg_jct_s, 410.0 / 3);
+  // Allocated GPU-seconds 2x100 + 4x50 + 1x20 = 420 of 4 x 170.
+  EXPECT_NEAR(run.summary.utilization, 420.0 / 680, 1e-12);
+}
+
+TEST(SimulatorTest, EasyBackfillsAJobThatEndsBeforeTheReservation) {
+  SimRun run = MustSimulate("4x1", Jobs(kBackfillTrace), "easy");
+  EXPECT_THAT(Starts(run), ElementsAre(0, 100, 10));
+  EXPECT_EQ(run.summary.makespan_s, 150);
+  // Bounded slowdowns: 1, (100+50)/50 = 3, 1.
+  EXPECT_DOUBLE_EQ(run.summary.avg_bsld, 5.0 / 3);
+}
+
+// 4 GPUs. Job 1 (3 GPUs) runs 0-100. Job 2 (2 GPUs) reserves t=100 on GPUs busy now, leaving 2
+// extra GPUs at its start. Job 3 (4 GPUs) is second in line. Job 4 (1 GPU, 1000 s) fits the idle
+// GPU: EASY protects only job 2, which it does not delay, so it starts at 1 and job 3 waits for
+// it (1001). Conservative also protects job 3 (reserved at 200), so job 4 waits until job 3 ends.
+constexpr std::string_view kConservativeTrace =
+    "0,100,3,a,100\n"
+    "1,100,2,a,100\n"
+    "1,100,4,a,100\n"
+    "1,1000,1,a,1000\n";
+
+TEST(SimulatorTest, EasyProtectsOnlyTheFirstBlockedJob) {
+  SimRun run = MustSimulate("4x1", Jobs(kConservativeTrace), "easy");
+  EXPECT_THAT(Starts(run), ElementsAre(0, 100, 1001, 1));
+}
+
+TEST(SimulatorTest, ConservativeProtectsEveryBlockedJob) {
+  SimRun run = MustSimulate("4x1", Jobs(kConservativeTrace), "conservative");
+  EXPECT_THAT(Starts(run), ElementsAre(0, 100, 200, 300));
+}
+
+TEST(SimulatorTest, FairShareServesTheLighterAccountFirst) {
+  // One GPU. Account a queues four 100 s jobs at 0; b queues two at 1. FIFO runs all of a's first;
+  // fair share alternates once a has used the GPU: b1 at 100, then a2, b2, a3, a4.
+  std::vector<TraceJob> jobs = Jobs(
+      "0,100,1,a,100\n0,100,1,a,100\n0,100,1,a,100\n0,100,1,a,100\n"
+      "1,100,1,b,100\n1,100,1,b,100\n");
+  EXPECT_THAT(Starts(MustSimulate("1x1", jobs, "easy")), ElementsAre(0, 100, 200, 300, 400, 500));
+  SimRun fair = MustSimulate("1x1", jobs, "fair-share");
+  EXPECT_THAT(Starts(fair), ElementsAre(0, 200, 400, 500, 100, 300));
+  ASSERT_EQ(fair.summary.per_account.size(), 2u);
+  EXPECT_EQ(fair.summary.per_account[0].name, "a");
+  EXPECT_DOUBLE_EQ(fair.summary.per_account[0].gpu_hours, 400.0 / 3600);
+  EXPECT_DOUBLE_EQ(fair.summary.per_account[1].avg_wait_s, (99.0 + 299.0) / 2);
+}
+
+TEST(SimulatorTest, JobsRunningPastTheirLimitAreKilledThere) {
+  SimRun run = MustSimulate("2x1", Jobs("0,500,1,a,100\n0,50,1,a,100\n"), "easy");
+  ASSERT_EQ(run.jobs.size(), 2u);
+  EXPECT_EQ(run.jobs[0].outcome, Outcome::kTimedOut);
+  EXPECT_EQ(run.jobs[0].end, 100);
+  EXPECT_EQ(run.jobs[1].outcome, Outcome::kCompleted);
+  EXPECT_EQ(run.summary.timed_out, 1u);
+  EXPECT_EQ(run.summary.completed, 1u);
+}
+
+TEST(SimulatorTest, ACompletionBeforeTheTimeLimitStartsTheNextJobAtOnce) {
+  // Job 1 asks for 1000 s and ends at 10; job 2, which waited for it, starts at 10.
+  SimRun run = MustSimulate("1x1", Jobs("0,10,1,a,1000\n0,10,1,a,1000\n"), "fcfs");
+  EXPECT_THAT(Starts(run), ElementsAre(0, 10));
+}
+
+TEST(SimulatorTest, JobsLargerThanTheClusterAreRejectedAndCounted) {
+  std::vector<TraceJob> jobs = Jobs("0,10,1,a,10\n5,10,8,a,10\n");
+  SimRun run = MustSimulate("4x1", jobs, "easy");
+  EXPECT_EQ(run.jobs[1].outcome, Outcome::kRejected);
+  EXPECT_EQ(run.summary.rejected, 1u);
+  EXPECT_EQ(run.summary.jobs, 1u);
+  ASSERT_EQ(run.problems.size(), 1u);
+  EXPECT_THAT(run.problems[0], HasSubstr("test.csv:3: job 2 rejected"));
+  EXPECT_THAT(run.problems[0], HasSubstr("at most 4 such tasks"));
+
+  // --strict makes it an error.
+  std::vector<std::string> accounts = {"a"};
+  StatusOr<Config> config = FlatClusterConfig("4x1", accounts);
+  ASSERT_TRUE(config.ok());
+  SimOptions strict;
+  strict.strict = true;
+  strict.source = "test.csv";
+  StatusOr<SimRun> failed = Simulate(std::move(*config), jobs, strict);
+  EXPECT_EQ(failed.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(failed.status().message(), HasSubstr("test.csv:3"));
+}
+
+TEST(SimulatorTest, CancellationsEndPendingAndRunningJobs) {
+  std::string text =
+      "submit_time,duration,gpus,account,time_limit,cancel_after\n"
+      "0,100,1,a,100,30\n"   // cancelled while running, at 30
+      "0,100,1,a,100,20\n"   // cancelled while pending, at 20
+      "0,100,1,a,100,\n";    // runs from 30, when the GPU comes free
+  StatusOr<Trace> trace = ParseTrace(text, "cancel.csv", TraceFormat::kCsv, {});
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  SimRun run = MustSimulate("1x1", trace->jobs, "fcfs");
+  EXPECT_EQ(run.jobs[0].outcome, Outcome::kCancelled);
+  EXPECT_EQ(run.jobs[0].end, 30);
+  EXPECT_EQ(run.jobs[1].outcome, Outcome::kCancelled);
+  EXPECT_EQ(run.jobs[1].start, -1);
+  EXPECT_EQ(run.jobs[2].start, 30);
+  EXPECT_EQ(run.summary.cancelled, 2u);
+}
+
+TEST(SimulatorTest, ANodeFailureRequeuesItsJobAndCountsTheLostWork) {
+  SimOptions options;
+  options.node_events = {{40, "n1", NodeState::kDown}, {60, "n1", NodeState::kUp}};
+  SimRun run = MustSimulate("1x2", Jobs("0,100,2,a,200\n"), "easy", options);
+  ASSERT_EQ(run.jobs.size(), 1u);
+  const JobRecord& job = run.jobs[0];
+  EXPECT_EQ(job.restarts, 1);
+  EXPECT_DOUBLE_EQ(job.lost_gpu_seconds, 2 * 40);
+  EXPECT_EQ(job.start, 60);  // requeued, started over when the node came back
+  EXPECT_EQ(job.end, 160);
+  EXPECT_EQ(run.summary.node_failures, 1u);
+  EXPECT_DOUBLE_EQ(run.summary.gpu_hours_lost, 80.0 / 3600);
+}
+
+TEST(SimulatorTest, PassIntervalBatchesEvents) {
+  // With passes at least 60 s apart, the job arriving at 10 waits for the pass at 60.
+  SimOptions options;
+  options.pass_interval = 60;
+  SimRun run = MustSimulate("2x1", Jobs("0,100,1,a,100\n10,100,1,a,100\n"), "easy", options);
+  EXPECT_THAT(Starts(run), ElementsAre(0, 60));
+  // Passes at 0 and 60; the ends at 100 and 160 wait for the passes at 120 and 180.
+  EXPECT_EQ(run.summary.passes, 4u);
+  EXPECT_EQ(run.jobs[1].end, 160);
+}
+
+TEST(SimulatorTest, HorizonStopsTheRunWithJobsUnfinished) {
+  SimOptions options;
+  options.horizon = 50;
+  SimRun run = MustSimulate("1x1", Jobs("0,100,1,a,100\n0,100,1,a,100\n"), "easy", options);
+  EXPECT_EQ(run.summary.unfinished, 2u);
+  EXPECT_EQ(run.summary.makespan_s, 50);
+  EXPECT_DOUBLE_EQ(run.summary.utilization, 1.0);
+}
+
+TEST(SimulatorTest, TimeSeriesAveragesAllocationPerBucket) {
+  SimOptions options;
+  options.sample_step = 100;
+  SimRun run = MustSimulate("2x1", Jobs("0,150,2,a,150\n"), "easy", options);
+  // Bucket [0,100): 2 GPUs all along; [100,150): 2 GPUs over its 50 s.
+  EXPECT_THAT(run.series.allocated_gpus, ElementsAre(2.0, 2.0));
+  ASSERT_EQ(run.tracked.size(), 1u);
+  EXPECT_EQ(run.tracked[0].name, "a");
+}
+
+TEST(SimulatorTest, FlatClusterSpecIsChecked) {
+  EXPECT_EQ(FlatClusterConfig("256", {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(FlatClusterConfig("4x17", {}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(FlatClusterConfig("0x1", {}).status().code(), StatusCode::kInvalidArgument);
+  StatusOr<Config> config = FlatClusterConfig("64x8", {"b", "a", "b"});
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->cluster.total_gpus(), 512);
+  EXPECT_EQ(config->cluster.pool(0).domains_by_level[static_cast<int>(Level::kLeaf)].size(), 2u);
+  EXPECT_EQ(config->accounts.accounts().size(), 3u);  // root, a, b
+}
+
+TEST(SimulatorTest, UnknownPolicyNamesTheKnownOnes) {
+  PolicyConfig policy;
+  Status status = ApplyPolicyPreset("sjf", policy);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("fcfs, easy, conservative, fair-share"));
+}
+
+// ---- Cross-check against an independent brute-force reference -------------------------------
+
+struct ReferenceJob {
+  Time submit;
+  Duration run;    // already cut at the limit
+  Duration limit;
+  int size;
+};
+
+// Textbook FCFS and EASY (Mu'alem and Feitelson 2001) on `nodes` identical 1-GPU nodes, written
+// from the definition with no code shared with allot: at every moment something arrives or ends,
+// start queue heads while they fit; with EASY, give the first blocked job a shadow time from the
+// running jobs' limits and let later jobs start if they fit now and either end by the shadow time
+// or use only nodes the first job will not need then.
+std::vector<Time> ReferenceStarts(const std::vector<ReferenceJob>& jobs, int nodes, bool easy) {
+  std::vector<Time> start(jobs.size(), -1);
+  std::vector<size_t> queue;
+  std::vector<size_t> running;
+  size_t next = 0;
+  int free = nodes;
+  while (next < jobs.size() || !queue.empty() || !running.empty()) {
+    Time now = kForever;
+    if (next < jobs.size()) now = jobs[next].submit;
+    for (size_t r : running) now = std::min(now, start[r] + jobs[r].run);
+    for (size_t i = 0; i < running.size();) {
+      size_t r = running[i];
+      if (start[r] + jobs[r].run == now) {
+        free += jobs[r].size;
+        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    while (next < jobs.size() && jobs[next].submit == now) queue.push_back(next++);
+    while (!queue.empty() && jobs[queue.front()].size <= free) {
+      size_t j = queue.front();
+      queue.erase(queue.begin());
+      start[j] = now;
+      free -= jobs[j].size;
+      running.push_back(j);
+    }
+    if (!easy || queue.empty()) continue;
+    // Shadow time: when enough running jobs will have reached their limits for the head.
+    std::vector<std::pair<Time, int>> ends;
+    for (size_t r : running) ends.emplace_back(start[r] + jobs[r].limit, jobs[r].size);
+    std::sort(ends.begin(), ends.end());
+    int head = jobs[queue.front()].size;
+    int available = free;
+    Time shadow = now;
+    for (auto [end, size] : ends) {
+      if (available >= head) break;
+      available += size;
+      shadow = end;
+    }
+    int extra = available - head;
+    for (size_t q = 1; q < queue.size();) {
+      size_t j = queue[q];
+      bool ends_in_time = now + jobs[j].limit <= shadow;
+      if (jobs[j].size <= free && (ends_in_time || jobs[j].size <= extra)) {
+        start[j] = now;
+        free -= jobs[j].size;
+        if (!ends_in_time) extra -= jobs[j].size;
+        running.push_back(j);
+        queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(q));
+      } else {
+        ++q;
+      }
+    }
+  }
+  return start;
+}
+
+class LublinCrossCheck : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(LublinCrossCheck, FcfsAndEasyMatchTheReference) {
+  std::string path = std::string(ALLOT_SOURCE_DIR) + "/../shared/traces/lublin_256.swf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " is not here";
+  StatusOr<Trace> trace = ReadTrace(path, TraceFormat::kSwf, {});
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  size_t prefix = std::min(GetParam(), trace->jobs.size());
+  std::vector<TraceJob> jobs(trace->jobs.begin(), trace->jobs.begin() + static_cast<std::ptrdiff_t>(prefix));
+  std::vector<ReferenceJob> reference;
+  for (const TraceJob& job : jobs) {
+    reference.push_back({job.submit, std::min(job.runtime, job.time_limit), job.time_limit, job.tasks});
+  }
+  for (bool easy : {false, true}) {
+    SimRun run = MustSimulate("256x1", jobs, easy ? "easy" : "fcfs");
+    std::vector<Time> expected = ReferenceStarts(reference, 256, easy);
+    std::vector<Time> actual = Starts(run);
+    ASSERT_EQ(actual.size(), expected.size());
+    size_t mismatches = 0;
+    for (size_t i = 0; i < actual.size(); ++i) {
+      if (actual[i] == expected[i]) continue;
+      if (++mismatches <= 5) {
+        ADD_FAILURE() << (easy ? "easy" : "fcfs") << ": job " << jobs[i].id << " started at "
+                      << actual[i] << ", reference " << expected[i];
+      }
+    }
+    EXPECT_EQ(mismatches, 0u) << (easy ? "easy" : "fcfs");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Prefixes, LublinCrossCheck, ::testing::Values(500, 2000, 10000));
+
+// ---- The command: determinism and outputs ---------------------------------------------------
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(SimCommandTest, SameInputsAndSeedGiveByteIdenticalOutput) {
+  std::string dir = ::testing::TempDir() + "/sim_determinism";
+  std::filesystem::create_directories(dir);
+  SimCommand command;
+  command.config = std::string(ALLOT_SOURCE_DIR) + "/tests/traces/small-pool.yaml";
+  command.format = TraceFormat::kNational;
+  command.policies = {"fair-share", "easy"};
+  command.seed = 7;
+  std::vector<std::string> outputs;
+  for (int round = 0; round < 2; ++round) {
+    command.json_path = fmt::format("{}/run{}.json", dir, round);
+    command.jobs_csv_path = fmt::format("{}/run{}.csv", dir, round);
+    StatusOr<std::vector<SimRun>> runs = RunSimCommand(command);
+    ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+    ASSERT_EQ(runs->size(), 2u);
+    EXPECT_GT(runs->front().summary.jobs, 100u);
+    ASSERT_TRUE(WriteSimOutputs(command, *runs).ok());
+    // Wall time and memory are measurements of this process, not results; the rest must match.
+    nlohmann::json json = nlohmann::json::parse(ReadFile(command.json_path));
+    for (auto& [policy, summary] : json.items()) {
+      summary.erase("sim_wall_s");
+      summary.erase("peak_rss_bytes");
+    }
+    outputs.push_back(json.dump() + ReadFile(command.jobs_csv_path));
+  }
+  EXPECT_EQ(outputs[0], outputs[1]);
+  // A different seed gives a different workload.
+  command.seed = 8;
+  StatusOr<std::vector<SimRun>> other = RunSimCommand(command);
+  ASSERT_TRUE(other.ok());
+  command.seed = 7;
+  StatusOr<std::vector<SimRun>> again = RunSimCommand(command);
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(other->front().summary.avg_wait_s, again->front().summary.avg_wait_s);
+}
+
+TEST(SimCommandTest, BadInputSaysWhatToFix) {
+  SimCommand command;
+  command.trace = "x.swf";
+  EXPECT_THAT(RunSimCommand(command).status().message(), HasSubstr("--config FILE or --cluster"));
+  command.cluster = "4x1";
+  command.policies = {"easy", "lottery"};
+  EXPECT_THAT(RunSimCommand(command).status().message(), HasSubstr("unknown policy 'lottery'"));
+  command.policies = {"easy"};
+  command.trace = std::string(ALLOT_SOURCE_DIR) + "/tests/traces/nonexistent.swf";
+  EXPECT_EQ(RunSimCommand(command).status().code(), StatusCode::kNotFound);
+  command.trace = std::string(ALLOT_SOURCE_DIR) + "/tests/traces/bad.swf";
+  command.strict = true;
+  EXPECT_THAT(RunSimCommand(command).status().message(), HasSubstr("bad.swf:"));
+}
+
+TEST(SimCommandTest, WritesTheReportDirectory) {
+  std::string dir = ::testing::TempDir() + "/sim_report";
+  std::filesystem::remove_all(dir);
+  SimCommand command;
+  command.cluster = "16x1";
+  command.trace = std::string(ALLOT_SOURCE_DIR) + "/tests/traces/tiny.swf";
+  command.policies = {"fcfs", "easy"};
+  command.report_dir = dir;
+  StatusOr<std::vector<SimRun>> runs = RunSimCommand(command);
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  ASSERT_TRUE(WriteSimOutputs(command, *runs).ok());
+  std::string html = ReadFile(dir + "/index.html");
+  EXPECT_THAT(html, HasSubstr("<svg"));
+  EXPECT_THAT(html, HasSubstr("fcfs"));
+  EXPECT_THAT(html, HasSubstr("easy"));
+}
+
+}  // namespace
+}  // namespace allot
