@@ -195,6 +195,8 @@ int main(int argc, char** argv) {
   sim->add_option("--jobs-csv", sim_command.jobs_csv_path, "Write one CSV row per job here");
   sim->add_option("--report", sim_command.report_dir, "Write an HTML report with plots into this directory");
   sim->add_option("--seed", sim_command.seed, "Seed of the national workload generator");
+  sim->add_option("--jobs", sim_command.national_jobs, "National workload: generate this many jobs instead of the model's count")
+      ->check(CLI::Range(1, 100000000));
   sim->add_option("--failures", sim_command.failures_path, "Node schedule CSV: time,node,state");
   sim->add_option("--pass-interval", sim_interval, "Least time between scheduling passes (default: policy.pass_interval)");
   sim->add_option("--horizon", sim_horizon, "Stop the simulation at this time (default: when every job is done)");

@@ -10,7 +10,8 @@ Model::Model(Cluster cluster, AccountTree accounts)
       accounts_(std::move(accounts)),
       free_(cluster_),
       running_by_end_(cluster_.pools().size()),
-      jobs_on_node_(cluster_.nodes().size()) {}
+      jobs_on_node_(cluster_.nodes().size()),
+      pool_versions_(cluster_.pools().size(), 0) {}
 
 const Job* Model::FindJob(JobId id) const {
   auto found = jobs_.find(id);
@@ -28,6 +29,7 @@ Status Model::AddPending(Job job) {
   auto [it, inserted] = jobs_.emplace(id, std::move(job));
   if (!inserted) return AlreadyExistsError("job {} exists already", id);
   pending_.insert(id);
+  pending_in_order_.insert(OrderOf(it->second));
   return OkStatus();
 }
 
@@ -46,8 +48,10 @@ void Model::Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, T
   job.epoch++;
   job.reason = {};
   pending_.erase(id);
+  pending_in_order_.erase(OrderOf(job));
   running_by_end_[pool].emplace(job.expected_end(), id);
   running_count_++;
+  pool_versions_[pool]++;
   double gpus = static_cast<double>(job.gpus());
   accounts_.Charge(job.account, pool, job.gpus(), gpus * static_cast<double>(job.expected_end()));
 }
@@ -63,6 +67,7 @@ std::optional<Job> Model::Stop(JobId id, bool requeue) {
   }
   running_by_end_[job.pool].erase({job.expected_end(), id});
   running_count_--;
+  pool_versions_[job.pool]++;
   double gpus = static_cast<double>(job.gpus());
   accounts_.Charge(job.account, job.pool, -job.gpus(),
                    -gpus * static_cast<double>(job.expected_end()));
@@ -72,6 +77,7 @@ std::optional<Job> Model::Stop(JobId id, bool requeue) {
     job.restarts++;
     job.reason = {};
     pending_.insert(id);
+    pending_in_order_.insert(OrderOf(job));
     return std::nullopt;
   }
   Job stopped = std::move(job);
@@ -82,6 +88,7 @@ std::optional<Job> Model::Stop(JobId id, bool requeue) {
 std::optional<Job> Model::RemovePending(JobId id) {
   auto found = jobs_.find(id);
   if (found == jobs_.end() || found->second.state != JobState::kPending) return std::nullopt;
+  pending_in_order_.erase(OrderOf(found->second));
   Job removed = std::move(found->second);
   jobs_.erase(found);
   pending_.erase(id);
@@ -91,6 +98,7 @@ std::optional<Job> Model::RemovePending(JobId id) {
 void Model::SetNodeState(NodeIndex node, NodeState state) {
   cluster_.SetNodeState(node, state);
   free_.SetSchedulable(node, state == NodeState::kUp);
+  pool_versions_[cluster_.node(node).pool]++;
 }
 
 std::vector<JobId> Model::JobsOnNode(NodeIndex node) const {

@@ -46,11 +46,24 @@ class Model {
   const Job* FindJob(JobId id) const;
   Job* FindMutableJob(JobId id);
   const std::set<JobId>& pending() const { return pending_; }
+  // Pending jobs in queue order before fair share: priority class (highest first), then submit
+  // time, then id. Kept up to date, so a pass need not sort its queue.
+  struct PendingOrder {
+    int negative_priority;
+    Time submit;
+    JobId id;
+    auto operator<=>(const PendingOrder&) const = default;
+  };
+  static PendingOrder OrderOf(const Job& job) { return {-job.priority, job.submit_time, job.id}; }
+  const std::set<PendingOrder>& pending_in_order() const { return pending_in_order_; }
   // Running jobs of a pool by expected end (start + time limit), earliest first.
   const std::set<std::pair<Time, JobId>>& running_by_end(PoolIndex pool) const {
     return running_by_end_[pool];
   }
   size_t running_count() const { return running_count_; }
+  // Grows whenever a job starts or stops in the pool or one of its nodes changes state: plans
+  // made at the same version see the same pool.
+  uint64_t pool_version(PoolIndex pool) const { return pool_versions_[pool]; }
 
   // Adds a pending job. Fails if the id is taken.
   Status AddPending(Job job);
@@ -82,9 +95,11 @@ class Model {
   FreeCapacity free_;
   std::unordered_map<JobId, Job> jobs_;  // nodes are stable: indexes keep pointers into it
   std::set<JobId> pending_;
+  std::set<PendingOrder> pending_in_order_;
   std::vector<std::set<std::pair<Time, JobId>>> running_by_end_;
   std::vector<std::vector<JobId>> jobs_on_node_;  // running job ids per node (small lists)
   size_t running_count_ = 0;
+  std::vector<uint64_t> pool_versions_;
   Time now_ = 0;
   bool clock_started_ = false;
 };

@@ -13,50 +13,70 @@ namespace {
 // The sort key of a pending job, read once per pass: comparisons must not look jobs up.
 struct OrderKey {
   int priority;
-  size_t rank;  // position among the starving jobs put first; SIZE_MAX for the others
   Time submit;
   JobId id;
+  const Job* job;
   bool operator<(const OrderKey& other) const {
     if (priority != other.priority) return priority > other.priority;
-    if (rank != other.rank) return rank < other.rank;
     if (submit != other.submit) return submit < other.submit;
     return id < other.id;
   }
 };
 
-std::vector<OrderKey> SortedKeys(const Model& model, const std::vector<JobId>& pending,
-                                 const std::vector<JobId>& first) {
-  std::unordered_map<JobId, size_t> rank;
-  for (size_t i = 0; i < first.size(); ++i) rank.emplace(first[i], i);
+// Keys of the pending jobs in (class, submit, id) order. The scheduler hands jobs
+// in that order already (Model::pending_in_order), so sorting is only a fallback.
+std::vector<OrderKey> SortedKeys(const Model& model, const std::vector<JobId>& pending) {
   std::vector<OrderKey> keys;
   keys.reserve(pending.size());
   for (JobId id : pending) {
     const Job& job = *model.FindJob(id);
-    auto found = rank.find(id);
-    keys.push_back({job.priority, found == rank.end() ? SIZE_MAX : found->second, job.submit_time, id});
+    keys.push_back({job.priority, job.submit_time, id, &job});
   }
-  std::sort(keys.begin(), keys.end());
+  if (!std::is_sorted(keys.begin(), keys.end())) std::sort(keys.begin(), keys.end());
   return keys;
 }
 
 class FifoOrder final : public QueueOrder {
  public:
   void Begin(const Model& model, std::vector<JobId> pending, std::vector<JobId> first) override {
-    std::vector<OrderKey> keys = SortedKeys(model, pending, first);
-    jobs_.clear();
-    jobs_.reserve(keys.size());
-    for (const OrderKey& key : keys) jobs_.push_back(key.id);
+    keys_ = SortedKeys(model, pending);
+    first_ = std::move(first);
+    is_first_.clear();
+    is_first_.insert(first_.begin(), first_.end());
+    first_priority_.clear();
+    for (JobId id : first_) first_priority_.push_back(model.FindJob(id)->priority);
     next_ = 0;
+    next_first_ = 0;
+    class_started_ = false;
   }
   std::optional<JobId> Next() override {
-    if (next_ == jobs_.size()) return std::nullopt;
-    return jobs_[next_++];
+    while (next_ < keys_.size()) {
+      int priority = keys_[next_].priority;
+      // Entering a class: its starving jobs go first, in the order given.
+      if (!class_started_) {
+        while (next_first_ < first_.size() && first_priority_[next_first_] > priority) ++next_first_;
+        if (next_first_ < first_.size() && first_priority_[next_first_] == priority) {
+          return first_[next_first_++];
+        }
+        class_started_ = true;
+      }
+      const OrderKey& key = keys_[next_++];
+      if (next_ == keys_.size() || keys_[next_].priority != priority) class_started_ = false;
+      if (!is_first_.empty() && is_first_.count(key.id)) continue;
+      return key.id;
+    }
+    return std::nullopt;
   }
   void Started(const Job&) override {}
 
  private:
-  std::vector<JobId> jobs_;
+  std::vector<OrderKey> keys_;
+  std::vector<JobId> first_;
+  std::vector<int> first_priority_;
+  std::unordered_set<JobId> is_first_;
   size_t next_ = 0;
+  size_t next_first_ = 0;
+  bool class_started_ = false;
 };
 
 class FairShareOrder final : public QueueOrder {
@@ -70,10 +90,7 @@ class FairShareOrder final : public QueueOrder {
     for (JobId id : first_) is_first_.insert(id);
     const AccountTree& tree = model.accounts();
     // Jobs grouped by class (highest first), each class's jobs in submit order.
-    std::vector<OrderKey> keys = SortedKeys(model, pending, {});
-    pending_.clear();
-    pending_.reserve(keys.size());
-    for (const OrderKey& key : keys) pending_.push_back(key.id);
+    pending_ = SortedKeys(model, pending);
     class_begin_ = 0;
     queues_.assign(tree.accounts().size(), {});
     children_.assign(tree.accounts().size(), {});
@@ -130,18 +147,18 @@ class FairShareOrder final : public QueueOrder {
   void LoadNextClass() {
     const AccountTree& tree = model_->accounts();
     if (class_begin_ == pending_.size()) return;
-    int priority = model_->FindJob(pending_[class_begin_])->priority;
+    int priority = pending_[class_begin_].priority;
     class_priority_ = priority;
     next_first_ = 0;
     size_t end = class_begin_;
-    while (end < pending_.size() && model_->FindJob(pending_[end])->priority == priority) {
-      const Job& job = *model_->FindJob(pending_[end]);
-      if (!is_first_.count(job.id)) queues_[job.account].push_back(job.id);
+    while (end < pending_.size() && pending_[end].priority == priority) {
+      const Job& job = *pending_[end].job;
+      if (is_first_.empty() || !is_first_.count(job.id)) queues_[job.account].push_back(job.id);
       ++end;
     }
     for (size_t i = class_begin_; i < end; ++i) {
-      if (is_first_.count(pending_[i])) continue;
-      AccountIndex at = model_->FindJob(pending_[i])->account;
+      if (!is_first_.empty() && is_first_.count(pending_[i].id)) continue;
+      AccountIndex at = pending_[i].job->account;
       // Link the account and its ancestors into their parents' ordered sets, once each.
       while (at != tree.root() && !in_parent_[at]) {
         key_[at] = Key(at);
@@ -165,7 +182,7 @@ class FairShareOrder final : public QueueOrder {
 
   Duration half_life_;
   const Model* model_ = nullptr;
-  std::vector<JobId> pending_;
+  std::vector<OrderKey> pending_;  // by class, then submit time
   size_t class_begin_ = 0;
   std::vector<std::deque<JobId>> queues_;                        // per account, this class
   std::vector<std::set<std::pair<double, AccountIndex>>> children_;  // per account: by key

@@ -100,12 +100,14 @@ QuotaCheck CheckQuota(const AccountTree& tree, AccountIndex account, PoolIndex p
   if (!check.fits) {
     // Only the pool's own size binds: the job waits for GPUs, not for quota.
     check.pool_full = room.binding == Room::Binding::kPool;
-    check.why = check.pool_full
-                    ? fmt::format("waiting for GPUs in pool '{}': needs {}, {} of {} allocated",
-                                  pool_name, gpus, root.allocated[pool], pool_gpus)
-                    : fmt::format("waiting for quota in pool '{}': needs {} GPUs, room for {}; {}",
-                                  pool_name, gpus, check.room,
-                                  DescribeBinding(tree, room, pool, root.allocated[pool], pool_gpus, pool_name));
+    // A full pool is a wait for GPUs, which the scheduler words from placement; only quota
+    // waits need words here (every job behind a full pool lands here in a busy pass).
+    if (!check.pool_full) {
+      check.why = fmt::format("waiting for quota in pool '{}': needs {} GPUs, room for {}; {}",
+                              pool_name, gpus, check.room,
+                              DescribeBinding(tree, room, pool, root.allocated[pool], pool_gpus,
+                                              pool_name));
+    }
   }
   return check;
 }

@@ -25,7 +25,7 @@ struct QuotaCheck {
   bool within_nominal = false;  // the request fits in the account's own nominal: it may reclaim
   bool pool_full = false;       // no account limit binds: the pool lacks GPUs (a resource wait)
   int64_t room = 0;             // GPUs the account may still take in this pool
-  std::string why;              // when it does not fit: the binding limit, in words
+  std::string why;              // when quota (not a full pool) keeps it out: the limit, in words
 };
 
 QuotaCheck CheckQuota(const AccountTree& tree, AccountIndex account, PoolIndex pool, int64_t gpus,

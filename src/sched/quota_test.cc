@@ -103,8 +103,7 @@ TEST_F(QuotaTest, NoRoomWhenThePoolIsUsedByOthers) {
   EXPECT_FALSE(check.fits);
   EXPECT_TRUE(check.pool_full);  // no account limit binds: a wait for GPUs
   EXPECT_EQ(check.room, 4);
-  EXPECT_THAT(check.why, HasSubstr("pool 'p'"));
-  EXPECT_THAT(check.why, HasSubstr("needs 5"));
+  EXPECT_TRUE(check.why.empty());  // placement words a wait for GPUs
 
   // Still within nominal while borrowers hold the pool: it may reclaim.
   Charge("bob", 4);  // bob now borrows alice's nominal

@@ -60,6 +60,17 @@ std::optional<Placement> PlaceConstrainedBusyFirst(FreeCapacity& scratch,
 
 }  // namespace
 
+void ReservationBook::StartPass() {
+  for (PoolBook& book : pools_) {
+    book.reservations.clear();
+    book.applied.clear();
+    book.applied_gpus = 0;
+    book.applied_level = 0;
+    book.dirty = false;
+    book.started_since_plan = false;
+  }
+}
+
 int ReservationBook::LevelFor(PoolIndex pool, Time job_end) const {
   const PoolBook& book = pools_[pool];
   int level = 0;
@@ -246,17 +257,46 @@ std::optional<Reservation> ReservationBook::PlanByCount(Model& model, PoolIndex 
 std::optional<Reservation> ReservationBook::Plan(Model& model, PoolIndex pool,
                                                  const PlacementRequest& request, Duration limit,
                                                  Time now) {
-  // The replay frees running jobs' GPUs on the live index itself and undoes that before
-  // returning: copying the index of a national pool for every plan would cost more than the
-  // plan. It must see every free GPU, so the pool's holds are lifted first.
-  FreeCapacity& free = model.mutable_free();
-  Clear(free, pool);
+  // Plans must see every free GPU, so the pool's holds are lifted first.
+  Clear(model.mutable_free(), pool);
+  // The first reservation of a pool depends only on the pool's running jobs and node states
+  // (its version) and on when running jobs end (`now` matters only once one overran its limit).
+  // Between passes that started or stopped nothing there, the plan stays right.
+  CachedPlan& cached = cache_[pool];
+  const auto& running = model.running_by_end(pool);
+  bool first = pools_[pool].reservations.empty();
+  bool now_irrelevant = running.empty() || running.begin()->first >= std::max(now, cached.now);
+  if (first && cached.valid && cached.version == model.pool_version(pool) &&
+      (cached.now == now || now_irrelevant) && cached.limit == limit &&
+      std::tie(cached.request.tasks, cached.request.gpus_per_task, cached.request.cpus_per_task,
+               cached.request.memory_per_task) ==
+          std::tie(request.tasks, request.gpus_per_task, request.cpus_per_task,
+                   request.memory_per_task) &&
+      cached.request.topology.level == request.topology.level &&
+      cached.request.topology.mode == request.topology.mode &&
+      (!cached.plan || cached.plan->start >= now)) {
+    return cached.plan;
+  }
+  std::optional<Reservation> plan;
   // Without a topology constraint, CPUs or memory, counting whole tasks per node says where the
   // job fits; no index is needed.
   if (request.topology.mode == TopologyMode::kNone && request.cpus_per_task == 0 &&
       request.memory_per_task == 0) {
-    return PlanByCount(model, pool, request, limit, now);
+    plan = PlanByCount(model, pool, request, limit, now);
+  } else {
+    plan = PlanOnIndex(model, pool, request, limit, now);
   }
+  if (first) cached = {true, model.pool_version(pool), now, request, limit, plan};
+  return plan;
+}
+
+std::optional<Reservation> ReservationBook::PlanOnIndex(Model& model, PoolIndex pool,
+                                                        const PlacementRequest& request,
+                                                        Duration limit, Time now) {
+  // The replay frees running jobs' GPUs on the live index itself and undoes that before
+  // returning: copying the index of a national pool for every plan would cost more than the
+  // plan.
+  FreeCapacity& free = model.mutable_free();
   const Pool& shape = free.cluster().pool(pool);
   idle_now_.resize(shape.nodes.size());
   for (size_t i = 0; i < shape.nodes.size(); ++i) idle_now_[i] = free.VisibleGpus(shape.nodes[i]);

@@ -10,7 +10,9 @@
 // itself needs no knowledge of reservations. Several reservations per pool (conservative
 // backfill) stack: a job ending at time E sees the holds of every reservation starting before E.
 //
-// Not thread-safe; lives for one scheduling pass.
+// Not thread-safe. The scheduler keeps one book: StartPass forgets the last pass's reservations
+// but keeps the plan cache, so a blocked job whose pool did not change since the last pass is not
+// planned again.
 #pragma once
 
 #include <optional>
@@ -35,7 +37,10 @@ struct Reservation {
 
 class ReservationBook {
  public:
-  explicit ReservationBook(size_t pool_count) : pools_(pool_count) {}
+  explicit ReservationBook(size_t pool_count) : pools_(pool_count), cache_(pool_count) {}
+
+  // Drops every reservation and hold bookkeeping of the last pass (the holds must be cleared).
+  void StartPass();
 
   size_t CountIn(PoolIndex pool) const { return pools_[pool].reservations.size(); }
   // GPUs of the pool held back on the live index now.
@@ -86,7 +91,21 @@ class ReservationBook {
   void HoldOverlapping(FreeCapacity& scratch, PoolIndex pool, Time from, Time to,
                        std::vector<std::pair<NodeIndex, int>>& held) const;
 
+  // The last plan made for a pool's first reservation, and what it depended on.
+  struct CachedPlan {
+    bool valid = false;
+    uint64_t version = 0;
+    Time now = 0;
+    PlacementRequest request;
+    Duration limit = 0;
+    std::optional<Reservation> plan;
+  };
+
   std::vector<PoolBook> pools_;
+  std::vector<CachedPlan> cache_;
+  // Plan on the live index (undone before returning), for any request.
+  std::optional<Reservation> PlanOnIndex(Model& model, PoolIndex pool,
+                                         const PlacementRequest& request, Duration limit, Time now);
   // Plan for a request with no topology constraint, CPUs or memory: per-node counts only.
   std::optional<Reservation> PlanByCount(Model& model, PoolIndex pool,
                                          const PlacementRequest& request, Duration limit, Time now);

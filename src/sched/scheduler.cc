@@ -13,12 +13,14 @@ using ShapeKey = std::tuple<int, int, int, int64_t, int, int>;
 }  // namespace
 
 struct Scheduler::Pass {
-  Pass(Time now, size_t pool_count)
-      : now(now), book(pool_count), failed(pool_count), preempt_failed(pool_count),
-        closed_by(pool_count, 0), saturated_reason(pool_count) {}
+  Pass(Time now, size_t pool_count, ReservationBook& book)
+      : now(now), book(book), failed(pool_count), preempt_failed(pool_count),
+        closed_by(pool_count, 0), saturated_reason(pool_count) {
+    book.StartPass();
+  }
   Time now;
   PassResult result;
-  ReservationBook book;
+  ReservationBook& book;
   // Per pool: (hold level, mode, level, gpus, cpus, memory) -> fewest tasks that did not fit.
   // Cleared when GPUs come free in the pool mid-pass (preemption) or a reservation is added.
   std::vector<std::map<ShapeKey, int>> failed;
@@ -31,6 +33,8 @@ struct Scheduler::Pass {
   std::vector<JobId> closed_by;
   // Per pool: the reason given to jobs skipped because the pool is saturated ("" until needed).
   std::vector<std::string> saturated_reason;
+  std::map<std::pair<PoolIndex, int64_t>, std::string> no_gpu_reason;  // by (pool, GPUs)
+  std::unordered_map<AccountIndex, std::string> grant_reason;  // by account holding the grant
   // Jobs waiting in pools with reservations, whose reason is given after the pass.
   std::vector<std::pair<Job*, PoolIndex>> explain_later;
 };
@@ -85,7 +89,7 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Config config) {
 }
 
 Scheduler::Scheduler(std::unique_ptr<Model> model, PolicyConfig policy)
-    : model_(std::move(model)), policy_(std::move(policy)) {
+    : model_(std::move(model)), policy_(std::move(policy)), book_(model_->cluster().pools().size()) {
   reservation_depth_ = policy_.reservation_depth > 0 ? policy_.reservation_depth
                        : policy_.backfill == "conservative" ? 16
                                                             : 1;
@@ -266,13 +270,18 @@ StatusOr<NodeFailure> Scheduler::SetNodeState(NodeIndex node, NodeState state, T
 
 PassResult Scheduler::RunPass(Time now) {
   model_->AdvanceTo(now, policy_.fair_share_half_life);
-  Pass pass(now, model_->cluster().pools().size());
+  Pass pass(now, model_->cluster().pools().size(), book_);
   std::vector<JobId> pending;
+  std::vector<const Job*> pending_jobs;
   pending.reserve(model_->pending().size());
-  for (JobId id : model_->pending()) {
-    if (!model_->FindJob(id)->held) pending.push_back(id);
+  pending_jobs.reserve(model_->pending().size());
+  for (const Model::PendingOrder& entry : model_->pending_in_order()) {
+    const Job* job = model_->FindJob(entry.id);
+    if (job->held) continue;
+    pending.push_back(entry.id);
+    pending_jobs.push_back(job);
   }
-  order_->Begin(*model_, pending, StarvingJobs(pending, now));
+  order_->Begin(*model_, std::move(pending), StarvingJobs(pending_jobs, now));
   while (std::optional<JobId> id = order_->Next()) {
     Job* job = model_->FindMutableJob(*id);
     if (!job || job->state != JobState::kPending) continue;
@@ -283,54 +292,61 @@ PassResult Scheduler::RunPass(Time now) {
   return std::move(pass.result);
 }
 
-std::vector<JobId> Scheduler::StarvingJobs(const std::vector<JobId>& pending, Time now) const {
+std::vector<JobId> Scheduler::StarvingJobs(const std::vector<const Job*>& pending, Time now) const {
   if (policy_.starvation_after <= 0) return {};
-  std::vector<const Job*> waiting;
-  for (JobId id : pending) {
-    const Job* job = model_->FindJob(id);
-    if (now - job->submit_time >= policy_.starvation_after) waiting.push_back(job);
-  }
-  std::sort(waiting.begin(), waiting.end(), [](const Job* a, const Job* b) {
-    if (a->priority != b->priority) return a->priority > b->priority;
-    if (a->submit_time != b->submit_time) return a->submit_time < b->submit_time;
-    return a->id < b->id;
-  });
-  // The oldest of each class, up to the reservation depth per (first) pool.
+  // `pending` is in class, submit, id order: the oldest of each class come first, and once a job
+  // of a class has not waited long enough, no later one of that class has.
   std::map<std::pair<int, PoolIndex>, int> promoted;
   std::vector<JobId> first;
-  for (const Job* job : waiting) {
+  for (size_t i = 0; i < pending.size();) {
+    const Job* job = pending[i];
+    if (now - job->submit_time < policy_.starvation_after) {
+      int priority = job->priority;
+      while (i < pending.size() && pending[i]->priority == priority) ++i;
+      continue;
+    }
     int& count = promoted[{job->priority, job->pools.front()}];
     if (count < reservation_depth_) {
       ++count;
       first.push_back(job->id);
     }
+    ++i;
   }
   return first;
 }
 
-std::optional<std::string> Scheduler::GrantBlock(const Job& job, Time now) const {
+bool Scheduler::GrantBlocks(Pass& pass, Job& job) const {
   const AccountTree& tree = model_->accounts();
+  Time now = pass.now;
   double needed_hours = static_cast<double>(job.gpus()) * static_cast<double>(job.spec.time_limit) / 3600.0;
   for (AccountIndex at = job.account; at != tree.root(); at = tree.account(at).parent) {
     const Account& account = tree.account(at);
     if (account.grants.empty()) continue;
     const Grant* grant = tree.ActiveGrant(at, now);
     if (!grant) {
-      return fmt::format("account '{}' has no grant covering t={}; ask for a new grant", account.path, now);
+      job.reason = {ReasonCode::kGrant,
+                    fmt::format("account '{}' has no grant covering t={}; ask for a new grant", account.path, now)};
+      return true;
     }
     double committed = std::max(0.0, account.committed_end_sum -
                                          static_cast<double>(now) * static_cast<double>(account.allocated_total));
     double used_hours = grant->used_gpu_seconds / 3600.0;
     double committed_hours = committed / 3600.0;
     if (used_hours + committed_hours + needed_hours > grant->gpu_hours + 1e-9) {
-      return fmt::format(
-          "grant '{}' of account '{}' is used up: {:.1f} of {:.1f} GPU-hours used and {:.1f} "
-          "committed to running jobs; the job needs up to {:.1f} ({} GPUs x {})",
-          grant->name, account.path, used_hours, grant->gpu_hours, committed_hours, needed_hours,
-          job.gpus(), FormatDuration(job.spec.time_limit));
+      // Every waiting job of the account gets the same words; in a long queue that matters.
+      std::string& message = pass.grant_reason[at];
+      if (message.empty()) {
+        message = fmt::format(
+            "grant '{}' of account '{}' is used up: {:.1f} of {:.1f} GPU-hours used and {:.1f} "
+            "committed to running jobs; a job may ask for at most {:.1f} GPU-hours (GPUs x time limit)",
+            grant->name, account.path, used_hours, grant->gpu_hours, committed_hours,
+            std::max(0.0, grant->gpu_hours - used_hours - committed_hours));
+      }
+      job.reason = {ReasonCode::kGrant, message};
+      return true;
     }
   }
-  return std::nullopt;
+  return false;
 }
 
 QuotaCheck Scheduler::CheckJobQuota(const Job& job, PoolIndex pool) const {
@@ -352,7 +368,9 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
   PoolIndex pool = job.pools.front();
   const std::string& name = model_->cluster().pool(pool).name;
   if (pass.closed_by[pool] == 0) {
-    job.reason = {ReasonCode::kResources, fmt::format("needs {} GPUs, 0 free in pool '{}'", job.gpus(), name)};
+    std::string& message = pass.no_gpu_reason[{pool, job.gpus()}];
+    if (message.empty()) message = fmt::format("needs {} GPUs, 0 free in pool '{}'", job.gpus(), name);
+    job.reason = {ReasonCode::kResources, message};
     return true;
   }
   // Thousands of jobs wait behind the same one: they share its message.
@@ -367,10 +385,7 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
 
 void Scheduler::TryJob(Pass& pass, Job& job) {
   pass.result.considered++;
-  if (std::optional<std::string> why = GrantBlock(job, pass.now)) {
-    job.reason = {ReasonCode::kGrant, std::move(*why)};
-    return;
-  }
+  if (GrantBlocks(pass, job)) return;
   // The long tail of a busy queue: when every pool the job accepts is closed by a blocked job
   // (backfill: none) or has no GPU free and no reservation left to give, and the job may not
   // preempt, nothing can happen to it in this pass.
@@ -451,23 +466,28 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
 
 void Scheduler::ExplainBehindReservations(Pass& pass) {
   FreeCapacity& free = model_->mutable_free();
-  std::map<std::tuple<PoolIndex, ShapeKey, int>, bool> fits;
+  // Jobs of one shape in one pool get the same reason: worked out and worded once.
+  std::map<std::tuple<PoolIndex, ShapeKey, int>, PendingReason> reasons;
   for (auto [job, pool] : pass.explain_later) {
     PlacementRequest request = PlacementRequest::ForJob(job->spec);
     auto key = std::make_tuple(pool, MakeShapeKey(0, request), request.tasks);
-    auto found = fits.find(key);
-    if (found == fits.end()) found = fits.emplace(key, FindPlacement(free, pool, request).has_value()).first;
-    if (found->second) {
-      const Reservation& first = pass.book.In(pool).front();
-      job->reason = {ReasonCode::kBackfillBlocked,
-                     fmt::format("would delay the reservation of job {} at t={} in pool '{}'; "
-                                 "a shorter time limit could let it start now",
-                                 first.job, first.start, model_->cluster().pool(pool).name)};
-    } else {
-      bool topology_bound = false;
-      std::string why = DescribeNoFit(free, pool, request, &topology_bound);
-      job->reason = {topology_bound ? ReasonCode::kTopology : ReasonCode::kResources, std::move(why)};
+    auto found = reasons.find(key);
+    if (found == reasons.end()) {
+      PendingReason reason;
+      if (FindPlacement(free, pool, request)) {
+        const Reservation& first = pass.book.In(pool).front();
+        reason = {ReasonCode::kBackfillBlocked,
+                  fmt::format("would delay the reservation of job {} at t={} in pool '{}'; a "
+                              "shorter time limit could let it start now",
+                              first.job, first.start, model_->cluster().pool(pool).name)};
+      } else {
+        bool topology_bound = false;
+        std::string why = DescribeNoFit(free, pool, request, &topology_bound);
+        reason = {topology_bound ? ReasonCode::kTopology : ReasonCode::kResources, std::move(why)};
+      }
+      found = reasons.emplace(key, std::move(reason)).first;
     }
+    job->reason = found->second;
   }
 }
 

@@ -110,9 +110,11 @@ class Scheduler {
   bool TryStartNow(Pass& pass, Job& job, PoolIndex pool);
   bool TryPreempt(Pass& pass, Job& job);
   bool TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& pools);
-  std::optional<std::string> GrantBlock(const Job& job, Time now) const;
+  // Whether a grant of the job's account path is used up (or none covers now); if so, sets the
+  // job's reason.
+  bool GrantBlocks(Pass& pass, Job& job) const;
   // Pending jobs that waited past policy.starvation_after and go first in their class.
-  std::vector<JobId> StarvingJobs(const std::vector<JobId>& pending, Time now) const;
+  std::vector<JobId> StarvingJobs(const std::vector<const Job*>& pending, Time now) const;
   QuotaCheck CheckJobQuota(const Job& job, PoolIndex pool) const;
   std::optional<std::string> NeverPlaceable(PoolIndex pool, const PlacementRequest& request);
 
@@ -120,6 +122,7 @@ class Scheduler {
   PolicyConfig policy_;
   int reservation_depth_ = 1;
   std::unique_ptr<QueueOrder> order_;
+  ReservationBook book_;  // reused by every pass; keeps plans that are still right
   // (pool, level, mode, gpus, cpus, memory, tasks) -> why it can never be placed ("" if it can).
   std::map<std::tuple<PoolIndex, int, int, int, int, int64_t, int>, std::string> never_cache_;
 };

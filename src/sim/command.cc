@@ -41,6 +41,7 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
     ALLOT_ASSIGN_OR_RETURN(config, LoadConfigFile(command.config));
     std::string workload_path = command.trace.empty() ? command.config : command.trace;
     ALLOT_ASSIGN_OR_RETURN(WorkloadModel model, LoadWorkloadFile(workload_path));
+    if (command.national_jobs > 0) model.jobs = command.national_jobs;
     ALLOT_ASSIGN_OR_RETURN(jobs, GenerateWorkload(model, config, command.seed));
     options.source = workload_path;
     if (command.failures_path.empty()) options.node_events = GenerateFailures(model, config.cluster, command.seed);

@@ -32,6 +32,7 @@ struct SimCommand {
   std::string report_dir;
   std::string failures_path;  // node schedule CSV; national generates failures from its model
   uint64_t seed = 1;
+  size_t national_jobs = 0;     // > 0: generate this many jobs instead of the model's count
   bool strict = false;
   Duration pass_interval = -1;  // < 0: the config's policy.pass_interval
   Time horizon = kForever;

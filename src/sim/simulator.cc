@@ -68,6 +68,7 @@ class Simulation {
   SimRun run_;
 
   std::vector<uint64_t> epoch_;     // per job: epoch of its current execution, 0 when not running
+  std::vector<Duration> saved_;     // per job: work kept by checkpoints of earlier executions
   std::vector<double> gpu_seconds_by_account_;
   std::vector<int64_t> nominal_by_account_;
   std::map<std::string, uint32_t, std::less<>> extra_accounts_;  // names the config lacks
@@ -132,6 +133,7 @@ void Simulation::Setup() {
 
   interval_ = options_.pass_interval >= 0 ? options_.pass_interval : scheduler_->policy().pass_interval;
   epoch_.assign(trace_.size(), 0);
+  saved_.assign(trace_.size(), 0);
   run_.jobs.resize(trace_.size());
   for (uint32_t i = 0; i < trace_.size(); ++i) {
     JobRecord& record = run_.jobs[i];
@@ -179,7 +181,11 @@ void Simulation::EndExecution(uint32_t job, Time now) {
 
 void Simulation::LoseExecution(uint32_t job, Time now) {
   JobRecord& record = run_.jobs[job];
-  record.lost_gpu_seconds += static_cast<double>(record.gpus) * static_cast<double>(now - record.start);
+  Duration ran = now - record.start;
+  Duration interval = trace_[job].checkpoint_interval;
+  Duration kept = interval > 0 ? ran / interval * interval : 0;
+  saved_[job] += kept;
+  record.lost_gpu_seconds += static_cast<double>(record.gpus) * static_cast<double>(ran - kept);
   record.restarts++;
   EndExecution(job, now);
 }
@@ -239,7 +245,7 @@ void Simulation::ApplyPass(const PassResult& pass, Time now) {
       epoch_[job] = start->epoch;
       const TraceJob& arrival = trace_[job];
       Duration limit = scheduler_->model().FindJob(start->job)->spec.time_limit;
-      ends_.push({now + std::min(arrival.runtime, limit), job, start->epoch});
+      ends_.push({now + std::min(arrival.runtime - saved_[job], limit), job, start->epoch});
     } else if (const auto* preempt = std::get_if<PreemptDecision>(&decision)) {
       uint32_t job = IndexOf(preempt->victim);
       LoseExecution(job, now);
@@ -312,7 +318,7 @@ StatusOr<SimRun> Simulation::Run() {
       EndExecution(end.job, now);
       JobRecord& record = run_.jobs[end.job];
       record.end = now;
-      record.outcome = trace_[end.job].runtime > done->spec.time_limit ? Outcome::kTimedOut
+      record.outcome = trace_[end.job].runtime - saved_[end.job] > done->spec.time_limit ? Outcome::kTimedOut
                                                                        : Outcome::kCompleted;
       dirty = true;
     }

@@ -183,6 +183,20 @@ TEST(SimulatorTest, ANodeFailureRequeuesItsJobAndCountsTheLostWork) {
   EXPECT_DOUBLE_EQ(run.summary.gpu_hours_lost, 80.0 / 3600);
 }
 
+TEST(SimulatorTest, ACheckpointedJobResumesWhereItSavedLast) {
+  // Checkpoints every 30 s: the failure at 40 keeps 30 s of work and loses 10; the job resumes at
+  // 60 with 70 s to go and ends at 130.
+  std::vector<TraceJob> jobs = Jobs("0,100,2,a,200\n");
+  jobs[0].checkpoint_interval = 30;
+  SimOptions options;
+  options.node_events = {{40, "n1", NodeState::kDown}, {60, "n1", NodeState::kUp}};
+  SimRun run = MustSimulate("1x2", jobs, "easy", options);
+  EXPECT_EQ(run.jobs[0].start, 60);
+  EXPECT_EQ(run.jobs[0].end, 130);
+  EXPECT_EQ(run.jobs[0].outcome, Outcome::kCompleted);
+  EXPECT_DOUBLE_EQ(run.jobs[0].lost_gpu_seconds, 2 * 10);
+}
+
 TEST(SimulatorTest, PassIntervalBatchesEvents) {
   // With passes at least 60 s apart, the job arriving at 10 waits for the pass at 60.
   SimOptions options;

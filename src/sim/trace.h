@@ -49,6 +49,9 @@ struct TraceJob {
   bool preemptible = true;
   JobKind kind = JobKind::kBatch;
   Duration cancel_after = -1;  // >= 0: the owner cancels it this long after submit
+  // > 0: the job saves its progress this often, so a requeued execution resumes from its last
+  // checkpoint instead of from the start. 0: it starts over.
+  Duration checkpoint_interval = 0;
   int line = 0;                // where it came from, for messages (0: generated)
 
   int64_t gpus() const { return static_cast<int64_t>(tasks) * gpus_per_task; }

@@ -58,7 +58,7 @@ StatusOr<JobClass> ReadClass(const YamlReader& reader, const YAML::Node& node, s
   ALLOT_RETURN_IF_ERROR(reader.CheckMap(
       node, field,
       {"name", "weight", "accounts", "gpus", "gpus_per_task", "runtime", "limit_factor", "gpu_model",
-       "pools", "topology", "priority_class", "preemptible", "kind", "cancel_fraction"}));
+       "pools", "topology", "priority_class", "preemptible", "kind", "cancel_fraction", "checkpoint"}));
   JobClass job_class;
   if (!node["name"]) return reader.Error(node, field, "needs a name");
   ALLOT_ASSIGN_OR_RETURN(job_class.name, reader.String(node["name"], Field(field, "name")));
@@ -116,6 +116,9 @@ StatusOr<JobClass> ReadClass(const YamlReader& reader, const YAML::Node& node, s
     if (job_class.cancel_fraction < 0 || job_class.cancel_fraction > 1) {
       return reader.Error(node["cancel_fraction"], Field(field, "cancel_fraction"), "must be between 0 and 1");
     }
+  }
+  if (node["checkpoint"]) {
+    ALLOT_ASSIGN_OR_RETURN(job_class.checkpoint_interval, reader.DurationValue(node["checkpoint"], Field(field, "checkpoint")));
   }
   return job_class;
 }
@@ -282,6 +285,7 @@ StatusOr<std::vector<TraceJob>> GenerateWorkload(const WorkloadModel& model, con
     job.priority_class = job_class.priority_class;
     job.preemptible = job_class.preemptible;
     job.kind = job_class.kind;
+    job.checkpoint_interval = job_class.checkpoint_interval;
     if (job_class.cancel_fraction > 0 && unit(random) < job_class.cancel_fraction) {
       // Owners give up somewhere within the job's time limit.
       job.cancel_after = static_cast<Duration>(unit(random) * static_cast<double>(job.time_limit));

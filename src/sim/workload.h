@@ -17,6 +17,7 @@
 //         priority_class: normal
 //         preemptible: true
 //         cancel_fraction: 0.02          # owners cancel this share while it waits or runs
+//         checkpoint: 2h                 # a requeued job resumes from its last checkpoint
 //     failures: {mtbf: 60d, repair: [1h, 12h]}   # per node; repair time uniform
 //
 //   ALLOT_ASSIGN_OR_RETURN(WorkloadModel model, LoadWorkloadFile("examples/national-pool.yaml"));
@@ -51,6 +52,7 @@ struct JobClass {
   bool preemptible = true;
   JobKind kind = JobKind::kBatch;
   double cancel_fraction = 0;
+  Duration checkpoint_interval = 0;  // 0: a requeued job starts over
 };
 
 struct WorkloadModel {
