@@ -117,8 +117,9 @@ int RunDemo(const std::string& path, size_t job_count, uint64_t seed) {
   std::map<ReasonCode, std::pair<size_t, std::string>> reasons;
   for (JobId id : model.pending()) {
     const Job& job = *model.FindJob(id);
-    auto& [count, example] = reasons[job.reason.code];
-    if (count++ == 0) example = fmt::format("job {}: {}", id, job.reason.message);
+    PendingReason reason = scheduler.ReasonOf(job);
+    auto& [count, example] = reasons[reason.code];
+    if (count++ == 0) example = fmt::format("job {}: {}", id, reason.message);
   }
   fmt::print("\npending jobs by reason ({} pending):\n", model.pending().size());
   for (const auto& [code, entry] : reasons) {

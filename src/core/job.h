@@ -108,6 +108,7 @@ struct Job {
   JobState state = JobState::kPending;
   bool held = false;
   PendingReason reason;
+  uint64_t reason_pass = 0;  // the scheduling pass that set `reason` (0: none yet)
   // While running.
   PoolIndex pool = 0;
   Time start_time = 0;

@@ -97,7 +97,8 @@ class Runner {
         Log("show job={} running since={} pool={}", id, job->start_time,
             scheduler_->model().cluster().pool(job->pool).name);
       } else {
-        Log("show job={} pending reason={} \"{}\"", id, ReasonCodeName(job->reason.code), job->reason.message);
+        PendingReason reason = scheduler_->ReasonOf(*job);
+        Log("show job={} pending reason={} \"{}\"", id, ReasonCodeName(reason.code), reason.message);
       }
       return OkStatus();
     }
@@ -199,8 +200,8 @@ class Runner {
     for (const Decision& decision : result.decisions) Log("{}", FormatDecision(model, decision));
     for (const Job& job : result.ended) runtimes_.erase(job.id);
     for (JobId id : model.pending()) {
-      const Job& job = *model.FindJob(id);
-      Log("wait job={} {}: {}", id, ReasonCodeName(job.reason.code), job.reason.message);
+      PendingReason reason = scheduler_->ReasonOf(*model.FindJob(id));
+      Log("wait job={} {}: {}", id, ReasonCodeName(reason.code), reason.message);
     }
     return OkStatus();
   }

@@ -208,6 +208,7 @@ Status Scheduler::Submit(JobId id, const JobSpec& spec, Time now) {
   job.priority = priority_class->value;
   job.class_preempts_lower = priority_class->preempts_lower;
   job.submit_time = now;
+  job.reason = {ReasonCode::kNone, "waiting for the next scheduling pass"};
   return model_->AddPending(std::move(job));
 }
 
@@ -271,6 +272,9 @@ StatusOr<NodeFailure> Scheduler::SetNodeState(NodeIndex node, NodeState state, T
 PassResult Scheduler::RunPass(Time now) {
   model_->AdvanceTo(now, policy_.fair_share_half_life);
   Pass pass(now, model_->cluster().pools().size(), book_);
+  ++passes_;
+  last_pass_time_ = now;
+  last_pass_stopped_early_ = false;
   std::vector<JobId> pending;
   std::vector<const Job*> pending_jobs;
   pending.reserve(model_->pending().size());
@@ -281,11 +285,22 @@ PassResult Scheduler::RunPass(Time now) {
     pending.push_back(entry.id);
     pending_jobs.push_back(job);
   }
+  // Once no pool can start or reserve anything, and no waiting job may preempt, the rest of the
+  // queue cannot change in this pass: it keeps the reasons it was given when last looked at, as
+  // Slurm's do. Where reclaim or a preempting class could act, every job is looked at.
+  bool any_preemptor = policy_.priority_preemption &&
+                       std::any_of(pending_jobs.begin(), pending_jobs.end(),
+                                   [](const Job* job) { return job->class_preempts_lower; });
+  bool may_stop_early = !any_preemptor && !(policy_.reclaim && AnyNominalQuota());
   order_->Begin(*model_, std::move(pending), StarvingJobs(pending_jobs, now));
   while (std::optional<JobId> id = order_->Next()) {
     Job* job = model_->FindMutableJob(*id);
     if (!job || job->state != JobState::kPending) continue;
     TryJob(pass, *job);
+    if (may_stop_early && AllPoolsSaturated(pass)) {
+      last_pass_stopped_early_ = order_->Next().has_value();
+      break;
+    }
   }
   pass.book.ClearAll(model_->mutable_free());
   ExplainBehindReservations(pass);
@@ -354,16 +369,45 @@ QuotaCheck Scheduler::CheckJobQuota(const Job& job, PoolIndex pool) const {
   return CheckQuota(model_->accounts(), job.account, pool, job.gpus(), shape.total_gpus, shape.name);
 }
 
+PendingReason Scheduler::ReasonOf(const Job& job) const {
+  if (job.state != JobState::kPending || job.held || !last_pass_stopped_early_ ||
+      job.reason_pass == passes_) {
+    return job.reason;
+  }
+  return {ReasonCode::kResources,
+          fmt::format("not looked at in the pass at t={}: by then no pool had a GPU free or a "
+                      "reservation left to give; it keeps its place in the queue",
+                      last_pass_time_)};
+}
+
+bool Scheduler::AnyNominalQuota() const {
+  const AccountTree& tree = model_->accounts();
+  for (const PoolQuota& quota : tree.account(tree.root()).quota) {
+    if (quota.nominal > 0) return true;
+  }
+  return false;
+}
+
+bool Scheduler::PoolSaturated(const Pass& pass, PoolIndex pool) const {
+  if (pass.closed_by[pool] != 0) return true;
+  if (model_->free().PoolGpus(pool) + pass.book.HeldIn(pool) > 0) return false;
+  bool reserves = policy_.backfill == "easy" || policy_.backfill == "conservative";
+  return !reserves || pass.book.CountIn(pool) >= static_cast<size_t>(reservation_depth_);
+}
+
+bool Scheduler::AllPoolsSaturated(const Pass& pass) const {
+  for (PoolIndex pool = 0; pool < model_->cluster().pools().size(); ++pool) {
+    if (!PoolSaturated(pass, pool)) return false;
+  }
+  return true;
+}
+
 bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
   if (policy_.priority_preemption && job.class_preempts_lower) return false;
-  const FreeCapacity& free = model_->free();
   const Account& leaf = model_->accounts().account(job.account);
-  bool reserves = policy_.backfill == "easy" || policy_.backfill == "conservative";
   for (PoolIndex pool : job.pools) {
     if (policy_.reclaim && leaf.allocated[pool] + job.gpus() <= leaf.quota[pool].nominal) return false;
-    if (pass.closed_by[pool] != 0) continue;
-    if (free.PoolGpus(pool) + pass.book.HeldIn(pool) > 0) return false;
-    if (reserves && pass.book.CountIn(pool) < static_cast<size_t>(reservation_depth_)) return false;
+    if (!PoolSaturated(pass, pool)) return false;
   }
   PoolIndex pool = job.pools.front();
   const std::string& name = model_->cluster().pool(pool).name;
@@ -385,6 +429,7 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
 
 void Scheduler::TryJob(Pass& pass, Job& job) {
   pass.result.considered++;
+  job.reason_pass = passes_;
   if (GrantBlocks(pass, job)) return;
   // The long tail of a busy queue: when every pool the job accepts is closed by a blocked job
   // (backfill: none) or has no GPU free and no reservation left to give, and the job may not

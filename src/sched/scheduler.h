@@ -98,6 +98,11 @@ class Scheduler {
 
   PassResult RunPass(Time now);
 
+  // Why a pending job waits, as users should see it. A pass that stops early (nothing more can
+  // start) leaves the rest of the queue untouched; their reason then says so instead of
+  // repeating what an older pass found.
+  PendingReason ReasonOf(const Job& job) const;
+
  private:
   Scheduler(std::unique_ptr<Model> model, PolicyConfig policy);
 
@@ -106,6 +111,10 @@ class Scheduler {
 
   void TryJob(Pass& pass, Job& job);
   bool SkipSaturated(Pass& pass, Job& job);
+  // Closed by a blocked job (backfill: none), or no GPU free and no reservation left to give.
+  bool PoolSaturated(const Pass& pass, PoolIndex pool) const;
+  bool AllPoolsSaturated(const Pass& pass) const;
+  bool AnyNominalQuota() const;
   void ExplainBehindReservations(Pass& pass);
   bool TryStartNow(Pass& pass, Job& job, PoolIndex pool);
   bool TryPreempt(Pass& pass, Job& job);
@@ -123,6 +132,9 @@ class Scheduler {
   int reservation_depth_ = 1;
   std::unique_ptr<QueueOrder> order_;
   ReservationBook book_;  // reused by every pass; keeps plans that are still right
+  uint64_t passes_ = 0;
+  bool last_pass_stopped_early_ = false;
+  Time last_pass_time_ = 0;
   // (pool, level, mode, gpus, cpus, memory, tasks) -> why it can never be placed ("" if it can).
   std::map<std::tuple<PoolIndex, int, int, int, int, int64_t, int>, std::string> never_cache_;
 };

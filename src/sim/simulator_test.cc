@@ -347,7 +347,13 @@ TEST_P(LublinCrossCheck, FcfsAndEasyMatchTheReference) {
   }
 }
 
+// The whole trace takes seconds in a release build and many minutes under the sanitizers, which
+// check the same code on the shorter prefixes.
+#if defined(__SANITIZE_ADDRESS__)
+INSTANTIATE_TEST_SUITE_P(Prefixes, LublinCrossCheck, ::testing::Values(500, 2000));
+#else
 INSTANTIATE_TEST_SUITE_P(Prefixes, LublinCrossCheck, ::testing::Values(500, 2000, 10000));
+#endif
 
 // ---- The command: determinism and outputs ---------------------------------------------------
 
@@ -366,6 +372,7 @@ TEST(SimCommandTest, SameInputsAndSeedGiveByteIdenticalOutput) {
   command.format = TraceFormat::kNational;
   command.policies = {"fair-share", "easy"};
   command.seed = 7;
+  command.national_jobs = 1000;
   std::vector<std::string> outputs;
   for (int round = 0; round < 2; ++round) {
     command.json_path = fmt::format("{}/run{}.json", dir, round);
@@ -385,6 +392,7 @@ TEST(SimCommandTest, SameInputsAndSeedGiveByteIdenticalOutput) {
   }
   EXPECT_EQ(outputs[0], outputs[1]);
   // A different seed gives a different workload.
+  command.policies = {"easy"};
   command.seed = 8;
   StatusOr<std::vector<SimRun>> other = RunSimCommand(command);
   ASSERT_TRUE(other.ok());
