@@ -541,7 +541,7 @@ std::string LinePlot::ToSvg() const {
                    EscapeHtml(tick.label));
   }
   fmt::format_to(it,
-                 "<rect class=\"frame\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
+                 "<rect class=\"frame\" fill=\"none\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
                  "height=\"{:.1f}\"/>\n",
                  kLeft, top, plot_width, plot_height);
   fmt::format_to(it,
@@ -559,7 +559,7 @@ std::string LinePlot::ToSvg() const {
   for (const Line& line : lines) {
     if (line.points.empty()) continue;
     any_points = true;
-    fmt::format_to(it, "<polyline class=\"series\" stroke=\"{}\"{} points=\"", line.color,
+    fmt::format_to(it, "<polyline class=\"series\" fill=\"none\" stroke=\"{}\"{} points=\"", line.color,
                    line.dashed ? " stroke-dasharray=\"5 3\"" : "");
     bool first = true;
     for (const Point& point : line.points) {
