@@ -170,6 +170,15 @@ void ReservationBook::HoldOverlapping(FreeCapacity& scratch, PoolIndex pool, Tim
   }
 }
 
+std::vector<Time> ReservationBook::ReleaseMoments(const Model& model, PoolIndex pool, Time now) const {
+  std::vector<Time> moments;
+  for (const auto& [end, id] : model.running_by_end(pool)) moments.push_back(std::max(end, now));
+  for (const Reservation& other : pools_[pool].reservations) moments.push_back(other.end);
+  std::sort(moments.begin(), moments.end());
+  moments.erase(std::unique(moments.begin(), moments.end()), moments.end());
+  return moments;
+}
+
 std::optional<Reservation> ReservationBook::PlanByCount(Model& model, PoolIndex pool,
                                                         const PlacementRequest& request,
                                                         Duration limit, Time now) {
@@ -192,11 +201,7 @@ std::optional<Reservation> ReservationBook::PlanByCount(Model& model, PoolIndex 
   };
 
   const auto& running = model.running_by_end(pool);
-  std::vector<Time> moments;
-  for (const auto& [end, id] : running) moments.push_back(std::max(end, now));
-  for (const Reservation& other : pools_[pool].reservations) moments.push_back(other.end);
-  std::sort(moments.begin(), moments.end());
-  moments.erase(std::unique(moments.begin(), moments.end()), moments.end());
+  std::vector<Time> moments = ReleaseMoments(model, pool, now);
   std::vector<std::pair<uint32_t, int>> held;
   auto next_release = running.begin();
   for (Time at : moments) {
@@ -317,12 +322,7 @@ std::optional<Reservation> ReservationBook::PlanOnIndex(Model& model, PoolIndex 
 
   int64_t needed = static_cast<int64_t>(request.tasks) * request.gpus_per_task;
   const auto& running = model.running_by_end(pool);
-  // Moments when GPUs come free: running jobs reach their limits, earlier reservations end.
-  std::vector<Time> moments;
-  for (const auto& [end, id] : running) moments.push_back(std::max(end, now));
-  for (const Reservation& other : pools_[pool].reservations) moments.push_back(other.end);
-  std::sort(moments.begin(), moments.end());
-  moments.erase(std::unique(moments.begin(), moments.end()), moments.end());
+  std::vector<Time> moments = ReleaseMoments(model, pool, now);
   bool anywhere = request.topology.mode == TopologyMode::kNone;
   auto next_release = running.begin();
   for (Time at : moments) {

@@ -103,6 +103,9 @@ class ReservationBook {
 
   std::vector<PoolBook> pools_;
   std::vector<CachedPlan> cache_;
+  // When GPUs come free in the pool, in order: running jobs reach their limits (not before
+  // `now`), earlier reservations end.
+  std::vector<Time> ReleaseMoments(const Model& model, PoolIndex pool, Time now) const;
   // Plan on the live index (undone before returning), for any request.
   std::optional<Reservation> PlanOnIndex(Model& model, PoolIndex pool,
                                          const PlacementRequest& request, Duration limit, Time now);
