@@ -1,37 +1,52 @@
 // allot: one binary, many subcommands (like `nomad agent -dev` or `flux start`).
 //
+// Offline, on a config file:
 //   allot demo [--config FILE] [--jobs N] [--seed N]   one scheduling pass over the national pool
 //   allot schedule SCENARIO                            run a scenario script, print its decisions
 //   allot check CONFIG                                 validate a config and summarise it
 //   allot sim [--config FILE | --cluster NxG] --trace FILE [--policy A,B] ...
 //                                                      simulate a trace under policies
 //
-// Exit codes: 0 success, 1 runtime failure, 2 bad input (the message says what to fix).
+// Clients of `allot server` (docs/cli.md); each takes --server URL and --token TOKEN|@FILE, and
+// the listings take -o json:
+//   allot submit FILE|- [--account A] [--name N]       submit a YAML job spec or #SBATCH script
+//   allot queue [--account A] [--user U] [--state S,...]
+//   allot show JOB          allot cancel|hold|release JOB...
+//   allot nodes [--pool P] [--state S]    allot pools    allot accounts
+//   allot usage [--start DATE] [--end DATE] [--period day|week|month|total] [--account A]
+//   allot token create --role R [--account A] [--user U]    allot token list|revoke ID
+//   allot status            allot whoami
+//
+// Exit codes: 0 success; 1 the server failed or could not be reached (or an internal error);
+// 2 bad input (the message says what to fix); 3 not authenticated or not allowed.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <utility>
+#include <vector>
 
+#include "cli/client.h"
+#include "cli/commands.h"
 #include "core/config.h"
 #include "core/generator.h"
 #include "sched/scenario.h"
 #include "sched/scheduler.h"
+#include "server/serve.h"
 #include "sim/command.h"
 #include "sim/report.h"
 
 namespace allot {
 namespace {
 
-constexpr int kExitBadInput = 2;
-
-int Fail(const Status& status) {
-  std::cerr << "allot: " << status.message() << '\n';
-  return status.code() == StatusCode::kInternal ? 1 : kExitBadInput;
-}
+int Fail(const Status& status) { return ReportError(status, std::cerr); }
 
 int RunSchedule(const std::string& path) {
   StatusOr<std::string> log = RunScenarioFile(path);
@@ -157,6 +172,176 @@ int RunSim(SimCommand command, bool quiet) {
   return 0;
 }
 
+// The client subcommands' parsed options, and the one the command line chose.
+struct ClientCommandLine {
+  ClientFlags flags;
+  SubmitOptions submit;
+  QueueOptions queue;
+  NodesOptions nodes;
+  UsageOptions usage;
+  TokenCreateOptions token_create;
+  std::string job;                             // show
+  std::vector<std::string> jobs;               // cancel, hold, release
+  std::string token_id;                        // token revoke
+  OutputFormat output = OutputFormat::kTable;  // for commands without an options struct
+
+  using Runner = std::function<int(ApiClient&, const CommandEnv&)>;
+  std::vector<std::pair<CLI::App*, Runner>> commands;
+};
+
+// Registers the subcommands that talk to `allot server`; the logic lives in cli/commands.cc.
+void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
+  auto add = [&line](CLI::App& parent, const char* name, const char* description,
+                     ClientCommandLine::Runner runner) {
+    CLI::App* command = parent.add_subcommand(name, description);
+    command
+        ->add_option("--server", line.flags.server,
+                     "Server URL (else ALLOT_SERVER, the config file, http://127.0.0.1:8080)")
+        ->type_name("URL");
+    command
+        ->add_option("--token", line.flags.token,
+                     "Bearer token, or @FILE to read it from a file (else ALLOT_TOKEN, the "
+                     "config file)")
+        ->type_name("TOKEN");
+    line.commands.emplace_back(command, std::move(runner));
+    return command;
+  };
+  auto add_output = [](CLI::App* command, OutputFormat& output) {
+    command
+        ->add_option_function<std::string>(
+            "-o,--output",
+            [&output](const std::string& name) {
+              output = name == "json" ? OutputFormat::kJson : OutputFormat::kTable;
+            },
+            "table (default), or json: the server's reply as it came")
+        ->type_name("FORMAT")
+        ->check(CLI::IsMember({"table", "json"}));
+  };
+
+  CLI::App* submit = add(app, "submit", "Submit a YAML job spec or an #SBATCH batch script",
+                         [&line](ApiClient& client, const CommandEnv& env) {
+                           return RunSubmit(client, line.submit, env);
+                         });
+  submit
+      ->add_option("file", line.submit.file,
+                   "Job spec (YAML) or batch script; - reads standard input")
+      ->required();
+  submit->add_option("-A,--account", line.submit.account,
+                     "Charge this account instead of the file's or the token's");
+  submit->add_option("-J,--name", line.submit.name, "Job name instead of the file's");
+  add_output(submit, line.submit.output);
+
+  CLI::App* queue = add(app, "queue", "List jobs, like squeue",
+                        [&line](ApiClient& client, const CommandEnv& env) {
+                          return RunQueue(client, line.queue, env);
+                        });
+  queue->add_option("-A,--account", line.queue.account, "Only this account's subtree");
+  queue->add_option("-u,--user", line.queue.user, "Only this user's jobs");
+  queue->add_option(
+      "-t,--state", line.queue.states,
+      "States, comma-separated (default pending,running): pending, running, completed, failed, "
+      "cancelled, timeout, node_fail");
+  add_output(queue, line.queue.output);
+
+  CLI::App* show = add(app, "show", "Show one job in detail, with why it is pending",
+                       [&line](ApiClient& client, const CommandEnv& env) {
+                         return RunShow(client, line.job, line.output, env);
+                       });
+  show->add_option("job", line.job, "Job id")->required();
+  add_output(show, line.output);
+
+  const std::pair<const char*, JobAction> actions[] = {
+      {"cancel", JobAction::kCancel}, {"hold", JobAction::kHold}, {"release", JobAction::kRelease}};
+  const char* descriptions[] = {"Cancel pending or running jobs",
+                                "Hold pending jobs: they stay queued but do not start",
+                                "Release held jobs"};
+  for (size_t i = 0; i < std::size(actions); ++i) {
+    JobAction action = actions[i].second;
+    CLI::App* command = add(app, actions[i].first, descriptions[i],
+                            [&line, action](ApiClient& client, const CommandEnv& env) {
+                              return RunJobAction(client, action, line.jobs, env);
+                            });
+    command->add_option("jobs", line.jobs, "Job ids")->required();
+  }
+
+  CLI::App* nodes = add(app, "nodes", "List nodes with their GPUs and jobs",
+                        [&line](ApiClient& client, const CommandEnv& env) {
+                          return RunNodes(client, line.nodes, env);
+                        });
+  nodes->add_option("-p,--pool", line.nodes.pool, "Only this pool's nodes");
+  nodes->add_option("-t,--state", line.nodes.state, "Only nodes in this state");
+  add_output(nodes, line.nodes.output);
+
+  add_output(add(app, "pools", "List pools with their GPUs in use",
+                 [&line](ApiClient& client, const CommandEnv& env) {
+                   return RunPools(client, line.output, env);
+                 }),
+             line.output);
+  add_output(add(app, "accounts", "Show the account tree: quotas per pool, allocations and grants",
+                 [&line](ApiClient& client, const CommandEnv& env) {
+                   return RunAccounts(client, line.output, env);
+                 }),
+             line.output);
+
+  CLI::App* usage = add(app, "usage", "Report GPU-hours per account, like sreport",
+                        [&line](ApiClient& client, const CommandEnv& env) {
+                          return RunUsage(client, line.usage, env);
+                        });
+  usage->add_option("--start", line.usage.start,
+                    "First day, YYYY-MM-DD UTC (default: 30 days ago)");
+  usage->add_option("--end", line.usage.end, "End, YYYY-MM-DD UTC (default: now)");
+  usage->add_option("--period", line.usage.period, "day, week, month or total (default total)");
+  usage->add_option("-A,--account", line.usage.account,
+                    "This account's subtree (default: all you may see)");
+  add_output(usage, line.usage.output);
+
+  CLI::App* token = app.add_subcommand("token", "Create, list and revoke API tokens (operators)");
+  token->require_subcommand(1);
+  CLI::App* create =
+      add(*token, "create", "Create a token; prints it once, alone on standard output",
+          [&line](ApiClient& client, const CommandEnv& env) {
+            return RunTokenCreate(client, line.token_create, env);
+          });
+  create->add_option("--role", line.token_create.role, "operator, tenant or agent")->required();
+  create->add_option("-A,--account", line.token_create.account, "The tenant's account");
+  create->add_option("-u,--user", line.token_create.user, "The tenant's user name");
+  add_output(create, line.token_create.output);
+  add_output(add(*token, "list", "List tokens (never the secrets)",
+                 [&line](ApiClient& client, const CommandEnv& env) {
+                   return RunTokenList(client, line.output, env);
+                 }),
+             line.output);
+  add(*token, "revoke", "Revoke a token",
+      [&line](ApiClient& client, const CommandEnv& env) {
+        return RunTokenRevoke(client, line.token_id, env);
+      })
+      ->add_option("id", line.token_id, "Token id")
+      ->required();
+
+  add_output(add(app, "status", "Show the scheduler's status",
+                 [&line](ApiClient& client, const CommandEnv& env) {
+                   return RunStatus(client, line.output, env);
+                 }),
+             line.output);
+  add_output(add(app, "whoami", "Show the token's user, role and account",
+                 [&line](ApiClient& client, const CommandEnv& env) {
+                   return RunWhoami(client, line.output, env);
+                 }),
+             line.output);
+}
+
+// Runs the client subcommand the command line chose; nullopt when it chose an offline one.
+std::optional<int> RunClientCommand(const ClientCommandLine& line) {
+  for (const auto& [command, runner] : line.commands) {
+    if (!command->parsed()) continue;
+    CommandEnv env{.in = std::cin, .out = std::cout, .err = std::cerr, .now = std::time(nullptr)};
+    const ClientCommandLine::Runner& run = runner;  // clang before 16 cannot capture bindings
+    return RunWithClient(line.flags, std::cerr,
+                         [&run, &env](ApiClient& client) { return run(client, env); });
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 }  // namespace allot
 
@@ -206,12 +391,30 @@ int main(int argc, char** argv) {
   sim->add_flag("--strict", sim_command.strict, "Fail on the first bad trace line or rejected job instead of skipping it");
   sim->add_flag("--quiet", sim_quiet, "No progress bar");
 
+  allot::ServeCommand serve_command;
+  CLI::App* server = app.add_subcommand("server", "Run the allot server: the API, the scheduling loop and the durable store");
+  server->add_option("--config", serve_command.config, "Pool config (YAML)")->required()->check(CLI::ExistingFile);
+  server->add_option("--data", serve_command.data_dir, "Directory for the store and the operator token")
+      ->capture_default_str();
+  server->add_option("--listen", serve_command.listen, "HOST:PORT to serve the API on (port 0: any free port)")
+      ->capture_default_str();
+  server->add_option("--threads", serve_command.threads, "Requests served at once")->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  server->add_option("--log-level", serve_command.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+
+  allot::ClientCommandLine client_line;
+  allot::AddClientCommands(app, client_line);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     int code = app.exit(error);
     return code == 0 ? 0 : allot::kExitBadInput;
   }
+  if (std::optional<int> exit_code = allot::RunClientCommand(client_line)) return *exit_code;
+  if (*server) return allot::RunServe(serve_command);
   if (*demo) return allot::RunDemo(demo_config, demo_jobs, demo_seed);
   if (*schedule) return allot::RunSchedule(scenario);
   if (*check) return allot::RunCheck(check_config);

@@ -45,6 +45,7 @@ StatusOr<AccountIndex> AccountTree::Add(AccountIndex parent, std::string_view na
 }
 
 Status AccountTree::Finalize() {
+  for (Account& account : accounts_) account.children_protected.assign(pool_count_, 0);
   // Children come after their parents, so a reverse walk completes children first.
   for (size_t i = accounts_.size(); i-- > 1;) {
     Account& account = accounts_[i];

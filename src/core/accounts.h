@@ -78,8 +78,8 @@ class AccountTree {
   AccountIndex root() const { return 0; }
   size_t pool_count() const { return pool_count_; }
   StatusOr<AccountIndex> Add(AccountIndex parent, std::string_view name, double weight);
-  // Fills default nominals of internal accounts and checks the quotas. Call once, after the last
-  // Add and quota change.
+  // Fills default nominals of internal accounts, checks the quotas and derives what admission
+  // caches from them. Call after the last Add, and again after any quota change.
   Status Finalize();
 
   StatusOr<AccountIndex> Find(std::string_view name) const;

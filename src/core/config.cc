@@ -344,6 +344,8 @@ StatusOr<Config> ParseRoot(const YamlReader& reader, const YAML::Node& root) {
   return config;
 }
 
+}  // namespace
+
 // yaml-cpp reports syntax errors by exception; turn them into a Status at this edge.
 StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source) {
   try {
@@ -353,8 +355,6 @@ StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source) {
                                 error.mark.column + 1, error.msg);
   }
 }
-
-}  // namespace
 
 const std::vector<std::string_view>& PolicyConfig::QueueOrders() {
   static const std::vector<std::string_view> names = {"fair_share", "fifo"};
@@ -443,13 +443,15 @@ StatusOr<TopologyConstraint> ParseTopologyNode(const YAML::Node& topology, std::
 }
 
 StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
-                               std::string_view field) {
+                               std::string_view field,
+                               const std::vector<std::string_view>& also_allowed) {
   YamlReader reader(source);
-  ALLOT_RETURN_IF_ERROR(reader.CheckMap(node, field,
-                                        {"name", "account", "user", "tasks", "gpus_per_task",
-                                         "gpus", "cpus_per_task", "memory_per_task", "gpu_model",
-                                         "pools", "topology", "time_limit", "priority",
-                                         "preemptible", "requeue", "kind", "command"}));
+  std::vector<std::string_view> allowed = {"name", "account", "user", "tasks", "gpus_per_task",
+                                           "gpus", "cpus_per_task", "memory_per_task", "gpu_model",
+                                           "pools", "topology", "time_limit", "priority",
+                                           "preemptible", "requeue", "kind", "command"};
+  allowed.insert(allowed.end(), also_allowed.begin(), also_allowed.end());
+  ALLOT_RETURN_IF_ERROR(reader.CheckMap(node, field, allowed));
   JobSpec spec;
   auto text = [&](const char* key, std::string& target) -> Status {
     if (!node[key]) return OkStatus();
@@ -461,7 +463,6 @@ StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
   ALLOT_RETURN_IF_ERROR(text("user", spec.user));
   ALLOT_RETURN_IF_ERROR(text("gpu_model", spec.gpu_model));
   ALLOT_RETURN_IF_ERROR(text("priority", spec.priority_class));
-  if (spec.account.empty()) return reader.Error(node, Field(field, "account"), "a job needs an account");
   if (node["tasks"]) {
     ALLOT_ASSIGN_OR_RETURN(int64_t tasks, reader.Integer(node["tasks"], Field(field, "tasks"), 1, 1000000));
     spec.tasks = static_cast<int>(tasks);

@@ -61,9 +61,14 @@ StatusOr<Config> ParseConfig(std::string_view yaml, std::string_view source);
 // The same, from an already parsed tree (a config embedded in a larger file).
 StatusOr<Config> ParseConfigNode(const YAML::Node& root, std::string_view source);
 
-// Reads one job spec (the YAML a tenant submits; docs/job-spec.md). `field` prefixes messages.
+// Reads one job spec (the YAML a tenant submits; docs/configuration.md). `field` prefixes
+// messages. Fields in `also_allowed` are accepted and left for the caller to read; any other
+// unknown field is an error. An empty account is left for the server to fill in.
 StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
-                               std::string_view field);
+                               std::string_view field,
+                               const std::vector<std::string_view>& also_allowed = {});
+// Parses YAML (or JSON, which is YAML) text; errors carry source:line:column.
+StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source);
 // A topology constraint: `leaf` (required) or {level: leaf, mode: preferred}.
 StatusOr<TopologyConstraint> ParseTopologyNode(const YAML::Node& node, std::string_view source,
                                                std::string_view field);

@@ -638,8 +638,10 @@ TEST(JobSpecTest, CommandMustBeAList) {
               HasSubstr("job.command[1]: expected a string"));
 }
 
-TEST(JobSpecTest, MissingAccount) {
-  EXPECT_THAT(JobError("tasks: 2\n"), HasSubstr("job.account: a job needs an account"));
+TEST(JobSpecTest, MissingAccountIsLeftForTheServer) {
+  StatusOr<JobSpec> spec = ParseJobSpecText("tasks: 2\n", "job.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  EXPECT_EQ(spec->account, "");
 }
 
 TEST(JobSpecTest, OtherErrors) {

@@ -33,12 +33,17 @@ Status Model::AddPending(Job job) {
   return OkStatus();
 }
 
-void Model::Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, Time now) {
+void Model::Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, Time now,
+                  bool keep_masks) {
   Job& job = jobs_.at(id);
   assert(job.state == JobState::kPending);
   for (TaskAllocation& task : tasks) {
     int gpus = job.spec.gpus_per_task;
-    task.gpu_mask = free_.Take(task.node, gpus, task.cpus, task.memory_bytes);
+    if (keep_masks) {
+      free_.TakeMask(task.node, task.gpu_mask, task.cpus, task.memory_bytes);
+    } else {
+      task.gpu_mask = free_.Take(task.node, gpus, task.cpus, task.memory_bytes);
+    }
     jobs_on_node_[task.node].push_back(id);
   }
   job.tasks = std::move(tasks);

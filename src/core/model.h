@@ -68,8 +68,10 @@ class Model {
   // Adds a pending job. Fails if the id is taken.
   Status AddPending(Job job);
   // Starts a pending job on the given tasks: GPUs are taken from the index (each task's
-  // gpu_mask is filled in), its account path is charged, its epoch grows.
-  void Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, Time now);
+  // gpu_mask is filled in, or with keep_masks taken exactly as given, all free), its account
+  // path is charged, its epoch grows.
+  void Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, Time now,
+             bool keep_masks = false);
   // Stops a running job and returns its resources. With requeue it becomes pending again (same
   // id, same submit time); otherwise it leaves the model and is returned.
   std::optional<Job> Stop(JobId id, bool requeue);

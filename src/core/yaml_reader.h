@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 #include "core/units.h"
@@ -41,6 +42,10 @@ class YamlReader {
 
   Status CheckMap(const YAML::Node& node, std::string_view field,
                   std::initializer_list<std::string_view> allowed) const {
+    return CheckMap(node, field, std::vector<std::string_view>(allowed));
+  }
+  Status CheckMap(const YAML::Node& node, std::string_view field,
+                  const std::vector<std::string_view>& allowed) const {
     if (!node.IsMap()) return Error(node, field, "expected a mapping of fields");
     for (const auto& entry : node) {
       std::string key = entry.first.Scalar();

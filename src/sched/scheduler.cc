@@ -229,6 +229,74 @@ StatusOr<Job> Scheduler::Complete(JobId id, Time now) {
   return std::move(*model_->Stop(id, false));
 }
 
+Status Scheduler::RestoreRunning(JobId id, const JobSpec& spec, Time submit_time, PoolIndex pool,
+                                 std::vector<TaskAllocation> tasks, Time start_time,
+                                 uint64_t epoch, int restarts) {
+  const Cluster& cluster = model_->cluster();
+  const FreeCapacity& free = model_->free();
+  if (pool >= cluster.pools().size()) return InvalidArgumentError("job {}: unknown pool", id);
+  if (tasks.size() != static_cast<size_t>(spec.tasks)) {
+    return InvalidArgumentError("job {}: {} tasks recorded, the spec asks for {}", id, tasks.size(), spec.tasks);
+  }
+  std::map<NodeIndex, uint32_t> taken;
+  for (const TaskAllocation& task : tasks) {
+    if (task.node >= cluster.nodes().size() || cluster.node(task.node).pool != pool) {
+      return InvalidArgumentError("job {}: a task's node is not in its pool", id);
+    }
+    if (std::popcount(task.gpu_mask) != spec.gpus_per_task) {
+      return InvalidArgumentError("job {}: a task on {} holds {} GPUs, the spec asks for {}", id,
+                                  cluster.node(task.node).name, std::popcount(task.gpu_mask),
+                                  spec.gpus_per_task);
+    }
+    uint32_t& mask = taken[task.node];
+    if ((mask & task.gpu_mask) != 0 || (free.FreeGpuMask(task.node) & task.gpu_mask) != task.gpu_mask) {
+      return FailedPreconditionError("job {}: GPUs on {} are already allocated", id,
+                                     cluster.node(task.node).name);
+    }
+    mask |= task.gpu_mask;
+  }
+  ALLOT_RETURN_IF_ERROR(Submit(id, spec, submit_time));
+  model_->Start(id, pool, std::move(tasks), start_time, /*keep_masks=*/true);
+  Job* job = model_->FindMutableJob(id);
+  job->epoch = epoch;
+  job->restarts = restarts;
+  return OkStatus();
+}
+
+Status Scheduler::SetQuota(AccountIndex account, PoolIndex pool, const PoolQuota& quota) {
+  AccountTree& tree = model_->mutable_accounts();
+  if (account >= tree.accounts().size() || account == tree.root()) {
+    return InvalidArgumentError("quotas are set on accounts below the root");
+  }
+  if (pool >= tree.pool_count()) return InvalidArgumentError("unknown pool");
+  PoolQuota before = tree.account(account).quota[pool];
+  tree.mutable_account(account).quota[pool] = quota;
+  if (Status finalized = tree.Finalize(); !finalized.ok()) {
+    tree.mutable_account(account).quota[pool] = before;
+    (void)tree.Finalize();
+    return finalized;
+  }
+  return OkStatus();
+}
+
+Status Scheduler::SetGrant(AccountIndex account, const Grant& grant) {
+  AccountTree& tree = model_->mutable_accounts();
+  if (account >= tree.accounts().size()) return InvalidArgumentError("unknown account");
+  if (grant.gpu_hours < 0) return InvalidArgumentError("gpu_hours must not be negative");
+  if (grant.end <= grant.start) return InvalidArgumentError("a grant must end after it starts");
+  std::vector<Grant>& grants = tree.mutable_account(account).grants;
+  for (Grant& existing : grants) {
+    if (existing.name == grant.name) {
+      double used = existing.used_gpu_seconds;
+      existing = grant;
+      existing.used_gpu_seconds = used;
+      return OkStatus();
+    }
+  }
+  grants.push_back(grant);
+  return OkStatus();
+}
+
 Status Scheduler::Hold(JobId id) {
   Job* job = model_->FindMutableJob(id);
   if (!job) return NotFoundError("no job {}", id);

@@ -98,6 +98,16 @@ class Scheduler {
 
   PassResult RunPass(Time now);
 
+  // Puts back a job that was running before a restart, on exactly the GPUs it held and with its
+  // epoch. Fails, changing nothing, if its spec no longer validates (the config changed) or the
+  // tasks do not fit: unknown node, another pool, wrong GPU count, or GPUs not free.
+  Status RestoreRunning(JobId id, const JobSpec& spec, Time submit_time, PoolIndex pool,
+                        std::vector<TaskAllocation> tasks, Time start_time, uint64_t epoch,
+                        int restarts);
+  // Operator changes to the account tree; a rejected change leaves the tree as it was.
+  Status SetQuota(AccountIndex account, PoolIndex pool, const PoolQuota& quota);
+  Status SetGrant(AccountIndex account, const Grant& grant);
+
   // Why a pending job waits, as users should see it. A pass that stops early (nothing more can
   // start) leaves the rest of the queue untouched; their reason then says so instead of
   // repeating what an older pass found.

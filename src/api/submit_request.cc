@@ -1,4 +1,6 @@
-#include "cli/submit_request.h"
+#include "api/submit_request.h"
+
+#include "api/submission.h"
 
 #include <algorithm>
 #include <cctype>
@@ -856,10 +858,7 @@ StatusOr<SubmitRequest> ParseBatchScript(std::string_view text, std::string_view
 
 StatusOr<SubmitRequest> ParseSubmitFile(std::string_view text, std::string_view source) {
   if (LooksLikeBatchScript(text)) return ParseBatchScript(text, source);
-  ALLOT_ASSIGN_OR_RETURN(JobSpec spec, ParseJobSpecText(text, source));
-  SubmitRequest request;
-  request.spec = std::move(spec);
-  return request;
+  return ParseSubmission(text, source);
 }
 
 }  // namespace allot

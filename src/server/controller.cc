@@ -1,0 +1,1422 @@
+#include "server/controller.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "api/submission.h"
+
+namespace allot {
+namespace {
+
+using nlohmann::json;
+
+constexpr Time kDay = 86400;
+const std::vector<std::string> kLiveStates = {"pending", "running"};
+const std::vector<std::string> kEndedStates = {"completed", "failed", "cancelled", "timeout",
+                                               "node_fail", "preempted"};
+
+Time DayStart(Time t) { return t - ((t % kDay) + kDay) % kDay; }
+
+// A JSON request body: an object whose keys are all in `allowed`.
+StatusOr<json> ParseBody(std::string_view body, const std::vector<std::string_view>& allowed) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return json::object();
+  json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    return InvalidArgumentError("the request body is not valid JSON");
+  }
+  if (!parsed.is_object()) return InvalidArgumentError("the request body must be a JSON object");
+  for (const auto& [key, value] : parsed.items()) {
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      return InvalidArgumentError("unknown field '{}'; expected one of: {}", key, fmt::join(allowed, ", "));
+    }
+  }
+  return parsed;
+}
+
+StatusOr<std::optional<int64_t>> OptionalCount(const json& body, const char* key) {
+  if (!body.contains(key) || body[key].is_null()) return std::optional<int64_t>();
+  if (!body[key].is_number_integer() || body[key].get<int64_t>() < 0) {
+    return InvalidArgumentError("{}: expected a non-negative integer or null", key);
+  }
+  return std::optional<int64_t>(body[key].get<int64_t>());
+}
+
+StatusOr<Time> TimeField(const json& body, const char* key, Time fallback) {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  if (body[key].is_number_integer()) return body[key].get<Time>();
+  if (body[key].is_string()) {
+    StatusOr<Time> parsed = ParseTimePoint(body[key].get<std::string>());
+    if (!parsed.ok()) return InvalidArgumentError("{}: {}", key, parsed.status().message());
+    return *parsed;
+  }
+  return InvalidArgumentError("{}: expected Unix seconds or a date YYYY-MM-DD", key);
+}
+
+json Limit(int64_t value) { return value >= kUnlimited ? json(nullptr) : json(value); }
+
+bool WriteTokenFile(const std::filesystem::path& path, const std::string& token) {
+  std::filesystem::path temporary = path;
+  temporary += ".tmp";
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  std::string line = token + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  ok = (::close(fd) == 0) && ok;
+  return ok && ::rename(temporary.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+void Controller::Histogram::Observe(double value) {
+  size_t bucket = 0;
+  while (bucket < bounds.size() && value > bounds[bucket]) ++bucket;
+  counts[bucket]++;
+  sum += value;
+  count++;
+}
+
+Controller::Controller(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<Store> store,
+                       ControllerOptions options)
+    : options_(std::move(options)), store_(std::move(store)), scheduler_(std::move(scheduler)) {
+  pass_seconds_.bounds = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  pass_seconds_.counts.assign(pass_seconds_.bounds.size() + 1, 0);
+  if (!options_.now) {
+    options_.now = [] {
+      return std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch()).count();
+    };
+  }
+}
+
+Controller::~Controller() { StopLoop(); }
+
+StatusOr<std::unique_ptr<Controller>> Controller::Open(Config config, ControllerOptions options) {
+  std::error_code error;
+  std::filesystem::create_directories(options.data_dir, error);
+  if (error) {
+    return InvalidArgumentError("cannot create the data directory '{}': {}", options.data_dir, error.message());
+  }
+  ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::Create(std::move(config)));
+  ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
+                         Store::Open((std::filesystem::path(options.data_dir) / "allot.db").string()));
+  std::unique_ptr<Controller> controller(
+      new Controller(std::move(scheduler), std::move(store), std::move(options)));
+  ALLOT_RETURN_IF_ERROR(controller->Recover());
+  return controller;
+}
+
+// ---- Recovery -------------------------------------------------------------------------------
+
+Status Controller::Recover() {
+  std::lock_guard lock(mutex_);
+  const Time now = Now();
+  const Cluster& cluster = scheduler_->model().cluster();
+  const AccountTree& tree = scheduler_->model().accounts();
+  ALLOT_ASSIGN_OR_RETURN(std::vector<SettingRow> settings, store_->LoadSettings());
+
+  // Quotas and grants first: admission of the jobs below depends on them.
+  for (const SettingRow& setting : settings) {
+    if (setting.kind != "quota" && setting.kind != "grant") continue;
+    json value = json::parse(setting.value, nullptr, false);
+    size_t slash = setting.key.find('/');
+    StatusOr<AccountIndex> account = tree.Find(setting.key.substr(0, slash));
+    if (value.is_discarded() || slash == std::string::npos || !account.ok()) {
+      spdlog::warn("store: ignoring {} setting '{}': its account is no longer in the config", setting.kind, setting.key);
+      continue;
+    }
+    std::string name = setting.key.substr(slash + 1);
+    Status applied;
+    if (setting.kind == "quota") {
+      StatusOr<PoolIndex> pool = cluster.FindPool(name);
+      if (!pool.ok()) {
+        spdlog::warn("store: ignoring quota '{}': no pool '{}' in the config", setting.key, name);
+        continue;
+      }
+      PoolQuota quota = tree.account(*account).quota[*pool];
+      quota.nominal_set = !value["nominal"].is_null();
+      if (quota.nominal_set) quota.nominal = value["nominal"].get<int64_t>();
+      quota.borrow_limit = value["borrow_limit"].is_null() ? kUnlimited : value["borrow_limit"].get<int64_t>();
+      quota.lend_limit = value["lend_limit"].is_null() ? kUnlimited : value["lend_limit"].get<int64_t>();
+      applied = scheduler_->SetQuota(*account, *pool, quota);
+    } else {
+      applied = scheduler_->SetGrant(*account, Grant{.name = name, .gpu_hours = value["gpu_hours"].get<double>(),
+                                                     .start = value["start"].get<Time>(), .end = value["end"].get<Time>()});
+    }
+    if (!applied.ok()) spdlog::warn("store: ignoring {} '{}': {}", setting.kind, setting.key, applied.message());
+  }
+
+  ALLOT_ASSIGN_OR_RETURN(std::vector<JobRow> rows, store_->LoadLiveJobs());
+  WriteBatch failed;
+  size_t restored = 0;
+  // Running jobs first, so that no pending job can be placed on GPUs a running one still holds.
+  std::stable_partition(rows.begin(), rows.end(), [](const JobRow& row) { return row.state == "running"; });
+  for (const JobRow& row : rows) {
+    json doc = json::parse(row.doc, nullptr, false);
+    Status status = doc.is_discarded() ? InternalError("its record is not valid JSON") : OkStatus();
+    JobRecord record;
+    if (status.ok()) {
+      StatusOr<SubmitRequest> request = ParseSubmission(doc["spec"].dump(), fmt::format("job {}", row.id));
+      if (request.ok()) {
+        record.request = std::move(*request);
+      } else {
+        status = request.status();
+      }
+    }
+    if (status.ok()) {
+      record.array_job_id = doc.value("array_job_id", JobId{0});
+      record.array_index = doc["array_index"].is_null() ? -1 : doc["array_index"].get<int>();
+      record.array_limit = doc.value("array_limit", 0);
+      record.user_held = doc.value("user_held", false);
+      if (row.state == "running") {
+        std::vector<TaskAllocation> tasks;
+        StatusOr<PoolIndex> pool = cluster.FindPool(doc.value("pool", ""));
+        status = pool.status();
+        for (const json& task : doc["allocation"]) {
+          if (!status.ok()) break;
+          StatusOr<NodeIndex> node = cluster.FindNode(task["node"].get<std::string>());
+          if (!node.ok()) {
+            status = node.status();
+            break;
+          }
+          TaskAllocation allocation{.node = *node, .cpus = task.value("cpus", 0),
+                                    .memory_bytes = task.value("memory", int64_t{0})};
+          for (int gpu : task["gpus"]) allocation.gpu_mask |= uint32_t{1} << gpu;
+          tasks.push_back(allocation);
+        }
+        if (status.ok()) {
+          status = scheduler_->RestoreRunning(row.id, record.request.spec, row.submit_time, *pool, std::move(tasks),
+                                              doc.value("start_time", Time{0}), doc.value("epoch", uint64_t{0}),
+                                              doc.value("restarts", 0));
+        }
+      } else {
+        status = scheduler_->Submit(row.id, record.request.spec, row.submit_time);
+      }
+    }
+    if (!status.ok()) {
+      // The config changed under the job (an account or pool is gone): it cannot be put back.
+      // It ends as failed with the reason, rather than vanish.
+      spdlog::warn("job {} could not be restored and ends as failed: {}", row.id, status.message());
+      if (doc.is_discarded()) doc = json::object();
+      doc["state"] = "failed";
+      doc["end_time"] = now;
+      doc["end_reason"] = fmt::format("could not be restored after a restart: {}", status.message());
+      JobRow ended = row;
+      ended.state = "failed";
+      ended.end_time = now;
+      ended.doc = doc.dump();
+      failed.PutJob(std::move(ended));
+      continue;
+    }
+    ++restored;
+    if (row.state == "pending") {
+      if (!record.request.dependencies.empty()) {
+        record.waiting_dependencies = true;
+        record.dependency_note = "dependencies not checked yet";
+        waiting_.insert(row.id);
+      }
+      if (record.array_limit > 0) record.throttled = true;
+    }
+    if (record.array_limit > 0) arrays_[record.array_job_id].push_back(row.id);
+    records_.emplace(row.id, std::move(record));
+    if (row.state == "pending") SyncHold(row.id);
+  }
+  if (!failed.empty()) ALLOT_RETURN_IF_ERROR(store_->Commit(std::move(failed)));
+  ALLOT_ASSIGN_OR_RETURN(JobId max_id, store_->MaxJobId());
+  next_id_ = max_id + 1;
+
+  for (const SettingRow& setting : settings) {
+    if (setting.kind != "node") continue;
+    StatusOr<NodeIndex> node = cluster.FindNode(setting.key);
+    json value = json::parse(setting.value, nullptr, false);
+    if (!node.ok() || value.is_discarded()) {
+      spdlog::warn("store: ignoring the state of node '{}': it is no longer in the config", setting.key);
+      continue;
+    }
+    StatusOr<NodeState> state = ParseNodeState(value.value("state", "up"));
+    if (!state.ok()) continue;
+    (void)scheduler_->SetNodeState(*node, *state, now);
+    drain_reasons_[*node] = value.value("reason", "");
+  }
+
+  ALLOT_ASSIGN_OR_RETURN(std::vector<TokenRow> tokens, store_->LoadTokens());
+  {
+    std::unique_lock tokens_lock(tokens_mutex_);
+    for (TokenRow& token : tokens) {
+      next_token_id_ = std::max(next_token_id_, token.id + 1);
+      if (!token.revoked) tokens_by_hash_.emplace(token.hash, std::move(token));
+    }
+  }
+  if (tokens.empty()) ALLOT_RETURN_IF_ERROR(BootstrapOperatorToken());
+  spdlog::info("restored {} live jobs ({} running) from {}", restored, scheduler_->model().running_count(),
+               options_.data_dir);
+  return OkStatus();
+}
+
+Status Controller::BootstrapOperatorToken() {
+  std::string token = NewToken();
+  // The file first: if the commit then fails, the next start makes a new token and file, and
+  // nobody is locked out by a token on disk that was never handed out.
+  std::filesystem::path path = std::filesystem::path(options_.data_dir) / "operator.token";
+  if (!WriteTokenFile(path, token)) {
+    return Status(StatusCode::kUnavailable, fmt::format("cannot write {}", path.string()));
+  }
+  TokenRow row{.id = next_token_id_++, .hash = HashToken(token), .user = "operator",
+               .role = std::string(RoleName(Role::kOperator)), .created = Now()};
+  WriteBatch batch;
+  batch.PutToken(row);
+  ALLOT_RETURN_IF_ERROR(store_->Commit(std::move(batch)));
+  std::unique_lock tokens_lock(tokens_mutex_);
+  tokens_by_hash_.emplace(row.hash, row);
+  created_operator_token_ = true;
+  return OkStatus();
+}
+
+// ---- Durability -----------------------------------------------------------------------------
+
+Store::Ticket Controller::Queue(WriteBatch batch) { return store_->Enqueue(std::move(batch)); }
+
+void Controller::WaitDurable(const Store::Ticket& ticket) {
+  Status status = store_->Wait(ticket);
+  if (!status.ok()) {
+    spdlog::critical("the store failed to commit ({}); exiting so that a restart recovers from disk",
+                     status.message());
+    std::_Exit(70);
+  }
+}
+
+void Controller::MarkDirty() {
+  std::lock_guard lock(loop_mutex_);
+  dirty_ = true;
+  loop_wakeup_.notify_one();
+}
+
+// ---- Authentication and visibility -----------------------------------------------------------
+
+StatusOr<Principal> Controller::Authenticate(std::string_view token) const {
+  if (token.empty()) {
+    return Status(StatusCode::kUnauthenticated,
+                  "missing bearer token: send the header 'Authorization: Bearer TOKEN'");
+  }
+  std::string hash = HashToken(token);
+  TokenRow row;
+  {
+    std::shared_lock lock(tokens_mutex_);
+    auto found = tokens_by_hash_.find(hash);
+    if (found == tokens_by_hash_.end()) {
+      return Status(StatusCode::kUnauthenticated, "unknown or revoked token");
+    }
+    row = found->second;
+  }
+  StatusOr<Role> role = ParseRole(row.role);
+  if (!role.ok()) return Status(StatusCode::kUnauthenticated, "the token has an unknown role");
+  Principal principal{.token_id = row.id, .user = row.user, .role = *role, .account = row.account};
+  if (!row.account.empty()) {
+    // The tree's shape is fixed at start (only quotas change), so a lookup needs no lock.
+    StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(row.account);
+    if (!account.ok()) {
+      return Status(StatusCode::kUnauthenticated,
+                    fmt::format("the token's account '{}' is no longer in the config", row.account));
+    }
+    principal.account_index = *account;
+  }
+  return principal;
+}
+
+bool Controller::Sees(const Principal& who, AccountIndex account) const {
+  if (who.is_operator()) return true;
+  if (who.role != Role::kTenant || who.account_index == kNoAccount || account == kNoAccount) return false;
+  return scheduler_->model().accounts().IsAncestorOrSelf(who.account_index, account);
+}
+
+StatusOr<AccountIndex> Controller::VisibleAccount(const Principal& who, std::string_view name) const {
+  StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(name);
+  if (!account.ok() || !Sees(who, *account)) return NotFoundError("no account '{}'", name);
+  return *account;
+}
+
+StatusOr<const Job*> Controller::VisibleLiveJob(const Principal& who, JobId id) const {
+  const Job* job = scheduler_->model().FindJob(id);
+  if (!job || !Sees(who, job->account)) return NotFoundError("no job {}", id);
+  return job;
+}
+
+// ---- Job documents ----------------------------------------------------------------------------
+
+PendingReason Controller::ReasonFor(const Job& job, const JobRecord& record) const {
+  if (record.user_held) {
+    return {ReasonCode::kHeld, fmt::format("held; `allot release {}` lets it run", job.id)};
+  }
+  if (record.waiting_dependencies) return {ReasonCode::kNone, record.dependency_note};
+  if (record.throttled) {
+    return {ReasonCode::kHeld, fmt::format("array limit: at most {} elements of array {} run at once",
+                                           record.array_limit, record.array_job_id)};
+  }
+  return scheduler_->ReasonOf(job);
+}
+
+std::string Controller::ReasonCodeFor(const JobRecord& record, const PendingReason& reason) {
+  if (!record.user_held && record.waiting_dependencies) return "dependency";
+  return std::string(ReasonCodeName(reason.code));
+}
+
+json Controller::LiveJobJson(const Job& job, const JobRecord& record) const {
+  const Cluster& cluster = scheduler_->model().cluster();
+  bool running = job.state == JobState::kRunning;
+  json doc;
+  doc["id"] = job.id;
+  doc["name"] = job.spec.name;
+  doc["account"] = job.spec.account;
+  doc["user"] = job.spec.user;
+  doc["state"] = running ? "running" : "pending";
+  if (!running) {
+    PendingReason reason = ReasonFor(job, record);
+    doc["reason"] = {{"code", ReasonCodeFor(record, reason)}, {"message", reason.message}};
+  }
+  doc["held"] = record.user_held;
+  doc["user_held"] = record.user_held;
+  doc["submit_time"] = job.submit_time;
+  doc["start_time"] = running ? job.start_time : 0;
+  doc["end_time"] = 0;
+  doc["time_limit"] = job.spec.time_limit;
+  doc["tasks"] = job.spec.tasks;
+  doc["gpus_per_task"] = job.spec.gpus_per_task;
+  doc["gpus"] = job.gpus();
+  doc["priority_class"] = job.spec.priority_class.empty() ? scheduler_->policy().default_priority_class
+                                                          : job.spec.priority_class;
+  doc["pool"] = running ? cluster.pool(job.pool).name : "";
+  json nodes = json::array();
+  json allocation = json::array();
+  if (running) {
+    for (const TaskAllocation& task : job.tasks) {
+      const std::string& node = cluster.node(task.node).name;
+      if (nodes.empty() || nodes.back() != node) nodes.push_back(node);
+      json gpus = json::array();
+      for (int gpu = 0; gpu < kMaxGpusPerNode; ++gpu) {
+        if (task.gpu_mask & (uint32_t{1} << gpu)) gpus.push_back(gpu);
+      }
+      allocation.push_back({{"node", node}, {"gpus", gpus}, {"cpus", task.cpus}, {"memory", task.memory_bytes}});
+    }
+  }
+  doc["nodes"] = nodes;
+  doc["allocation"] = allocation;
+  doc["epoch"] = job.epoch;
+  doc["restarts"] = job.restarts;
+  doc["exit_code"] = nullptr;
+  doc["array_job_id"] = record.array_job_id;
+  doc["array_index"] = record.array_index < 0 ? json(nullptr) : json(record.array_index);
+  doc["array_limit"] = record.array_limit;
+  doc["spec"] = SubmissionToJson(record.request);
+  return doc;
+}
+
+json Controller::EndedJobJson(const Job& job, const JobRecord& record, const EndInfo& end, Time now) const {
+  json doc = LiveJobJson(job, record);
+  doc.erase("reason");
+  doc["state"] = end.state;
+  doc["end_time"] = now;
+  doc["exit_code"] = end.exit_code < 0 ? json(nullptr) : json(end.exit_code);
+  doc["end_reason"] = end.message;
+  if (job.state == JobState::kRunning) {
+    doc["start_time"] = job.start_time;
+  }
+  return doc;
+}
+
+JobRow Controller::RowOf(JobId id, const json& doc) const {
+  return JobRow{.id = id,
+                .state = doc["state"].get<std::string>(),
+                .account = doc["account"].get<std::string>(),
+                .user = doc["user"].get<std::string>(),
+                .submit_time = doc["submit_time"].get<Time>(),
+                .end_time = doc["end_time"].get<Time>(),
+                .doc = doc.dump()};
+}
+
+void Controller::PersistLive(JobId id, WriteBatch& batch) const {
+  const Job* job = scheduler_->model().FindJob(id);
+  auto record = records_.find(id);
+  if (!job || record == records_.end()) return;
+  batch.PutJob(RowOf(id, LiveJobJson(*job, record->second)));
+}
+
+std::vector<UsageRow> Controller::RunUsage(const Job& job, Time end) const {
+  const std::string& pool = scheduler_->model().cluster().pool(job.pool).name;
+  std::vector<UsageRow> rows;
+  for (Time from = job.start_time; from < end;) {
+    Time day = DayStart(from);
+    Time to = std::min(end, day + kDay);
+    rows.push_back({job.spec.account, pool, day, static_cast<double>(job.gpus()) * static_cast<double>(to - from)});
+    from = to;
+  }
+  return rows;
+}
+
+void Controller::ChargeRun(const Job& job, Time end, WriteBatch& batch) const {
+  for (UsageRow& row : RunUsage(job, end)) batch.AddUsage(std::move(row));
+}
+
+json Controller::RecordEnded(const Job& job, const EndInfo& end, Time now, WriteBatch& batch) {
+  auto found = records_.find(job.id);
+  if (found == records_.end()) return json();
+  if (job.state == JobState::kRunning) ChargeRun(job, now, batch);
+  json doc = EndedJobJson(job, found->second, end, now);
+  batch.PutJob(RowOf(job.id, doc));
+  ended_states_[job.id] = end.state;
+  finished_by_state_[end.state]++;
+  waiting_.erase(job.id);
+  records_.erase(found);
+  return doc;
+}
+
+void Controller::SyncHold(JobId id) {
+  const Job* job = scheduler_->model().FindJob(id);
+  auto record = records_.find(id);
+  if (!job || record == records_.end() || job->state != JobState::kPending) return;
+  const JobRecord& r = record->second;
+  bool hold = r.user_held || r.waiting_dependencies || r.throttled;
+  if (hold && !job->held) (void)scheduler_->Hold(id);
+  if (!hold && job->held) (void)scheduler_->Release(id);
+}
+
+std::optional<std::string> Controller::EndedState(JobId id) {
+  if (auto found = ended_states_.find(id); found != ended_states_.end()) return found->second;
+  StatusOr<std::optional<JobRow>> row = store_->LoadJob(id);
+  if (!row.ok() || !row->has_value()) return std::nullopt;
+  const std::string& state = (*row)->state;
+  if (state == "pending" || state == "running") return std::nullopt;
+  ended_states_[id] = state;
+  return state;
+}
+
+// ---- Jobs -----------------------------------------------------------------------------------
+
+StatusOr<json> Controller::Submit(const Principal& who, std::string_view body) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot submit jobs");
+  ALLOT_ASSIGN_OR_RETURN(SubmitRequest request, ParseSubmission(body, "request"));
+  JobSpec& spec = request.spec;
+  if (spec.account.empty()) {
+    if (who.account.empty()) {
+      return InvalidArgumentError("the job names no account: add \"account\" (or --account) to the submission");
+    }
+    spec.account = who.account;
+  }
+  if (!who.is_operator() || spec.user.empty()) spec.user = who.user;
+
+  Store::Ticket ticket;
+  json reply;
+  {
+    std::lock_guard lock(mutex_);
+    const Time now = Now();
+    StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(spec.account);
+    if (!account.ok()) return InvalidArgumentError("unknown account '{}'", spec.account);
+    if (!Sees(who, *account)) {
+      return Status(StatusCode::kPermissionDenied,
+                    fmt::format("account '{}' is outside your account '{}'", spec.account, who.account));
+    }
+    for (const Dependency& dependency : request.dependencies) {
+      if (dependency.type == DependencyType::kSingleton) continue;
+      const Job* live = scheduler_->model().FindJob(dependency.job);
+      bool known = live ? Sees(who, live->account) : false;
+      if (!live) {
+        StatusOr<std::optional<JobRow>> row = store_->LoadJob(dependency.job);
+        if (row.ok() && row->has_value()) {
+          StatusOr<AccountIndex> owner = scheduler_->model().accounts().Find((*row)->account);
+          known = owner.ok() && Sees(who, *owner);
+        }
+      }
+      if (!known) return InvalidArgumentError("the dependency names job {}, which does not exist", dependency.job);
+    }
+
+    std::vector<int> indexes = request.array ? request.array->indexes : std::vector<int>{-1};
+    const JobId first = next_id_;
+    for (size_t i = 0; i < indexes.size(); ++i) {
+      Status submitted = scheduler_->Submit(first + i, spec, now);
+      if (!submitted.ok()) {
+        for (size_t j = 0; j < i; ++j) (void)scheduler_->Cancel(first + j, now);
+        return InvalidArgumentError("{}", submitted.message());
+      }
+    }
+    WriteBatch batch;
+    json ids = json::array();
+    int limit = request.array ? request.array->max_concurrent : 0;
+    for (size_t i = 0; i < indexes.size(); ++i) {
+      JobId id = first + i;
+      JobRecord record;
+      record.request = request;
+      if (request.array) {
+        record.array_job_id = first;
+        record.array_index = indexes[i];
+        record.array_limit = limit;
+        record.throttled = limit > 0 && i >= static_cast<size_t>(limit);
+        if (limit > 0) arrays_[first].push_back(id);
+      }
+      if (!request.dependencies.empty()) {
+        record.waiting_dependencies = true;
+        record.dependency_note = "dependencies not checked yet";
+        waiting_.insert(id);
+      }
+      records_.emplace(id, std::move(record));
+      SyncHold(id);
+      PersistLive(id, batch);
+      ids.push_back(id);
+    }
+    next_id_ = first + indexes.size();
+    submits_.fetch_add(indexes.size(), std::memory_order_relaxed);
+    ticket = Queue(std::move(batch));
+    reply = {{"ids", ids}};
+    if (request.array) reply["array_job_id"] = first;
+  }
+  MarkDirty();
+  WaitDurable(ticket);
+  return reply;
+}
+
+StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& query) {
+  std::vector<std::string> states = query.states.empty() ? kLiveStates : query.states;
+  bool want_pending = false, want_running = false;
+  std::vector<std::string> ended;
+  for (const std::string& state : states) {
+    if (state == "pending") {
+      want_pending = true;
+    } else if (state == "running") {
+      want_running = true;
+    } else if (std::find(kEndedStates.begin(), kEndedStates.end(), state) != kEndedStates.end()) {
+      ended.push_back(state);
+    } else {
+      return InvalidArgumentError("unknown state '{}'; use pending, running, {}", state, fmt::join(kEndedStates, ", "));
+    }
+  }
+  if (query.limit == 0 || query.limit > 100000) return InvalidArgumentError("limit must be between 1 and 100000");
+
+  json jobs = json::array();
+  std::vector<std::string> subtree;
+  {
+    std::lock_guard lock(mutex_);
+    const AccountTree& tree = scheduler_->model().accounts();
+    AccountIndex scope = who.is_operator() ? tree.root() : who.account_index;
+    if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot list jobs");
+    if (!query.account.empty()) {
+      ALLOT_ASSIGN_OR_RETURN(scope, VisibleAccount(who, query.account));
+    }
+    if (scope != tree.root()) {
+      for (AccountIndex a = 0; a < tree.accounts().size(); ++a) {
+        if (tree.IsAncestorOrSelf(scope, a)) subtree.push_back(tree.account(a).name);
+      }
+    }
+    std::vector<JobId> ids;
+    for (const auto& [id, job] : scheduler_->model().jobs()) {
+      bool running = job.state == JobState::kRunning;
+      if (running ? !want_running : !want_pending) continue;
+      if (!query.user.empty() && job.spec.user != query.user) continue;
+      if (scope != tree.root() && !tree.IsAncestorOrSelf(scope, job.account)) continue;
+      ids.push_back(id);
+    }
+    std::sort(ids.begin(), ids.end());
+    if (ids.size() > query.limit) ids.resize(query.limit);
+    for (JobId id : ids) jobs.push_back(LiveJobJson(*scheduler_->model().FindJob(id), records_.at(id)));
+  }
+  if (!ended.empty() && jobs.size() < query.limit) {
+    ALLOT_ASSIGN_OR_RETURN(std::vector<JobRow> rows,
+                           store_->ListJobs({.states = ended, .accounts = subtree, .user = query.user,
+                                             .limit = query.limit - jobs.size()}));
+    std::reverse(rows.begin(), rows.end());
+    json finished = json::array();
+    for (const JobRow& row : rows) finished.push_back(json::parse(row.doc));
+    finished.insert(finished.end(), jobs.begin(), jobs.end());
+    jobs = std::move(finished);
+  }
+  return json{{"jobs", jobs}};
+}
+
+StatusOr<json> Controller::GetJob(const Principal& who, JobId id) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot read jobs");
+  {
+    std::lock_guard lock(mutex_);
+    if (const Job* job = scheduler_->model().FindJob(id)) {
+      if (!Sees(who, job->account)) return NotFoundError("no job {}", id);
+      return LiveJobJson(*job, records_.at(id));
+    }
+  }
+  ALLOT_ASSIGN_OR_RETURN(std::optional<JobRow> row, store_->LoadJob(id));
+  if (!row) return NotFoundError("no job {}", id);
+  StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(row->account);
+  if (!who.is_operator() && (!account.ok() || !Sees(who, *account))) return NotFoundError("no job {}", id);
+  return json::parse(row->doc);
+}
+
+StatusOr<json> Controller::ChangeJob(const Principal& who, JobId id, const JobChange& change) {
+  Store::Ticket ticket;
+  json reply;
+  {
+    std::lock_guard lock(mutex_);
+    const Job* job = scheduler_->model().FindJob(id);
+    if (!job) {
+      std::optional<std::string> ended = EndedState(id);
+      if (ended) {
+        StatusOr<std::optional<JobRow>> row = store_->LoadJob(id);
+        StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(row.ok() && *row ? (*row)->account : "");
+        if (who.is_operator() || (account.ok() && Sees(who, *account))) {
+          return FailedPreconditionError("job {} has already ended ({})", id, *ended);
+        }
+      }
+      return NotFoundError("no job {}", id);
+    }
+    // Agents act on jobs wherever they run; the calls that let them in say which.
+    if (who.role != Role::kAgent && !Sees(who, job->account)) return NotFoundError("no job {}", id);
+    WriteBatch batch;
+    ALLOT_RETURN_IF_ERROR(change(*job, records_.at(id), batch, reply));
+    if (const Job* live = scheduler_->model().FindJob(id)) {
+      PersistLive(id, batch);
+      reply = LiveJobJson(*live, records_.at(id));
+    }
+    ticket = Queue(std::move(batch));
+  }
+  MarkDirty();
+  WaitDurable(ticket);
+  return reply;
+}
+
+StatusOr<json> Controller::CancelJob(const Principal& who, JobId id) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot cancel jobs");
+  return ChangeJob(who, id, [&](const Job& job, JobRecord&, WriteBatch& batch, json& ended) -> Status {
+    const Time now = Now();
+    ALLOT_ASSIGN_OR_RETURN(Job stopped, scheduler_->Cancel(job.id, now));
+    ended = RecordEnded(stopped, {"cancelled", -1, fmt::format("cancelled by {}", who.user)}, now, batch);
+    return OkStatus();
+  });
+}
+
+StatusOr<json> Controller::HoldJob(const Principal& who, JobId id) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot hold jobs");
+  return ChangeJob(who, id, [&](const Job& job, JobRecord& record, WriteBatch&, json&) -> Status {
+    if (job.state != JobState::kPending) return FailedPreconditionError("job {} is running; only pending jobs can be held", job.id);
+    if (record.user_held) return FailedPreconditionError("job {} is held already", job.id);
+    record.user_held = true;
+    SyncHold(job.id);
+    return OkStatus();
+  });
+}
+
+StatusOr<json> Controller::ReleaseJob(const Principal& who, JobId id) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot release jobs");
+  return ChangeJob(who, id, [&](const Job& job, JobRecord& record, WriteBatch&, json&) -> Status {
+    if (!record.user_held) return FailedPreconditionError("job {} is not held", job.id);
+    record.user_held = false;
+    SyncHold(job.id);
+    return OkStatus();
+  });
+}
+
+StatusOr<json> Controller::FinishJob(const Principal& who, JobId id, std::string_view body) {
+  if (who.role == Role::kTenant) {
+    return Status(StatusCode::kPermissionDenied, "only agents and operators report job ends");
+  }
+  ALLOT_ASSIGN_OR_RETURN(json report, ParseBody(body, {"exit_code", "epoch", "message"}));
+  if (!report.contains("exit_code") || !report["exit_code"].is_number_integer()) {
+    return InvalidArgumentError("exit_code: expected the job's exit status, an integer");
+  }
+  int exit_code = report["exit_code"].get<int>();
+  std::optional<uint64_t> epoch;
+  if (report.contains("epoch")) {
+    if (!report["epoch"].is_number_unsigned()) return InvalidArgumentError("epoch: expected a non-negative integer");
+    epoch = report["epoch"].get<uint64_t>();
+  }
+  std::string message = report.value("message", "");
+  return ChangeJob(who, id, [&](const Job& job, JobRecord&, WriteBatch& batch, json& ended) -> Status {
+    if (job.state != JobState::kRunning) return FailedPreconditionError("job {} is not running", job.id);
+    // Fencing: a report from an older allocation of this job must not end the current one.
+    if (epoch && *epoch != job.epoch) {
+      return FailedPreconditionError("job {}: the report is for allocation epoch {}, the job runs in epoch {}",
+                                     job.id, *epoch, job.epoch);
+    }
+    const Time now = Now();
+    ALLOT_ASSIGN_OR_RETURN(Job stopped, scheduler_->Complete(job.id, now));
+    EndInfo end{exit_code == 0 ? "completed" : "failed", exit_code,
+                message.empty() ? fmt::format("exited with status {}", exit_code) : message};
+    ended = RecordEnded(stopped, end, now, batch);
+    return OkStatus();
+  });
+}
+
+// ---- Accounts ---------------------------------------------------------------------------------
+
+json Controller::AccountJson(AccountIndex index) const {
+  const AccountTree& tree = scheduler_->model().accounts();
+  const Cluster& cluster = scheduler_->model().cluster();
+  const Account& account = tree.account(index);
+  json doc;
+  doc["name"] = account.name;
+  doc["path"] = account.path;
+  doc["parent"] = account.parent == kNoAccount || account.parent == tree.root() ? "" : tree.account(account.parent).name;
+  doc["weight"] = account.weight;
+  doc["leaf"] = account.is_leaf();
+  doc["allocated_gpus"] = account.allocated_total;
+  json quotas = json::object();
+  for (PoolIndex pool = 0; pool < cluster.pools().size(); ++pool) {
+    const PoolQuota& quota = account.quota[pool];
+    if (quota.nominal == 0 && account.allocated[pool] == 0 && quota.borrow_limit >= kUnlimited &&
+        quota.lend_limit >= kUnlimited) {
+      continue;
+    }
+    quotas[cluster.pool(pool).name] = {{"nominal", quota.nominal},
+                                       {"borrow_limit", Limit(quota.borrow_limit)},
+                                       {"lend_limit", Limit(quota.lend_limit)},
+                                       {"allocated", account.allocated[pool]}};
+  }
+  doc["quotas"] = quotas;
+  json grants = json::array();
+  for (const Grant& grant : account.grants) {
+    grants.push_back({{"name", grant.name}, {"gpu_hours", grant.gpu_hours},
+                      {"used_gpu_hours", grant.used_gpu_seconds / 3600.0},
+                      {"start", grant.start}, {"end", grant.end >= kForever ? json(nullptr) : json(grant.end)}});
+  }
+  doc["grants"] = grants;
+  return doc;
+}
+
+StatusOr<json> Controller::ListAccounts(const Principal& who) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot read accounts");
+  std::lock_guard lock(mutex_);
+  const AccountTree& tree = scheduler_->model().accounts();
+  json accounts = json::array();
+  for (AccountIndex index = 1; index < tree.accounts().size(); ++index) {
+    if (Sees(who, index)) accounts.push_back(AccountJson(index));
+  }
+  return json{{"accounts", accounts}};
+}
+
+StatusOr<json> Controller::GetAccount(const Principal& who, std::string_view name) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot read accounts");
+  std::lock_guard lock(mutex_);
+  ALLOT_ASSIGN_OR_RETURN(AccountIndex account, VisibleAccount(who, name));
+  return AccountJson(account);
+}
+
+StatusOr<json> Controller::SetQuota(const Principal& who, std::string_view account_name,
+                                    std::string_view pool_name, std::string_view body) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators change quotas");
+  ALLOT_ASSIGN_OR_RETURN(json request, ParseBody(body, {"nominal", "borrow_limit", "lend_limit"}));
+  ALLOT_ASSIGN_OR_RETURN(std::optional<int64_t> nominal, OptionalCount(request, "nominal"));
+  ALLOT_ASSIGN_OR_RETURN(std::optional<int64_t> borrow, OptionalCount(request, "borrow_limit"));
+  ALLOT_ASSIGN_OR_RETURN(std::optional<int64_t> lend, OptionalCount(request, "lend_limit"));
+  Store::Ticket ticket;
+  json reply;
+  {
+    std::lock_guard lock(mutex_);
+    ALLOT_ASSIGN_OR_RETURN(AccountIndex account, VisibleAccount(who, account_name));
+    StatusOr<PoolIndex> pool = scheduler_->model().cluster().FindPool(pool_name);
+    if (!pool.ok()) return NotFoundError("no pool '{}'", pool_name);
+    PoolQuota quota = scheduler_->model().accounts().account(account).quota[*pool];
+    if (request.contains("nominal")) {
+      quota.nominal_set = nominal.has_value();
+      quota.nominal = nominal.value_or(0);
+    }
+    if (request.contains("borrow_limit")) quota.borrow_limit = borrow.value_or(kUnlimited);
+    if (request.contains("lend_limit")) quota.lend_limit = lend.value_or(kUnlimited);
+    if (Status set = scheduler_->SetQuota(account, *pool, quota); !set.ok()) {
+      return InvalidArgumentError("{}", set.message());
+    }
+    json stored = {{"nominal", quota.nominal_set ? json(quota.nominal) : json(nullptr)},
+                   {"borrow_limit", Limit(quota.borrow_limit)}, {"lend_limit", Limit(quota.lend_limit)}};
+    WriteBatch batch;
+    batch.PutSetting({"quota", fmt::format("{}/{}", account_name, pool_name), stored.dump()});
+    ticket = Queue(std::move(batch));
+    reply = AccountJson(account);
+  }
+  MarkDirty();
+  WaitDurable(ticket);
+  return reply;
+}
+
+StatusOr<json> Controller::SetGrant(const Principal& who, std::string_view account_name,
+                                    std::string_view grant_name, std::string_view body) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators change grants");
+  ALLOT_ASSIGN_OR_RETURN(json request, ParseBody(body, {"gpu_hours", "start", "end"}));
+  if (!request.contains("gpu_hours") || !request["gpu_hours"].is_number() || request["gpu_hours"].get<double>() < 0) {
+    return InvalidArgumentError("gpu_hours: expected a non-negative number");
+  }
+  ALLOT_ASSIGN_OR_RETURN(Time start, TimeField(request, "start", 0));
+  ALLOT_ASSIGN_OR_RETURN(Time end, TimeField(request, "end", kForever));
+  Grant grant{.name = std::string(grant_name), .gpu_hours = request["gpu_hours"].get<double>(), .start = start, .end = end};
+  Store::Ticket ticket;
+  json reply;
+  {
+    std::lock_guard lock(mutex_);
+    ALLOT_ASSIGN_OR_RETURN(AccountIndex account, VisibleAccount(who, account_name));
+    if (Status set = scheduler_->SetGrant(account, grant); !set.ok()) return InvalidArgumentError("{}", set.message());
+    WriteBatch batch;
+    json stored = {{"gpu_hours", grant.gpu_hours}, {"start", grant.start}, {"end", grant.end}};
+    batch.PutSetting({"grant", fmt::format("{}/{}", account_name, grant_name), stored.dump()});
+    ticket = Queue(std::move(batch));
+    reply = AccountJson(account);
+  }
+  MarkDirty();
+  WaitDurable(ticket);
+  return reply;
+}
+
+// ---- Nodes and pools --------------------------------------------------------------------------
+
+StatusOr<NodeIndex> Controller::FindNode(std::string_view name) const {
+  StatusOr<NodeIndex> node = scheduler_->model().cluster().FindNode(name);
+  if (!node.ok()) return NotFoundError("no node '{}'", name);
+  return *node;
+}
+
+json Controller::NodeJson(NodeIndex index) const {
+  const Model& model = scheduler_->model();
+  const Node& node = model.cluster().node(index);
+  const Pool& pool = model.cluster().pool(node.pool);
+  auto reason = drain_reasons_.find(index);
+  return {{"name", node.name}, {"pool", pool.name}, {"gpu_model", pool.gpu_model}, {"gpus", node.gpus},
+          {"gpus_allocated", node.gpus - model.free().UnallocatedGpus(index)}, {"cpus", node.cpus},
+          {"memory", node.memory_bytes}, {"state", NodeStateName(node.state)},
+          {"reason", reason == drain_reasons_.end() ? "" : reason->second}, {"jobs", model.JobsOnNode(index)}};
+}
+
+StatusOr<json> Controller::ListNodes(const Principal&, std::string_view pool_name, std::string_view state_name) {
+  std::lock_guard lock(mutex_);
+  const Cluster& cluster = scheduler_->model().cluster();
+  std::optional<PoolIndex> pool;
+  if (!pool_name.empty()) {
+    StatusOr<PoolIndex> found = cluster.FindPool(pool_name);
+    if (!found.ok()) return NotFoundError("no pool '{}'", pool_name);
+    pool = *found;
+  }
+  std::optional<NodeState> state;
+  if (!state_name.empty()) {
+    StatusOr<NodeState> parsed = ParseNodeState(state_name);
+    if (!parsed.ok()) return InvalidArgumentError("unknown node state '{}'; use up, draining or down", state_name);
+    state = *parsed;
+  }
+  json nodes = json::array();
+  for (NodeIndex node = 0; node < cluster.nodes().size(); ++node) {
+    if (pool && cluster.node(node).pool != *pool) continue;
+    if (state && cluster.node(node).state != *state) continue;
+    nodes.push_back(NodeJson(node));
+  }
+  return json{{"nodes", nodes}};
+}
+
+StatusOr<json> Controller::DrainNode(const Principal& who, std::string_view name, std::string_view body) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators drain nodes");
+  ALLOT_ASSIGN_OR_RETURN(json request, ParseBody(body, {"reason"}));
+  if (request.contains("reason") && !request["reason"].is_string()) return InvalidArgumentError("reason: expected a string");
+  std::string reason = request.value("reason", "drained by " + who.user);
+  Store::Ticket ticket;
+  json reply;
+  {
+    std::lock_guard lock(mutex_);
+    ALLOT_ASSIGN_OR_RETURN(NodeIndex node, FindNode(name));
+    if (scheduler_->model().cluster().node(node).state == NodeState::kDown) {
+      return FailedPreconditionError("node '{}' is down; resume it first", name);
+    }
+    (void)scheduler_->SetNodeState(node, NodeState::kDraining, Now());
+    drain_reasons_[node] = reason;
+    WriteBatch batch;
+    batch.PutSetting({"node", std::string(name), json{{"state", "draining"}, {"reason", reason}}.dump()});
+    ticket = Queue(std::move(batch));
+    reply = NodeJson(node);
+  }
+  MarkDirty();
+  WaitDurable(ticket);
+  return reply;
+}
+
+StatusOr<json> Controller::ResumeNode(const Principal& who, std::string_view name) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators resume nodes");
+  Store::Ticket ticket;
+  json reply;
+  {
+    std::lock_guard lock(mutex_);
+    ALLOT_ASSIGN_OR_RETURN(NodeIndex node, FindNode(name));
+    (void)scheduler_->SetNodeState(node, NodeState::kUp, Now());
+    drain_reasons_.erase(node);
+    WriteBatch batch;
+    batch.DeleteSetting("node", std::string(name));
+    ticket = Queue(std::move(batch));
+    reply = NodeJson(node);
+  }
+  MarkDirty();
+  WaitDurable(ticket);
+  return reply;
+}
+
+StatusOr<json> Controller::ListPools(const Principal&) {
+  std::lock_guard lock(mutex_);
+  const Model& model = scheduler_->model();
+  const AccountTree& tree = model.accounts();
+  json pools = json::array();
+  for (PoolIndex index = 0; index < model.cluster().pools().size(); ++index) {
+    const Pool& pool = model.cluster().pool(index);
+    size_t up = 0;
+    for (NodeIndex node : pool.nodes) up += model.cluster().node(node).state == NodeState::kUp ? 1 : 0;
+    pools.push_back({{"name", pool.name}, {"site", pool.site}, {"gpu_model", pool.gpu_model},
+                     {"nodes", pool.nodes.size()}, {"gpus", pool.total_gpus},
+                     {"gpus_allocated", tree.account(tree.root()).allocated[index]}, {"nodes_up", up}});
+  }
+  return json{{"pools", pools}};
+}
+
+// ---- Usage, reasons, status -------------------------------------------------------------------
+
+StatusOr<json> Controller::Usage(const Principal& who, const UsageQuery& query) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot read usage");
+  const Time now = Now();
+  Time end = DayStart(now) + kDay;
+  if (!query.end.empty()) {
+    StatusOr<Time> parsed = ParseTimePoint(query.end);
+    if (!parsed.ok()) return InvalidArgumentError("end: {}", parsed.status().message());
+    end = *parsed;
+  }
+  Time start = end - 30 * kDay;
+  if (!query.start.empty()) {
+    StatusOr<Time> parsed = ParseTimePoint(query.start);
+    if (!parsed.ok()) return InvalidArgumentError("start: {}", parsed.status().message());
+    start = *parsed;
+  }
+  if (end <= start) return InvalidArgumentError("end must be after start");
+  std::string period = query.period.empty() ? "total" : query.period;
+  if (period != "day" && period != "week" && period != "month" && period != "total") {
+    return InvalidArgumentError("unknown period '{}'; use day, week, month or total", period);
+  }
+  auto bucket = [&](Time day) -> Time {
+    if (period == "total") return start;
+    if (period == "day") return day;
+    if (period == "week") return day - ((day / kDay + 3) % 7) * kDay;  // 1970-01-01 was a Thursday
+    using namespace std::chrono;
+    year_month_day date{sys_days{days{day / kDay}}};
+    return sys_days{date.year() / date.month() / 1}.time_since_epoch().count() * kDay;
+  };
+
+  ALLOT_ASSIGN_OR_RETURN(std::vector<UsageRow> rows, store_->LoadUsage(DayStart(start), end));
+  std::lock_guard lock(mutex_);
+  const AccountTree& tree = scheduler_->model().accounts();
+  AccountIndex scope = who.is_operator() ? tree.root() : who.account_index;
+  if (!query.account.empty()) {
+    ALLOT_ASSIGN_OR_RETURN(scope, VisibleAccount(who, query.account));
+  }
+  // Running jobs count up to now, as sreport counts a running job's hours so far.
+  for (const auto& [id, job] : scheduler_->model().jobs()) {
+    if (job.state != JobState::kRunning) continue;
+    std::vector<UsageRow> so_far = RunUsage(job, now);
+    rows.insert(rows.end(), so_far.begin(), so_far.end());
+  }
+
+  std::map<std::pair<AccountIndex, Time>, double> seconds;  // (account, period start) -> GPU-seconds
+  for (const UsageRow& row : rows) {
+    if (row.day < DayStart(start) || row.day >= end) continue;
+    StatusOr<AccountIndex> account = tree.Find(row.account);
+    if (!account.ok()) continue;
+    for (AccountIndex at : tree.PathToRoot(*account)) {
+      if (at == tree.root() && scope != tree.root()) break;
+      if (!tree.IsAncestorOrSelf(scope, at)) break;
+      seconds[{at, bucket(row.day)}] += row.gpu_seconds;
+    }
+  }
+  json result = json::array();
+  // Accounts in tree order (parents before children), periods in time order.
+  for (AccountIndex account = 0; account < tree.accounts().size(); ++account) {
+    for (auto it = seconds.lower_bound({account, std::numeric_limits<Time>::min()});
+         it != seconds.end() && it->first.first == account; ++it) {
+      result.push_back({{"account", account == tree.root() ? "root" : tree.account(account).name},
+                        {"path", account == tree.root() ? "" : tree.account(account).path},
+                        {"period_start", it->first.second}, {"gpu_hours", it->second / 3600.0}});
+    }
+  }
+  return json{{"start", start}, {"end", end}, {"period", period}, {"rows", result}};
+}
+
+StatusOr<json> Controller::PendingReasons(const Principal& who) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot read jobs");
+  std::lock_guard lock(mutex_);
+  std::map<std::string, std::pair<size_t, std::string>> reasons;
+  for (JobId id : scheduler_->model().pending()) {
+    const Job& job = *scheduler_->model().FindJob(id);
+    if (!Sees(who, job.account)) continue;
+    const JobRecord& record = records_.at(id);
+    PendingReason reason = ReasonFor(job, record);
+    auto& [count, example] = reasons[ReasonCodeFor(record, reason)];
+    if (count++ == 0) example = fmt::format("job {}: {}", id, reason.message);
+  }
+  json list = json::array();
+  for (const auto& [code, entry] : reasons) {
+    list.push_back({{"code", code}, {"count", entry.first}, {"example", entry.second}});
+  }
+  return json{{"reasons", list}};
+}
+
+StatusOr<json> Controller::SchedulerStatus(const Principal&) {
+  std::lock_guard lock(mutex_);
+  const Model& model = scheduler_->model();
+  size_t held = 0;
+  for (JobId id : model.pending()) held += model.FindJob(id)->held ? 1 : 0;
+  return json{{"passes", passes_}, {"last_pass_time", last_pass_time_}, {"last_pass_seconds", last_pass_seconds_},
+              {"pending", model.pending().size()}, {"running", model.running_count()}, {"held", held},
+              {"gpus", model.cluster().total_gpus()},
+              {"gpus_allocated", model.accounts().account(model.accounts().root()).allocated_total},
+              {"pass_interval", scheduler_->policy().pass_interval}, {"next_job_id", next_id_}};
+}
+
+// ---- Tokens -----------------------------------------------------------------------------------
+
+StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view body) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators create tokens");
+  ALLOT_ASSIGN_OR_RETURN(json request, ParseBody(body, {"role", "account", "user"}));
+  if (!request.contains("role") || !request["role"].is_string()) {
+    return InvalidArgumentError("role: expected operator, tenant or agent");
+  }
+  ALLOT_ASSIGN_OR_RETURN(Role role, ParseRole(request["role"].get<std::string>()));
+  for (const char* key : {"account", "user"}) {
+    if (request.contains(key) && !request[key].is_string()) return InvalidArgumentError("{}: expected a string", key);
+  }
+  std::string account = request.value("account", "");
+  if (role == Role::kTenant && account.empty()) {
+    return InvalidArgumentError("a tenant token needs an account: the root of the subtree it may use");
+  }
+  if (!account.empty() && !scheduler_->model().accounts().Find(account).ok()) {
+    return InvalidArgumentError("unknown account '{}'", account);
+  }
+  std::string user = request.value("user", role == Role::kTenant ? account : std::string(RoleName(role)));
+  std::string token = NewToken();
+  TokenRow row{.hash = HashToken(token), .user = user, .role = std::string(RoleName(role)),
+               .account = account, .created = Now()};
+  Store::Ticket ticket;
+  {
+    std::lock_guard lock(mutex_);
+    std::unique_lock tokens_lock(tokens_mutex_);
+    row.id = next_token_id_++;
+    WriteBatch batch;
+    batch.PutToken(row);
+    ticket = Queue(std::move(batch));
+  }
+  WaitDurable(ticket);
+  {
+    std::unique_lock tokens_lock(tokens_mutex_);
+    tokens_by_hash_.emplace(row.hash, row);
+  }
+  return json{{"id", row.id}, {"token", token}, {"role", row.role}, {"account", row.account}, {"user", row.user}};
+}
+
+StatusOr<json> Controller::ListTokens(const Principal& who) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators list tokens");
+  ALLOT_ASSIGN_OR_RETURN(std::vector<TokenRow> rows, store_->LoadTokens());
+  json tokens = json::array();
+  for (const TokenRow& row : rows) {
+    tokens.push_back({{"id", row.id}, {"role", row.role}, {"account", row.account}, {"user", row.user},
+                      {"created", row.created}, {"revoked", row.revoked}});
+  }
+  return json{{"tokens", tokens}};
+}
+
+StatusOr<json> Controller::RevokeToken(const Principal& who, int64_t id) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators revoke tokens");
+  Store::Ticket ticket;
+  {
+    std::lock_guard lock(mutex_);
+    std::unique_lock tokens_lock(tokens_mutex_);
+    auto found = std::find_if(tokens_by_hash_.begin(), tokens_by_hash_.end(),
+                              [&](const auto& entry) { return entry.second.id == id; });
+    if (found == tokens_by_hash_.end()) return NotFoundError("no live token {}", id);
+    TokenRow row = found->second;
+    row.revoked = true;
+    tokens_by_hash_.erase(found);
+    WriteBatch batch;
+    batch.PutToken(row);
+    ticket = Queue(std::move(batch));
+  }
+  WaitDurable(ticket);
+  return json{{"id", id}, {"revoked", true}};
+}
+
+// ---- Metrics ----------------------------------------------------------------------------------
+
+StatusOr<std::string> Controller::Metrics(const Principal& who) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators read /metrics");
+  std::string out;
+  auto family = [&](std::string_view name, std::string_view type, std::string_view help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  std::lock_guard lock(mutex_);
+  const Model& model = scheduler_->model();
+  const Cluster& cluster = model.cluster();
+  const AccountTree& tree = model.accounts();
+  family("allot_gpus_total", "gauge", "GPUs in the pool.");
+  for (const Pool& pool : cluster.pools()) out += fmt::format("allot_gpus_total{{pool=\"{}\"}} {}\n", pool.name, pool.total_gpus);
+  family("allot_gpus_allocated", "gauge", "GPUs allocated to running jobs.");
+  for (PoolIndex pool = 0; pool < cluster.pools().size(); ++pool) {
+    out += fmt::format("allot_gpus_allocated{{pool=\"{}\"}} {}\n", cluster.pool(pool).name,
+                       tree.account(tree.root()).allocated[pool]);
+  }
+  family("allot_jobs", "gauge", "Live jobs by state.");
+  out += fmt::format("allot_jobs{{state=\"pending\"}} {}\nallot_jobs{{state=\"running\"}} {}\n",
+                     model.pending().size(), model.running_count());
+  family("allot_pending_jobs", "gauge", "Pending jobs by the reason they wait.");
+  std::map<std::string, size_t> reasons;
+  for (JobId id : model.pending()) {
+    const JobRecord& record = records_.at(id);
+    reasons[ReasonCodeFor(record, ReasonFor(*model.FindJob(id), record))]++;
+  }
+  for (const auto& [reason, count] : reasons) out += fmt::format("allot_pending_jobs{{reason=\"{}\"}} {}\n", reason, count);
+  family("allot_account_gpus_allocated", "gauge", "GPUs an account's subtree holds, per pool.");
+  std::string nominal_lines, borrowed_lines;
+  for (AccountIndex index = 1; index < tree.accounts().size(); ++index) {
+    const Account& account = tree.account(index);
+    for (PoolIndex pool = 0; pool < cluster.pools().size(); ++pool) {
+      if (account.quota[pool].nominal == 0 && account.allocated[pool] == 0) continue;
+      std::string labels = fmt::format("account=\"{}\",pool=\"{}\"", account.name, cluster.pool(pool).name);
+      out += fmt::format("allot_account_gpus_allocated{{{}}} {}\n", labels, account.allocated[pool]);
+      nominal_lines += fmt::format("allot_account_gpus_nominal{{{}}} {}\n", labels, account.quota[pool].nominal);
+      borrowed_lines += fmt::format("allot_account_gpus_borrowed{{{}}} {}\n", labels,
+                                    std::max<int64_t>(0, account.allocated[pool] - account.quota[pool].nominal));
+    }
+  }
+  family("allot_account_gpus_nominal", "gauge", "An account's nominal quota, per pool.");
+  out += nominal_lines;
+  family("allot_account_gpus_borrowed", "gauge", "GPUs an account's subtree holds above its nominal quota.");
+  out += borrowed_lines;
+  family("allot_scheduling_pass_seconds", "histogram", "Duration of scheduling passes.");
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < pass_seconds_.bounds.size(); ++i) {
+    cumulative += pass_seconds_.counts[i];
+    out += fmt::format("allot_scheduling_pass_seconds_bucket{{le=\"{}\"}} {}\n", pass_seconds_.bounds[i], cumulative);
+  }
+  out += fmt::format("allot_scheduling_pass_seconds_bucket{{le=\"+Inf\"}} {}\n", pass_seconds_.count);
+  out += fmt::format("allot_scheduling_pass_seconds_sum {}\nallot_scheduling_pass_seconds_count {}\n",
+                     pass_seconds_.sum, pass_seconds_.count);
+  family("allot_submits_total", "counter", "Jobs accepted.");
+  out += fmt::format("allot_submits_total {}\n", submits_.load());
+  family("allot_submit_errors_total", "counter", "Submissions refused.");
+  out += fmt::format("allot_submit_errors_total {}\n", submit_errors_.load());
+  family("allot_jobs_finished_total", "counter", "Jobs that ended, by final state, since the server started.");
+  for (const std::string& state : kEndedStates) {
+    auto found = finished_by_state_.find(state);
+    out += fmt::format("allot_jobs_finished_total{{state=\"{}\"}} {}\n", state,
+                       found == finished_by_state_.end() ? 0 : found->second);
+  }
+  family("allot_store_commits_total", "counter", "Store transactions (each may carry many requests).");
+  out += fmt::format("allot_store_commits_total {}\n", store_->transactions());
+  return out;
+}
+
+// ---- The scheduling loop ----------------------------------------------------------------------
+
+void Controller::EnforceTimeLimits(Time now, WriteBatch& batch) {
+  const Model& model = scheduler_->model();
+  std::vector<JobId> over;
+  for (PoolIndex pool = 0; pool < model.cluster().pools().size(); ++pool) {
+    for (const auto& [end, id] : model.running_by_end(pool)) {
+      if (end > now) break;
+      over.push_back(id);
+    }
+  }
+  for (JobId id : over) {
+    StatusOr<Job> stopped = scheduler_->Complete(id, now);
+    if (!stopped.ok()) continue;
+    RecordEnded(*stopped, {"timeout", -1, fmt::format("ended at its time limit of {}", FormatDuration(stopped->spec.time_limit))},
+                now, batch);
+  }
+}
+
+void Controller::ResolveDependencies(WriteBatch&) {
+  const Model& model = scheduler_->model();
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    JobId id = *it;
+    auto record = records_.find(id);
+    const Job* job = model.FindJob(id);
+    if (record == records_.end() || !job) {
+      it = waiting_.erase(it);
+      continue;
+    }
+    std::string note;
+    bool never = false;
+    for (const Dependency& dependency : record->second.request.dependencies) {
+      if (dependency.type == DependencyType::kSingleton) {
+        for (const auto& [other_id, other] : records_) {
+          if (other_id < id && other.request.spec.name == record->second.request.spec.name &&
+              other.request.spec.user == record->second.request.spec.user) {
+            note = fmt::format("singleton: job {} of the same name and user has not ended", other_id);
+            break;
+          }
+        }
+        if (!note.empty()) break;
+        continue;
+      }
+      std::string_view type = DependencyTypeName(dependency.type);
+      if (const Job* other = model.FindJob(dependency.job)) {
+        if (dependency.type == DependencyType::kAfter && other->state == JobState::kRunning) continue;
+        note = fmt::format("{}: waiting for job {} to {}", type, dependency.job,
+                           dependency.type == DependencyType::kAfter ? "start" : "end");
+        break;
+      }
+      std::optional<std::string> ended = EndedState(dependency.job);
+      if (!ended) {
+        note = fmt::format("{}: job {} is unknown; this dependency can never be satisfied", type, dependency.job);
+        never = true;
+        break;
+      }
+      bool ok = (dependency.type == DependencyType::kAfterOk && *ended == "completed") ||
+                (dependency.type == DependencyType::kAfterNotOk && *ended != "completed") ||
+                dependency.type == DependencyType::kAfter || dependency.type == DependencyType::kAfterAny;
+      if (!ok) {
+        note = fmt::format("{}: job {} ended as {}; this dependency can never be satisfied (cancel the job)",
+                           type, dependency.job, *ended);
+        never = true;
+        break;
+      }
+    }
+    (void)never;
+    if (note.empty()) {
+      record->second.waiting_dependencies = false;
+      record->second.dependency_note.clear();
+      SyncHold(id);
+      it = waiting_.erase(it);
+    } else {
+      record->second.dependency_note = note;
+      ++it;
+    }
+  }
+}
+
+void Controller::ApplyArrayLimits(WriteBatch&) {
+  const Model& model = scheduler_->model();
+  for (auto it = arrays_.begin(); it != arrays_.end();) {
+    std::vector<JobId>& members = it->second;
+    std::erase_if(members, [&](JobId id) { return model.FindJob(id) == nullptr; });
+    if (members.empty()) {
+      it = arrays_.erase(it);
+      continue;
+    }
+    int limit = records_.at(members.front()).array_limit;
+    int active = 0;
+    for (JobId id : members) active += records_.at(id).throttled ? 0 : 1;
+    for (JobId id : members) {
+      if (active >= limit) break;
+      JobRecord& record = records_.at(id);
+      if (!record.throttled) continue;
+      record.throttled = false;
+      SyncHold(id);
+      ++active;
+    }
+    ++it;
+  }
+}
+
+void Controller::RunPass(Time now, WriteBatch& batch) {
+  auto started = std::chrono::steady_clock::now();
+  PassResult pass = scheduler_->RunPass(now);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ++passes_;
+  last_pass_time_ = now;
+  last_pass_seconds_ = seconds;
+  pass_seconds_.Observe(seconds);
+
+  std::set<JobId> touched;
+  std::map<JobId, std::string> preempt_reasons;
+  for (const Decision& decision : pass.decisions) {
+    if (const auto* start = std::get_if<StartDecision>(&decision)) {
+      touched.insert(start->job);
+    } else if (const auto* preempt = std::get_if<PreemptDecision>(&decision)) {
+      preempt_reasons[preempt->victim] = preempt->reason;
+      if (preempt->requeued) {
+        if (const Job* victim = scheduler_->model().FindJob(preempt->victim)) ChargeRun(*victim, now, batch);
+        touched.insert(preempt->victim);
+      }
+    }
+  }
+  for (const Job& ended : pass.ended) {
+    RecordEnded(ended, {"preempted", -1, preempt_reasons[ended.id]}, now, batch);
+  }
+  for (JobId id : touched) PersistLive(id, batch);
+}
+
+void Controller::Tick(Time now, WriteBatch& batch) {
+  EnforceTimeLimits(now, batch);
+  ResolveDependencies(batch);
+  ApplyArrayLimits(batch);
+  RunPass(now, batch);
+}
+
+void Controller::TickForTest() {
+  Store::Ticket ticket;
+  {
+    std::lock_guard lock(mutex_);
+    WriteBatch batch;
+    Tick(Now(), batch);
+    ticket = Queue(std::move(batch));
+  }
+  WaitDurable(ticket);
+}
+
+void Controller::LoopMain() {
+  using Clock = std::chrono::steady_clock;
+  const auto min_interval = std::chrono::duration<double>(
+      std::max<double>(options_.min_pass_interval_seconds, static_cast<double>(scheduler_->policy().pass_interval)));
+  const auto idle_interval = std::chrono::duration<double>(options_.idle_pass_interval_seconds);
+  Clock::time_point last_pass = Clock::now() - std::chrono::hours(1);
+  while (true) {
+    {
+      std::unique_lock lock(loop_mutex_);
+      // Wake for events, and at least every second for time limits.
+      loop_wakeup_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || dirty_; });
+      if (stopping_) return;
+      // Events within the interval wait for the next pass together.
+      auto next_pass = last_pass + std::chrono::duration_cast<Clock::duration>(min_interval);
+      if (dirty_ && Clock::now() < next_pass) {
+        loop_wakeup_.wait_until(lock, next_pass, [&] { return stopping_; });
+        if (stopping_) return;
+      }
+    }
+    bool pass_due;
+    {
+      std::lock_guard lock(loop_mutex_);
+      pass_due = dirty_ || Clock::now() - last_pass >= idle_interval;
+      dirty_ = false;
+    }
+    Store::Ticket ticket;
+    {
+      std::lock_guard lock(mutex_);
+      WriteBatch batch;
+      const Time now = Now();
+      EnforceTimeLimits(now, batch);
+      bool ended_some = !batch.empty();
+      ResolveDependencies(batch);
+      ApplyArrayLimits(batch);
+      if (pass_due || ended_some) {
+        RunPass(now, batch);
+        last_pass = Clock::now();
+      }
+      if (batch.empty()) continue;
+      ticket = Queue(std::move(batch));
+    }
+    WaitDurable(ticket);
+  }
+}
+
+void Controller::StartLoop() {
+  std::lock_guard lock(loop_mutex_);
+  if (loop_.joinable()) return;
+  stopping_ = false;
+  dirty_ = true;
+  loop_ = std::thread([this] { LoopMain(); });
+}
+
+void Controller::StopLoop() {
+  {
+    std::lock_guard lock(loop_mutex_);
+    stopping_ = true;
+    loop_wakeup_.notify_all();
+  }
+  if (loop_.joinable()) loop_.join();
+}
+
+}  // namespace allot

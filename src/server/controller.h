@@ -1,0 +1,223 @@
+// Controller: the server's state and the job lifecycle, behind calls the HTTP layer maps routes
+// onto. It owns the Scheduler (the same one the simulator drives), the durable Store, the
+// tokens, and the scheduling loop.
+//
+// Every change follows one rule: change the state in memory under the state lock, queue its
+// WriteBatch in the Store while still holding the lock (so the store's order is the state's
+// order), release the lock, and answer only once the batch is durable. A submit acknowledged
+// is therefore on disk; after a kill -9 Open() rebuilds exactly the acknowledged state: live
+// jobs are submitted again with their ids and submit times, running jobs are put back on the
+// GPUs they held with their allocation epochs, and operator changes (drains, quotas, grants)
+// are applied again.
+//
+// If the store ever fails to commit, the process exits: it cannot tell the clients the truth
+// any more, and a restart from disk is the one safe way on (crash-only).
+//
+// Calls take the caller's Principal and enforce tenant isolation: a tenant sees and changes only
+// jobs and accounts in its subtree, and another tenant's job is "not found".
+// Results are JSON documents in the shapes of docs/api.md. Thread-safe.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "api/submit_request.h"
+#include "core/config.h"
+#include "sched/scheduler.h"
+#include "server/auth.h"
+#include "store/store.h"
+
+namespace allot {
+
+struct ControllerOptions {
+  std::string data_dir;  // the store and operator.token live here
+  // The clock, in Unix seconds; tests may pass their own.
+  std::function<Time()> now;
+  // Least time between passes, whatever the policy says (a pass at every submit would starve
+  // submits under a stream of thousands a second).
+  double min_pass_interval_seconds = 0.1;
+  // A pass also runs this often when nothing happened, so reasons and reservations stay fresh.
+  double idle_pass_interval_seconds = 30;
+};
+
+struct ListJobsQuery {
+  std::vector<std::string> states;  // empty: pending and running
+  std::string account;              // its subtree
+  std::string user;
+  size_t limit = 1000;
+};
+
+struct UsageQuery {
+  std::string start;   // YYYY-MM-DD; "": 30 days before end
+  std::string end;     // YYYY-MM-DD, exclusive; "": now
+  std::string period;  // day | week | month | total
+  std::string account;
+};
+
+class Controller {
+ public:
+  // Opens the store under options.data_dir and rebuilds the state from it. On first start it
+  // writes an operator token to DATA/operator.token (mode 0600); `created_token` says so.
+  static StatusOr<std::unique_ptr<Controller>> Open(Config config, ControllerOptions options);
+  ~Controller();
+
+  // Starts and stops the scheduling loop (passes, time limits, dependencies, array limits).
+  void StartLoop();
+  void StopLoop();
+  bool created_operator_token() const { return created_operator_token_; }
+
+  StatusOr<Principal> Authenticate(std::string_view token) const;
+
+  StatusOr<nlohmann::json> Submit(const Principal& who, std::string_view body);
+  StatusOr<nlohmann::json> ListJobs(const Principal& who, const ListJobsQuery& query);
+  StatusOr<nlohmann::json> GetJob(const Principal& who, JobId id);
+  StatusOr<nlohmann::json> CancelJob(const Principal& who, JobId id);
+  StatusOr<nlohmann::json> HoldJob(const Principal& who, JobId id);
+  StatusOr<nlohmann::json> ReleaseJob(const Principal& who, JobId id);
+  StatusOr<nlohmann::json> FinishJob(const Principal& who, JobId id, std::string_view body);
+
+  StatusOr<nlohmann::json> ListAccounts(const Principal& who);
+  StatusOr<nlohmann::json> GetAccount(const Principal& who, std::string_view name);
+  StatusOr<nlohmann::json> SetQuota(const Principal& who, std::string_view account,
+                                    std::string_view pool, std::string_view body);
+  StatusOr<nlohmann::json> SetGrant(const Principal& who, std::string_view account,
+                                    std::string_view grant, std::string_view body);
+
+  StatusOr<nlohmann::json> ListNodes(const Principal& who, std::string_view pool,
+                                     std::string_view state);
+  StatusOr<nlohmann::json> DrainNode(const Principal& who, std::string_view name,
+                                     std::string_view body);
+  StatusOr<nlohmann::json> ResumeNode(const Principal& who, std::string_view name);
+  StatusOr<nlohmann::json> ListPools(const Principal& who);
+
+  StatusOr<nlohmann::json> Usage(const Principal& who, const UsageQuery& query);
+  StatusOr<nlohmann::json> PendingReasons(const Principal& who);
+  StatusOr<nlohmann::json> SchedulerStatus(const Principal& who);
+
+  StatusOr<nlohmann::json> CreateToken(const Principal& who, std::string_view body);
+  StatusOr<nlohmann::json> ListTokens(const Principal& who);
+  StatusOr<nlohmann::json> RevokeToken(const Principal& who, int64_t id);
+
+  // Prometheus text exposition (docs/api.md, "Metrics").
+  StatusOr<std::string> Metrics(const Principal& who);
+  // Counted by the HTTP layer: requests answered with an error.
+  void CountSubmitError() { submit_errors_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Runs one loop iteration now (tests): time limits, dependencies, a pass; waits until durable.
+  void TickForTest();
+
+ private:
+  // What the server keeps for a live job beyond the scheduler's Job.
+  struct JobRecord {
+    SubmitRequest request;  // as submitted, account and user filled in
+    JobId array_job_id = 0;
+    int array_index = -1;   // -1: not an array element
+    int array_limit = 0;    // the array's %N, 0: none
+    bool user_held = false;
+    bool throttled = false;           // over its array's limit
+    bool waiting_dependencies = false;
+    std::string dependency_note;      // why it waits, when waiting_dependencies
+  };
+  struct EndInfo {
+    std::string state;
+    int exit_code = -1;  // -1: none
+    std::string message;
+  };
+  struct Histogram {
+    std::vector<double> bounds;
+    std::vector<uint64_t> counts;  // per bound, plus +Inf at the end
+    double sum = 0;
+    uint64_t count = 0;
+    void Observe(double value);
+  };
+
+  Controller(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<Store> store, ControllerOptions options);
+  Status Recover();
+  Status BootstrapOperatorToken();
+
+  Time Now() const { return options_.now(); }
+  // Queues the batch (under mutex_) and returns the ticket to wait on outside it.
+  Store::Ticket Queue(WriteBatch batch);
+  // Waits for durability; a failed commit ends the process (see the file comment).
+  void WaitDurable(const Store::Ticket& ticket);
+  void MarkDirty();
+
+  // Under mutex_.
+  bool Sees(const Principal& who, AccountIndex account) const;
+  StatusOr<const Job*> VisibleLiveJob(const Principal& who, JobId id) const;
+  nlohmann::json LiveJobJson(const Job& job, const JobRecord& record) const;
+  nlohmann::json EndedJobJson(const Job& job, const JobRecord& record, const EndInfo& end, Time now) const;
+  JobRow RowOf(JobId id, const nlohmann::json& doc) const;
+  PendingReason ReasonFor(const Job& job, const JobRecord& record) const;
+  // The reason's code as the API names it: the scheduler's codes plus "dependency".
+  static std::string ReasonCodeFor(const JobRecord& record, const PendingReason& reason);
+  void PersistLive(JobId id, WriteBatch& batch) const;
+  // A job left the scheduler (ended for good): records it, charges its last run, returns its
+  // final document.
+  nlohmann::json RecordEnded(const Job& job, const EndInfo& end, Time now, WriteBatch& batch);
+  // GPU-seconds of the job's current run from its start to `end`, split at UTC midnights.
+  std::vector<UsageRow> RunUsage(const Job& job, Time end) const;
+  void ChargeRun(const Job& job, Time end, WriteBatch& batch) const;
+  void SyncHold(JobId id);
+  std::optional<std::string> EndedState(JobId id);
+  void Tick(Time now, WriteBatch& batch);
+  void EnforceTimeLimits(Time now, WriteBatch& batch);
+  void ResolveDependencies(WriteBatch& batch);
+  void ApplyArrayLimits(WriteBatch& batch);
+  void RunPass(Time now, WriteBatch& batch);
+  void LoopMain();
+  StatusOr<NodeIndex> FindNode(std::string_view name) const;
+  nlohmann::json NodeJson(NodeIndex node) const;
+  nlohmann::json AccountJson(AccountIndex account) const;
+  StatusOr<AccountIndex> VisibleAccount(const Principal& who, std::string_view name) const;
+  // Looks up a live job the caller sees and applies `change` under the lock; the change may end
+  // the job, and then sets the final document. Answers the job as it is after the change.
+  using JobChange = std::function<Status(const Job&, JobRecord&, WriteBatch&, nlohmann::json& ended)>;
+  StatusOr<nlohmann::json> ChangeJob(const Principal& who, JobId id, const JobChange& change);
+
+  ControllerOptions options_;
+  std::unique_ptr<Store> store_;
+  bool created_operator_token_ = false;
+
+  mutable std::mutex mutex_;  // guards everything below up to the loop's fields
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unordered_map<JobId, JobRecord> records_;
+  std::set<JobId> waiting_;                      // jobs with unresolved dependencies
+  std::map<JobId, std::vector<JobId>> arrays_;   // throttled arrays: array job id -> elements
+  std::unordered_map<JobId, std::string> ended_states_;  // jobs that ended, for dependencies
+  std::map<NodeIndex, std::string> drain_reasons_;
+  JobId next_id_ = 1;
+  uint64_t passes_ = 0;
+  Time last_pass_time_ = 0;
+  double last_pass_seconds_ = 0;
+  Histogram pass_seconds_;
+  std::map<std::string, uint64_t> finished_by_state_;
+
+  mutable std::shared_mutex tokens_mutex_;
+  std::unordered_map<std::string, TokenRow> tokens_by_hash_;
+  int64_t next_token_id_ = 1;
+
+  std::atomic<uint64_t> submits_{0};
+  std::atomic<uint64_t> submit_errors_{0};
+
+  std::mutex loop_mutex_;
+  std::condition_variable loop_wakeup_;
+  bool dirty_ = false;
+  bool stopping_ = false;
+  std::thread loop_;
+};
+
+}  // namespace allot

@@ -1,0 +1,301 @@
+#include "server/http_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <functional>
+
+namespace allot {
+namespace {
+
+using nlohmann::json;
+
+// Parts of a route: a method, an httplib pattern with regex groups, and the OpenAPI path.
+using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+void WriteError(httplib::Response& response, const Status& status) {
+  response.status = HttpStatusOf(status.code());
+  json body = {{"code", ErrorCodeName(status.code())}, {"message", status.message()}};
+  response.set_content(body.dump(), "application/json");
+}
+
+void WriteJson(httplib::Response& response, const StatusOr<json>& result, int success = 200) {
+  if (!result.ok()) {
+    WriteError(response, result.status());
+    return;
+  }
+  response.status = success;
+  response.set_content(result->dump(), "application/json");
+}
+
+StatusOr<JobId> JobIdOf(const httplib::Request& request) {
+  const std::string& text = request.matches[1];
+  JobId id = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (error != std::errc() || end != text.data() + text.size() || id == 0) {
+    return InvalidArgumentError("'{}' is not a job id", text);
+  }
+  return id;
+}
+
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > start) items.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+}  // namespace
+
+int HttpStatusOf(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kResourceExhausted: return 413;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+std::string_view ErrorCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kInvalidArgument: return "invalid_argument";
+    case StatusCode::kUnauthenticated: return "unauthenticated";
+    case StatusCode::kPermissionDenied: return "permission_denied";
+    case StatusCode::kNotFound: return "not_found";
+    case StatusCode::kAlreadyExists: return "already_exists";
+    case StatusCode::kFailedPrecondition: return "failed_precondition";
+    case StatusCode::kResourceExhausted: return "payload_too_large";
+    case StatusCode::kUnavailable: return "unavailable";
+    case StatusCode::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+HttpApi::HttpApi(Controller& controller, HttpOptions options)
+    : controller_(controller), options_(options) {
+  int threads = options_.threads;
+  server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  server_.set_payload_max_length(options_.max_body_bytes);
+  // Without TCP_NODELAY a reply written as headers then body waits out the client's delayed ACK
+  // (Nagle), some 40 ms per request.
+  server_.set_tcp_nodelay(true);
+  server_.set_keep_alive_max_count(100000);
+  server_.set_keep_alive_timeout(30);
+  server_.set_read_timeout(30);
+  // Errors that httplib raises itself (no route, body too large, unreadable request) get the same
+  // JSON shape as ours.
+  server_.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
+    if (!response.body.empty()) return;
+    switch (response.status) {
+      case 404:
+        WriteError(response, NotFoundError("no route {} {}; see /openapi.json", request.method, request.path));
+        break;
+      case 413:
+        WriteError(response, Status(StatusCode::kResourceExhausted, "the request body is over 1 MiB"));
+        break;
+      default:
+        response.set_content(json{{"code", response.status >= 500 ? "internal" : "invalid_argument"},
+                                  {"message", fmt::format("HTTP status {}", response.status)}}.dump(),
+                             "application/json");
+    }
+  });
+  server_.set_exception_handler([](const httplib::Request& request, httplib::Response& response, std::exception_ptr error) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& exception) {
+      what = exception.what();
+    } catch (...) {
+    }
+    spdlog::error("{} {}: {}", request.method, request.path, what);
+    WriteError(response, InternalError("internal error: {}", what));
+  });
+  Register();
+}
+
+std::vector<RouteName> HttpApi::Routes() {
+  return {{"get", "/healthz"},
+          {"get", "/openapi.json"},
+          {"get", "/metrics"},
+          {"get", "/v1/whoami"},
+          {"post", "/v1/jobs"},
+          {"get", "/v1/jobs"},
+          {"get", "/v1/jobs/{id}"},
+          {"post", "/v1/jobs/{id}/cancel"},
+          {"post", "/v1/jobs/{id}/hold"},
+          {"post", "/v1/jobs/{id}/release"},
+          {"post", "/v1/jobs/{id}/finish"},
+          {"get", "/v1/accounts"},
+          {"get", "/v1/accounts/{name}"},
+          {"put", "/v1/accounts/{name}/quotas/{pool}"},
+          {"put", "/v1/accounts/{name}/grants/{grant}"},
+          {"get", "/v1/nodes"},
+          {"post", "/v1/nodes/{name}/drain"},
+          {"post", "/v1/nodes/{name}/resume"},
+          {"get", "/v1/pools"},
+          {"get", "/v1/usage"},
+          {"get", "/v1/reasons"},
+          {"get", "/v1/scheduler"},
+          {"post", "/v1/tokens"},
+          {"get", "/v1/tokens"},
+          {"delete", "/v1/tokens/{id}"}};
+}
+
+void HttpApi::Register() {
+  Controller& c = controller_;
+  // Wraps a handler that needs a caller: authenticates first.
+  auto authed = [&c](std::function<void(const Principal&, const httplib::Request&, httplib::Response&)> handler) {
+    return [&c, handler](const httplib::Request& request, httplib::Response& response) {
+      StatusOr<Principal> who = c.Authenticate(BearerToken(request.get_header_value("Authorization")));
+      if (!who.ok()) {
+        response.set_header("WWW-Authenticate", "Bearer");
+        WriteError(response, who.status());
+        return;
+      }
+      handler(*who, request, response);
+    };
+  };
+  const std::string kName = "([^/]+)";
+  const std::string kId = "([0-9]+)";
+
+  server_.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(R"({"status": "ok"})", "application/json");
+  });
+  server_.Get("/openapi.json", [](const httplib::Request&, httplib::Response& response) {
+    response.set_content(std::string(OpenApiDocument()), "application/json");
+  });
+  server_.Get("/metrics", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+    StatusOr<std::string> text = c.Metrics(who);
+    if (!text.ok()) return WriteError(response, text.status());
+    response.set_content(*text, "text/plain; version=0.0.4");
+  }));
+  server_.Get("/v1/whoami", authed([](const Principal& who, const httplib::Request&, httplib::Response& response) {
+    WriteJson(response, json{{"user", who.user}, {"role", RoleName(who.role)}, {"account", who.account}});
+  }));
+
+  server_.Post("/v1/jobs", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    StatusOr<json> result = c.Submit(who, request.body);
+    if (!result.ok()) c.CountSubmitError();
+    WriteJson(response, result, 201);
+  }));
+  server_.Get("/v1/jobs", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    ListJobsQuery query;
+    query.states = SplitList(request.get_param_value("state"));
+    query.account = request.get_param_value("account");
+    query.user = request.get_param_value("user");
+    if (request.has_param("limit")) {
+      const std::string text = request.get_param_value("limit");
+      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), query.limit);
+      if (error != std::errc() || end != text.data() + text.size()) {
+        return WriteError(response, InvalidArgumentError("limit: '{}' is not a number", text));
+      }
+    }
+    WriteJson(response, c.ListJobs(who, query));
+  }));
+  auto job_route = [&](const std::string& suffix,
+                       std::function<StatusOr<json>(const Principal&, JobId, const httplib::Request&)> call) {
+    return authed([call](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+      StatusOr<JobId> id = JobIdOf(request);
+      if (!id.ok()) return WriteError(response, id.status());
+      WriteJson(response, call(who, *id, request));
+    });
+    (void)suffix;
+  };
+  server_.Get("/v1/jobs/" + kId, job_route("", [&c](const Principal& who, JobId id, const httplib::Request&) {
+    return c.GetJob(who, id);
+  }));
+  server_.Post("/v1/jobs/" + kId + "/cancel", job_route("cancel", [&c](const Principal& who, JobId id, const httplib::Request&) {
+    return c.CancelJob(who, id);
+  }));
+  server_.Post("/v1/jobs/" + kId + "/hold", job_route("hold", [&c](const Principal& who, JobId id, const httplib::Request&) {
+    return c.HoldJob(who, id);
+  }));
+  server_.Post("/v1/jobs/" + kId + "/release", job_route("release", [&c](const Principal& who, JobId id, const httplib::Request&) {
+    return c.ReleaseJob(who, id);
+  }));
+  server_.Post("/v1/jobs/" + kId + "/finish", job_route("finish", [&c](const Principal& who, JobId id, const httplib::Request& request) {
+    return c.FinishJob(who, id, request.body);
+  }));
+
+  server_.Get("/v1/accounts", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+    WriteJson(response, c.ListAccounts(who));
+  }));
+  server_.Get("/v1/accounts/" + kName, authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    WriteJson(response, c.GetAccount(who, request.matches[1].str()));
+  }));
+  server_.Put("/v1/accounts/" + kName + "/quotas/" + kName,
+              authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+                WriteJson(response, c.SetQuota(who, request.matches[1].str(), request.matches[2].str(), request.body));
+              }));
+  server_.Put("/v1/accounts/" + kName + "/grants/" + kName,
+              authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+                WriteJson(response, c.SetGrant(who, request.matches[1].str(), request.matches[2].str(), request.body));
+              }));
+
+  server_.Get("/v1/nodes", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    WriteJson(response, c.ListNodes(who, request.get_param_value("pool"), request.get_param_value("state")));
+  }));
+  server_.Post("/v1/nodes/" + kName + "/drain", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    WriteJson(response, c.DrainNode(who, request.matches[1].str(), request.body));
+  }));
+  server_.Post("/v1/nodes/" + kName + "/resume", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    WriteJson(response, c.ResumeNode(who, request.matches[1].str()));
+  }));
+  server_.Get("/v1/pools", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+    WriteJson(response, c.ListPools(who));
+  }));
+
+  server_.Get("/v1/usage", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    UsageQuery query{request.get_param_value("start"), request.get_param_value("end"),
+                     request.get_param_value("period"), request.get_param_value("account")};
+    WriteJson(response, c.Usage(who, query));
+  }));
+  server_.Get("/v1/reasons", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+    WriteJson(response, c.PendingReasons(who));
+  }));
+  server_.Get("/v1/scheduler", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+    WriteJson(response, c.SchedulerStatus(who));
+  }));
+
+  server_.Post("/v1/tokens", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    WriteJson(response, c.CreateToken(who, request.body), 201);
+  }));
+  server_.Get("/v1/tokens", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+    WriteJson(response, c.ListTokens(who));
+  }));
+  server_.Delete("/v1/tokens/" + kId, authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    WriteJson(response, c.RevokeToken(who, std::stoll(request.matches[1].str())));
+  }));
+}
+
+StatusOr<int> HttpApi::Bind(const std::string& host, int port) {
+  if (port == 0) {
+    int bound = server_.bind_to_any_port(host);
+    if (bound < 0) return Status(StatusCode::kUnavailable, fmt::format("cannot listen on {}", host));
+    return bound;
+  }
+  if (!server_.bind_to_port(host, port)) {
+    return Status(StatusCode::kUnavailable,
+                  fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", host, port));
+  }
+  return port;
+}
+
+void HttpApi::Serve() { server_.listen_after_bind(); }
+
+void HttpApi::Stop() { server_.stop(); }
+
+}  // namespace allot

@@ -1,0 +1,21 @@
+// `allot server`: loads the config, opens the controller on the data directory, and serves the
+// API until SIGINT or SIGTERM.
+#pragma once
+
+#include <string>
+
+namespace allot {
+
+struct ServeCommand {
+  std::string config;
+  std::string data_dir = "allot-data";
+  std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free one
+  int threads = 64;
+  std::string log_level = "info";
+};
+
+// Prints "listening on http://HOST:PORT" on stdout once requests are accepted (tests wait for
+// that line). Returns the exit code: 0 after a clean shutdown, 2 for bad input, 1 otherwise.
+int RunServe(const ServeCommand& command);
+
+}  // namespace allot

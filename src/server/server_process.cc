@@ -1,0 +1,121 @@
+#include "server/server_process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace allot {
+
+ServerProcess::ServerProcess(std::string binary, std::string config, std::string data_dir,
+                             std::vector<std::string> extra_args)
+    : binary_(std::move(binary)), config_(std::move(config)), data_dir_(std::move(data_dir)),
+      extra_args_(std::move(extra_args)) {}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) Kill();
+}
+
+Status ServerProcess::Start() {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return InternalError("pipe failed");
+  std::vector<std::string> args = {binary_, "server", "--config", config_, "--data", data_dir_,
+                                   "--listen", "127.0.0.1:0", "--log-level", "warn"};
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  pid_t pid = fork();
+  if (pid < 0) return InternalError("fork failed");
+  if (pid == 0) {
+    dup2(pipe_fds[1], STDOUT_FILENO);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(binary_.c_str(), argv.data());
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  pid_ = pid;
+  // Read stdout until the "listening on" line gives the port.
+  output_.clear();
+  FILE* out = fdopen(pipe_fds[0], "r");
+  char line[1024];
+  while (fgets(line, sizeof line, out)) {
+    output_ += line;
+    std::string text(line);
+    size_t at = text.find("listening on http://127.0.0.1:");
+    if (at != std::string::npos) {
+      port_ = std::stoi(text.substr(at + std::string("listening on http://127.0.0.1:").size()));
+      break;
+    }
+  }
+  // The rest of stdout is not needed; a thread drains it so the server never blocks on a pipe.
+  std::thread([out] {
+    char rest[1024];
+    while (fgets(rest, sizeof rest, out)) {
+    }
+    fclose(out);
+  }).detach();
+  if (port_ == 0) {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return InternalError("the server did not start (exit status {}); output: {}", WEXITSTATUS(status), output_);
+  }
+  return OkStatus();
+}
+
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int ServerProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string ServerProcess::url() const { return fmt::format("http://127.0.0.1:{}", port_); }
+
+std::string ServerProcess::OperatorToken() const {
+  std::ifstream file(data_dir_ + "/operator.token");
+  std::string token;
+  file >> token;
+  return token;
+}
+
+httplib::Client ServerProcess::Client() const {
+  httplib::Client client("127.0.0.1", port_);
+  client.set_read_timeout(60, 0);
+  client.set_keep_alive(true);
+  client.set_tcp_nodelay(true);
+  return client;
+}
+
+size_t ServerProcess::ResidentBytes() const {
+  std::ifstream status(fmt::format("/proc/{}/status", pid_));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      std::istringstream fields(line.substr(6));
+      size_t kib = 0;
+      fields >> kib;
+      return kib * 1024;
+    }
+  }
+  return 0;
+}
+
+}  // namespace allot

@@ -1,0 +1,55 @@
+// ServerProcess: runs `allot server` as a child process on a free loopback port, for tests and
+// benchmarks that must talk to a real server (and kill it).
+//
+//   ServerProcess server(ALLOT_BINARY, "tests/server/pool.yaml", data_dir);
+//   ASSERT_TRUE(server.Start().ok());
+//   httplib::Client client = server.Client();
+//   server.Kill();   // SIGKILL, no shutdown at all
+//   server.Start();  // same data directory, a new port
+#pragma once
+
+#include <httplib.h>
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace allot {
+
+class ServerProcess {
+ public:
+  ServerProcess(std::string binary, std::string config, std::string data_dir,
+                std::vector<std::string> extra_args = {});
+  ~ServerProcess();
+
+  // Starts the server and waits until it accepts requests (its "listening on" line).
+  Status Start();
+  // SIGKILL, then reaps the process.
+  void Kill();
+  // SIGTERM and waits for a clean exit; returns the exit status.
+  int Stop();
+
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  int port() const { return port_; }
+  std::string url() const;
+  // The operator token the server wrote on first start.
+  std::string OperatorToken() const;
+  httplib::Client Client() const;
+  // Resident memory of the server process, from /proc.
+  size_t ResidentBytes() const;
+  const std::string& output() const { return output_; }
+
+ private:
+  std::string binary_;
+  std::string config_;
+  std::string data_dir_;
+  std::vector<std::string> extra_args_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string output_;
+};
+
+}  // namespace allot
