@@ -10,7 +10,8 @@ namespace {
 
 // Fields a submission adds to a job spec.
 const std::vector<std::string_view> kSubmissionFields = {
-    "script", "processes_per_task", "array", "dependency", "output", "error", "chdir", "exclusive"};
+    "script", "processes_per_task", "array", "dependency", "output", "error", "chdir", "exclusive",
+    "hold"};
 
 }  // namespace
 
@@ -49,6 +50,7 @@ nlohmann::json SubmissionToJson(const SubmitRequest& request) {
   if (!request.error.empty()) json["error"] = request.error;
   if (!request.chdir.empty()) json["chdir"] = request.chdir;
   if (request.exclusive) json["exclusive"] = true;
+  if (request.hold) json["hold"] = true;
   return json;
 }
 
@@ -86,6 +88,9 @@ StatusOr<SubmitRequest> ParseSubmission(std::string_view text, std::string_view 
     }
     if (root["exclusive"]) {
       ALLOT_ASSIGN_OR_RETURN(request.exclusive, reader.Bool(root["exclusive"], "job.exclusive"));
+    }
+    if (root["hold"]) {
+      ALLOT_ASSIGN_OR_RETURN(request.hold, reader.Bool(root["hold"], "job.hold"));
     }
     if (root["array"]) {
       ALLOT_ASSIGN_OR_RETURN(std::string array_text, reader.String(root["array"], "job.array"));

@@ -33,6 +33,7 @@ SubmitRequest FullRequest() {
   request.error = "logs/%x-%j.err";
   request.chdir = "/scratch/lab-a";
   request.exclusive = true;
+  request.hold = true;
   return request;
 }
 
@@ -46,6 +47,7 @@ void ExpectSameRequest(const SubmitRequest& a, const SubmitRequest& b) {
   EXPECT_EQ(a.error, b.error);
   EXPECT_EQ(a.chdir, b.chdir);
   EXPECT_EQ(a.exclusive, b.exclusive);
+  EXPECT_EQ(a.hold, b.hold);
 }
 
 TEST(SubmissionTest, JsonRoundTripKeepsEveryField) {

@@ -247,7 +247,16 @@ constexpr OptionInfo kOptions[] = {
     {"qos", 'q', true},       {"array", 'a', true},         {"dependency", 'd', true},
     {"output", 'o', true},    {"error", 'e', true},         {"chdir", 'D', true},
     {"exclusive", 0, false},  {"requeue", 0, false},        {"no-requeue", 0, false},
+    {"hold", 'H', false},
+    // Accepted and ignored: they concern mail and bookkeeping, never where or how a job runs,
+    // and real scripts carry them; refusing them would only make users delete lines.
+    {"mail-type", 0, true},   {"mail-user", 0, true},       {"comment", 0, true},
+    {"open-mode", 0, true},
 };
+
+bool IsIgnoredOption(std::string_view name) {
+  return name == "mail-type" || name == "mail-user" || name == "comment" || name == "open-mode";
+}
 
 const std::string& SupportedOptions() {
   static const std::string list = [] {
@@ -479,6 +488,11 @@ class ScriptReader {
       spec.requeue = name == "requeue";
       return OkStatus();
     }
+    if (name == "hold") {
+      request_.hold = true;
+      return OkStatus();
+    }
+    if (IsIgnoredOption(name)) return OkStatus();
     return InternalError("#SBATCH option '--{}' is in the table but not handled", name);
   }
 

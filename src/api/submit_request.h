@@ -30,8 +30,8 @@
 //     an error, not a guess. No GPU option means 1 GPU per task, as in a YAML spec. At most
 //     kMaxGpusPerNode GPUs fit one task.
 //   * GPU model: TYPE from --gres, --gpus, --gpus-per-node or --gpus-per-task ("h100:8"), kept
-//     exactly as written ("h200" stays "h200"; pools are usually named "H200", and the scheduler
-//     compares names exactly, so write the case the pool uses). Two different types are an error.
+//     as written; the scheduler compares models without regard to case, so "h200" finds the
+//     pools of model "H200". Two different types are an error.
 //   * CPUs: cpus_per_task = --cpus-per-task x Slurm tasks per allot task; 0 (unchecked) when
 //     absent.
 //   * Memory (a bare number is MiB, as in Slurm; K/M/G/T suffixes are binary): --mem is per node,
@@ -41,7 +41,9 @@
 //   * --time: Slurm's forms; a bare number is minutes ("30", "30:00", "2-00:00:00"). UNLIMITED
 //     and 0 are rejected: an allot job needs a limit (omit --time for the scheduler's default).
 //   * --partition → pools (comma-separated), --qos → priority class, --job-name, --account (empty
-//     when the script names none: the CLI fills in the user's default), --requeue/--no-requeue.
+//     when the script names none: the server fills in the token's account), --requeue/--no-requeue,
+//     --hold (-H: submitted held). --mail-type, --mail-user, --comment and --open-mode are
+//     accepted and ignored: they never change where or how a job runs.
 //   * --array, --dependency: see ParseArraySpec and ParseDependencies. --output, --error, --chdir
 //     are kept as written, Slurm's %j/%A/%a patterns included; the agent expands them.
 // The job's command is the script itself: spec.command stays empty and `script` holds the text;
@@ -107,6 +109,7 @@ struct SubmitRequest {
   std::string error;       // stderr path pattern; "": with stdout
   std::string chdir;       // working directory; "": the submit directory
   bool exclusive = false;  // no other job may share the job's nodes
+  bool hold = false;       // submitted held (sbatch --hold): it waits for `allot release`
 };
 
 // Reads a Slurm batch script; `source` names it in messages ("train.sh:4: ..."). Errors are

@@ -388,3 +388,25 @@ command: [python, train.py]
 
 }  // namespace
 }  // namespace allot
+
+namespace allot {
+namespace {
+
+TEST(ParseBatchScriptTest, HoldAndMailOptionsOfRealScripts) {
+  SubmitRequest request = MustParse(R"(#!/bin/bash
+#SBATCH -J nightly-eval
+#SBATCH --account=lab-a
+#SBATCH --mail-type=END,FAIL
+#SBATCH --mail-user=kim@example.org
+#SBATCH --comment="weekly eval"
+#SBATCH --open-mode=append
+#SBATCH -H
+python eval.py
+)");
+  EXPECT_TRUE(request.hold);
+  EXPECT_EQ(request.spec.name, "nightly-eval");
+  EXPECT_FALSE(MustParse(Script({"--account=lab"})).hold);
+}
+
+}  // namespace
+}  // namespace allot

@@ -4,12 +4,15 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <sstream>
+#include <thread>
 
 namespace allot {
 namespace {
@@ -282,6 +285,19 @@ StatusOr<nlohmann::json> ApiClient::Post(std::string_view path, const nlohmann::
   return Send(Method::kPost, path, {}, &body);
 }
 
+StatusOr<nlohmann::json> ApiClient::PostOnce(std::string_view path, const nlohmann::json& body) {
+  std::random_device entropy;
+  std::string key;
+  for (int i = 0; i < 4; ++i) key += fmt::format("{:08x}", entropy());
+  constexpr int kAttempts = 4;
+  StatusOr<nlohmann::json> reply = Send(Method::kPost, path, {}, &body, key);
+  for (int attempt = 1; attempt < kAttempts && !reply.ok() && reply.status().code() == StatusCode::kUnavailable; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));
+    reply = Send(Method::kPost, path, {}, &body, key);
+  }
+  return reply;
+}
+
 StatusOr<nlohmann::json> ApiClient::Put(std::string_view path, const nlohmann::json& body) {
   return Send(Method::kPut, path, {}, &body);
 }
@@ -291,13 +307,13 @@ StatusOr<nlohmann::json> ApiClient::Delete(std::string_view path) {
 }
 
 StatusOr<nlohmann::json> ApiClient::Send(Method method, std::string_view path, const Query& query,
-                                         const nlohmann::json* body) {
+                                         const nlohmann::json* body, std::string_view idempotency_key) {
   const std::string target = base_path_ + std::string(path);
   constexpr std::string_view kMethodNames[] = {"GET", "POST", "PUT", "DELETE"};
   const std::string request =
       fmt::format("{} {}", kMethodNames[static_cast<size_t>(method)], path);  // for messages
-  const httplib::Headers headers = {{"Authorization", "Bearer " + token_},
-                                    {"Accept", "application/json"}};
+  httplib::Headers headers = {{"Authorization", "Bearer " + token_}, {"Accept", "application/json"}};
+  if (!idempotency_key.empty()) headers.emplace("Idempotency-Key", std::string(idempotency_key));
   const std::string payload =
       body == nullptr ? "" : body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   constexpr const char* kJson = "application/json";

@@ -80,6 +80,10 @@ class ApiClient {
   StatusOr<nlohmann::json> Get(std::string_view path, const Query& query = {});
   StatusOr<nlohmann::json> Post(std::string_view path,
                                 const nlohmann::json& body = nlohmann::json::object());
+  // A POST that may be sent again: it carries an Idempotency-Key, and when the reply is lost (the
+  // connection failed or closed before it came) it is retried with the same key, up to three
+  // times, so the server acts on it once. For submits.
+  StatusOr<nlohmann::json> PostOnce(std::string_view path, const nlohmann::json& body);
   StatusOr<nlohmann::json> Put(std::string_view path, const nlohmann::json& body);
   StatusOr<nlohmann::json> Delete(std::string_view path);
 
@@ -93,7 +97,7 @@ class ApiClient {
             std::unique_ptr<httplib::Client> http);
 
   StatusOr<nlohmann::json> Send(Method method, std::string_view path, const Query& query,
-                                const nlohmann::json* body);
+                                const nlohmann::json* body, std::string_view idempotency_key = {});
 
   std::string server_;
   std::string base_path_;  // "" or a prefix such as "/allot", prepended to every path

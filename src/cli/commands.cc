@@ -359,7 +359,7 @@ int RunSubmit(ApiClient& client, const SubmitOptions& options, const CommandEnv&
     request->spec.name = std::filesystem::path(options.file).filename().string();
   }
 
-  StatusOr<json> reply = client.Post("/v1/jobs", SubmissionToJson(*request));
+  StatusOr<json> reply = client.PostOnce("/v1/jobs", SubmissionToJson(*request));
   if (!reply.ok()) return ReportError(reply.status(), env.err);
   if (options.output == OutputFormat::kJson) return PrintJson(*reply, env.out);
   std::vector<int64_t> ids;

@@ -1,6 +1,7 @@
 #include "core/cluster.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace allot {
 
@@ -19,6 +20,12 @@ StatusOr<Level> ParseLevel(std::string_view name) {
     if (LevelName(static_cast<Level>(i)) == name) return static_cast<Level>(i);
   }
   return InvalidArgumentError("unknown topology level '{}'; use nvlink, leaf, pod or site", name);
+}
+
+bool SameGpuModel(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
 }
 
 std::string_view NodeStateName(NodeState state) {

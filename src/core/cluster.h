@@ -41,6 +41,9 @@ StatusOr<Level> ParseLevel(std::string_view name);
 
 enum class NodeState : uint8_t { kUp, kDraining, kDown };
 std::string_view NodeStateName(NodeState state);
+
+// GPU model names compare without regard to case: "h200" in a Slurm --gres means the pool's "H200".
+bool SameGpuModel(std::string_view a, std::string_view b);
 StatusOr<NodeState> ParseNodeState(std::string_view name);
 
 struct Domain {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <unordered_set>
 
 namespace allot {
@@ -158,7 +159,7 @@ Status Scheduler::Submit(JobId id, const JobSpec& spec, Time now) {
   if (!spec.pools.empty()) {
     for (const std::string& name : spec.pools) {
       ALLOT_ASSIGN_OR_RETURN(PoolIndex pool, cluster.FindPool(name));
-      if (!spec.gpu_model.empty() && cluster.pool(pool).gpu_model != spec.gpu_model) {
+      if (!spec.gpu_model.empty() && !SameGpuModel(cluster.pool(pool).gpu_model, spec.gpu_model)) {
         return InvalidArgumentError("pool '{}' has {} GPUs, not {}", name,
                                     cluster.pool(pool).gpu_model, spec.gpu_model);
       }
@@ -168,7 +169,7 @@ Status Scheduler::Submit(JobId id, const JobSpec& spec, Time now) {
     std::vector<std::string> models;
     for (PoolIndex pool = 0; pool < cluster.pools().size(); ++pool) {
       const std::string& model = cluster.pool(pool).gpu_model;
-      if (spec.gpu_model.empty() || model == spec.gpu_model) pools.push_back(pool);
+      if (spec.gpu_model.empty() || SameGpuModel(model, spec.gpu_model)) pools.push_back(pool);
       if (std::find(models.begin(), models.end(), model) == models.end()) models.push_back(model);
     }
     if (pools.empty()) {
@@ -261,6 +262,23 @@ Status Scheduler::RestoreRunning(JobId id, const JobSpec& spec, Time submit_time
   job->epoch = epoch;
   job->restarts = restarts;
   return OkStatus();
+}
+
+void Scheduler::AddHistoricalUsage(AccountIndex account, Time day, double gpu_seconds, Time now) {
+  AccountTree& tree = model_->mutable_accounts();
+  if (account >= tree.accounts().size()) return;
+  const Duration half_life = policy_.fair_share_half_life;
+  // Decay to the model's clock: it decays everything from there to `now` when time next moves.
+  const Time reference = model_->now() > 0 ? std::min(now, model_->now()) : now;
+  const double age = static_cast<double>(std::max<Time>(0, reference - (day + 43200)));
+  const double decayed = half_life > 0 ? gpu_seconds * std::exp2(-age / static_cast<double>(half_life)) : gpu_seconds;
+  for (AccountIndex at : tree.PathToRoot(account)) {
+    Account& entry = tree.mutable_account(at);
+    entry.decayed_usage += decayed;
+    for (Grant& grant : entry.grants) {
+      if (day + 86400 > grant.start && day < grant.end) grant.used_gpu_seconds += gpu_seconds;
+    }
+  }
 }
 
 Status Scheduler::SetQuota(AccountIndex account, PoolIndex pool, const PoolQuota& quota) {

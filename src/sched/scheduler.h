@@ -104,6 +104,10 @@ class Scheduler {
   Status RestoreRunning(JobId id, const JobSpec& spec, Time submit_time, PoolIndex pool,
                         std::vector<TaskAllocation> tasks, Time start_time, uint64_t epoch,
                         int restarts);
+  // After a restart: charges usage recorded before it (GPU-seconds of the account's jobs on one
+  // UTC day) to fair share, decayed from midday to `now`, and to the grants whose period holds
+  // that day, along the account's path.
+  void AddHistoricalUsage(AccountIndex account, Time day, double gpu_seconds, Time now);
   // Operator changes to the account tree; a rejected change leaves the tree as it was.
   Status SetQuota(AccountIndex account, PoolIndex pool, const PoolQuota& quota);
   Status SetGrant(AccountIndex account, const Grant& grant);

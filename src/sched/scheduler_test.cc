@@ -152,6 +152,45 @@ TEST_F(SubmitTest, RejectsUnknownGpuModel) {
   EXPECT_THAT(status.message(), HasSubstr("B200"));
 }
 
+TEST_F(SubmitTest, RestoreRunningPutsAJobBackOnItsGpusAndRefusesTakenOnes) {
+  JobSpec spec = Spec("bob", 1, 4);
+  ASSERT_TRUE(scheduler_->Submit(1, spec, 0).ok());
+  scheduler_->RunPass(0);
+  const Job* started = scheduler_->model().FindJob(1);
+  ASSERT_EQ(started->state, JobState::kRunning);
+  std::vector<TaskAllocation> tasks = started->tasks;
+  for (TaskAllocation& task : tasks) task.gpu_mask <<= 4;  // the upper GPUs, not the first free ones
+
+  std::unique_ptr<Scheduler> restarted = Make(kBase);
+  ASSERT_TRUE(restarted->RestoreRunning(1, spec, 0, started->pool, tasks, 60, /*epoch=*/5, /*restarts=*/1).ok());
+  const Job* restored = restarted->model().FindJob(1);
+  ASSERT_NE(restored, nullptr);
+  EXPECT_EQ(restored->state, JobState::kRunning);
+  EXPECT_EQ(restored->epoch, 5u);
+  EXPECT_EQ(restored->restarts, 1);
+  EXPECT_EQ(restored->start_time, 60);
+  EXPECT_EQ(restored->tasks[0].gpu_mask, tasks[0].gpu_mask);
+  EXPECT_EQ(restarted->model().free().FreeGpuMask(tasks[0].node) & tasks[0].gpu_mask, 0u);
+
+  // The same GPUs for another job: refused, and nothing of it is queued.
+  Status twice = restarted->RestoreRunning(2, spec, 0, started->pool, tasks, 60, 1, 0);
+  EXPECT_EQ(twice.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(twice.message(), HasSubstr("already allocated"));
+  EXPECT_EQ(restarted->model().FindJob(2), nullptr);
+  // A task with the wrong GPU count is refused too.
+  std::vector<TaskAllocation> short_tasks = tasks;
+  short_tasks[0].gpu_mask = 1;
+  EXPECT_FALSE(restarted->RestoreRunning(3, spec, 0, started->pool, short_tasks, 60, 1, 0).ok());
+}
+
+TEST_F(SubmitTest, GpuModelIgnoresCase) {
+  JobSpec spec = Spec("bob", 1, 1);
+  spec.gpu_model = "h100";
+  EXPECT_TRUE(scheduler_->Submit(100, spec, 0).ok());
+  EXPECT_TRUE(SameGpuModel("H200", "h200"));
+  EXPECT_FALSE(SameGpuModel("H200", "H20"));
+}
+
 TEST_F(SubmitTest, RejectsGangLargerThanAnyRequiredNvlinkDomain) {
   JobSpec spec = Spec("bob", 3, 8);
   spec.topology = {Level::kNvlink, TopologyMode::kRequired};

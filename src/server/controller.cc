@@ -176,6 +176,7 @@ Status Controller::Recover() {
       record.array_index = doc["array_index"].is_null() ? -1 : doc["array_index"].get<int>();
       record.array_limit = doc.value("array_limit", 0);
       record.user_held = doc.value("user_held", false);
+      record.idempotency_key = doc.value("idempotency_key", "");
       if (row.state == "running") {
         std::vector<TaskAllocation> tasks;
         StatusOr<PoolIndex> pool = cluster.FindPool(doc.value("pool", ""));
@@ -226,10 +227,32 @@ Status Controller::Recover() {
       if (record.array_limit > 0) record.throttled = true;
     }
     if (record.array_limit > 0) arrays_[record.array_job_id].push_back(row.id);
+    if (!record.idempotency_key.empty()) {
+      std::string key = fmt::format("{}\n{}", record.request.spec.user, record.idempotency_key);
+      json& earlier = submit_replies_[key];
+      if (earlier.is_null()) {
+        earlier = {{"ids", json::array()}};
+        if (record.array_index >= 0) earlier["array_job_id"] = record.array_job_id;
+        submit_reply_ages_.emplace_back(now, key);
+      }
+      earlier["ids"].push_back(row.id);
+    }
     records_.emplace(row.id, std::move(record));
     if (row.state == "pending") SyncHold(row.id);
   }
   if (!failed.empty()) ALLOT_RETURN_IF_ERROR(store_->Commit(std::move(failed)));
+  for (auto& [key, reply] : submit_replies_) {
+    std::sort(reply["ids"].begin(), reply["ids"].end());
+  }
+
+  // Fair share and grants remember what ran before the restart (a running job's current run is
+  // charged as it goes on, from now).
+  ALLOT_ASSIGN_OR_RETURN(std::vector<UsageRow> history, store_->LoadUsage(std::numeric_limits<Time>::min(), now + kDay));
+  for (const UsageRow& row : history) {
+    if (StatusOr<AccountIndex> account = tree.Find(row.account); account.ok()) {
+      scheduler_->AddHistoricalUsage(*account, row.day, row.gpu_seconds, now);
+    }
+  }
   ALLOT_ASSIGN_OR_RETURN(JobId max_id, store_->MaxJobId());
   next_id_ = max_id + 1;
 
@@ -414,6 +437,7 @@ json Controller::LiveJobJson(const Job& job, const JobRecord& record) const {
   doc["array_job_id"] = record.array_job_id;
   doc["array_index"] = record.array_index < 0 ? json(nullptr) : json(record.array_index);
   doc["array_limit"] = record.array_limit;
+  if (!record.idempotency_key.empty()) doc["idempotency_key"] = record.idempotency_key;
   doc["spec"] = SubmissionToJson(record.request);
   return doc;
 }
@@ -499,8 +523,10 @@ std::optional<std::string> Controller::EndedState(JobId id) {
 
 // ---- Jobs -----------------------------------------------------------------------------------
 
-StatusOr<json> Controller::Submit(const Principal& who, std::string_view body) {
+StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, std::string_view idempotency_key) {
   if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot submit jobs");
+  if (idempotency_key.size() > 255) return InvalidArgumentError("the Idempotency-Key header is over 255 characters");
+  const std::string reply_key = idempotency_key.empty() ? "" : fmt::format("{}\n{}", who.user, idempotency_key);
   ALLOT_ASSIGN_OR_RETURN(SubmitRequest request, ParseSubmission(body, "request"));
   JobSpec& spec = request.spec;
   if (spec.account.empty()) {
@@ -516,6 +542,28 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body) {
   {
     std::lock_guard lock(mutex_);
     const Time now = Now();
+    if (!reply_key.empty()) {
+      while (!submit_reply_ages_.empty() && submit_reply_ages_.front().first < now - kDay) {
+        submit_replies_.erase(submit_reply_ages_.front().second);
+        submit_reply_ages_.pop_front();
+      }
+      if (auto done = submit_replies_.find(reply_key); done != submit_replies_.end()) {
+        // Answered before: the first reply's commit is queued ahead of anything queued now.
+        ticket = Queue(WriteBatch());
+        reply = done->second;
+      }
+    }
+  }
+  if (!reply.is_null()) {
+    WaitDurable(ticket);
+    return reply;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    const Time now = Now();
+    if (auto done = submit_replies_.find(reply_key); !reply_key.empty() && done != submit_replies_.end()) {
+      return done->second;  // a retry raced the first attempt; the first one won
+    }
     StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(spec.account);
     if (!account.ok()) return InvalidArgumentError("unknown account '{}'", spec.account);
     if (!Sees(who, *account)) {
@@ -552,6 +600,8 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body) {
       JobId id = first + i;
       JobRecord record;
       record.request = request;
+      record.user_held = request.hold;
+      record.idempotency_key = std::string(idempotency_key);
       if (request.array) {
         record.array_job_id = first;
         record.array_index = indexes[i];
@@ -574,6 +624,10 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body) {
     ticket = Queue(std::move(batch));
     reply = {{"ids", ids}};
     if (request.array) reply["array_job_id"] = first;
+    if (!reply_key.empty()) {
+      submit_replies_[reply_key] = reply;
+      submit_reply_ages_.emplace_back(now, reply_key);
+    }
   }
   MarkDirty();
   WaitDurable(ticket);

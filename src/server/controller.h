@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -81,7 +82,12 @@ class Controller {
 
   StatusOr<Principal> Authenticate(std::string_view token) const;
 
-  StatusOr<nlohmann::json> Submit(const Principal& who, std::string_view body);
+  // With an idempotency key (the Idempotency-Key header), a submit the same user already made
+  // with that key is answered again with its first reply instead of creating jobs twice, so a
+  // client that lost a reply may simply retry. Keys are kept 24 hours, and across restarts while
+  // their jobs are live.
+  StatusOr<nlohmann::json> Submit(const Principal& who, std::string_view body,
+                                  std::string_view idempotency_key = {});
   StatusOr<nlohmann::json> ListJobs(const Principal& who, const ListJobsQuery& query);
   StatusOr<nlohmann::json> GetJob(const Principal& who, JobId id);
   StatusOr<nlohmann::json> CancelJob(const Principal& who, JobId id);
@@ -130,6 +136,7 @@ class Controller {
     bool throttled = false;           // over its array's limit
     bool waiting_dependencies = false;
     std::string dependency_note;      // why it waits, when waiting_dependencies
+    std::string idempotency_key;      // the submit's Idempotency-Key, if any
   };
   struct EndInfo {
     std::string state;
@@ -200,6 +207,9 @@ class Controller {
   std::unordered_map<JobId, std::string> ended_states_;  // jobs that ended, for dependencies
   std::map<NodeIndex, std::string> drain_reasons_;
   JobId next_id_ = 1;
+  // (user, idempotency key) -> the reply of the submit that used it, and when.
+  std::unordered_map<std::string, nlohmann::json> submit_replies_;
+  std::deque<std::pair<Time, std::string>> submit_reply_ages_;
   uint64_t passes_ = 0;
   Time last_pass_time_ = 0;
   double last_pass_seconds_ = 0;

@@ -187,7 +187,7 @@ void HttpApi::Register() {
   }));
 
   server_.Post("/v1/jobs", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
-    StatusOr<json> result = c.Submit(who, request.body);
+    StatusOr<json> result = c.Submit(who, request.body, request.get_header_value("Idempotency-Key"));
     if (!result.ok()) c.CountSubmitError();
     WriteJson(response, result, 201);
   }));

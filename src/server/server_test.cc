@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sys/wait.h>
 
 #include "server/http_api.h"
 #include "server/server_process.h"
@@ -255,6 +257,38 @@ TEST_F(ServerTest, HoldAndRelease) {
   lab.Post(fmt::format("/v1/jobs/{}/cancel", first));
 }
 
+TEST_F(ServerTest, ARetriedSubmitWithItsIdempotencyKeyMakesOneJob) {
+  httplib::Client client = server_->Client();
+  httplib::Headers headers = {{"Authorization", "Bearer " + tenant_tokens_["lab-a"]}, {"Idempotency-Key", "k-123"}};
+  std::string body = R"({"gpus": 1, "command": ["true"], "array": "0-2", "hold": true})";
+  auto first = client.Post("/v1/jobs", headers, body, "application/json");
+  auto second = client.Post("/v1/jobs", headers, body, "application/json");
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->status, 201);
+  EXPECT_EQ(second->status, 201);
+  EXPECT_EQ(json::parse(first->body), json::parse(second->body));
+  EXPECT_EQ(json::parse(first->body)["ids"].size(), 3u);
+  // The same key from another user is another submit.
+  headers = {{"Authorization", "Bearer " + tenant_tokens_["lab-b"]}, {"Idempotency-Key", "k-123"}};
+  auto other = client.Post("/v1/jobs", headers, body, "application/json");
+  ASSERT_TRUE(other);
+  EXPECT_NE(json::parse(other->body)["ids"], json::parse(first->body)["ids"]);
+  for (const auto* reply : {&first, &other}) {
+    for (const json& id : json::parse((*reply)->body)["ids"]) Operator().Post(fmt::format("/v1/jobs/{}/cancel", id.get<JobId>()));
+  }
+}
+
+TEST_F(ServerTest, SubmittedHeldWaitsForRelease) {
+  Api lab = Tenant("lab-a");
+  JobId id = lab.Submit({{"gpus", 1}, {"command", {"true"}}, {"hold", true}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  json job = lab.Get(fmt::format("/v1/jobs/{}", id)).body;
+  EXPECT_EQ(job["state"], "pending");
+  EXPECT_EQ(job["reason"]["code"], "held");
+  EXPECT_EQ(lab.Post(fmt::format("/v1/jobs/{}/release", id)).status, 200);
+  lab.Post(fmt::format("/v1/jobs/{}/cancel", id));
+}
+
 TEST_F(ServerTest, DependenciesWaitForTheirJobs) {
   Api op = Operator();
   JobId first = op.Submit({{"account", "lab-a"}, {"gpus", 1}, {"pools", {"edge"}}, {"command", {"true"}}});
@@ -372,6 +406,130 @@ TEST(OpenApiTest, DocumentMatchesTheRoutes) {
   std::set<std::pair<std::string, std::string>> served;
   for (const RouteName& route : HttpApi::Routes()) served.insert({route.method, route.path});
   EXPECT_EQ(documented, served);
+}
+
+}  // namespace
+}  // namespace allot
+
+namespace allot {
+namespace {
+
+// The `allot` client commands, run as a user runs them, against the same server.
+class CliTest : public ServerTest {
+ protected:
+  struct Run {
+    int exit_code = -1;
+    std::string out;
+  };
+  // Runs `allot ARGS` with ALLOT_SERVER and ALLOT_TOKEN set; stdout and stderr together.
+  static Run Cli(const std::string& args, const std::string& token_file = "") {
+    std::string token = token_file.empty() ? "@" + data_dir_ + "/operator.token" : token_file;
+    std::string command = fmt::format("ALLOT_SERVER={} ALLOT_TOKEN={} XDG_CONFIG_HOME=/nonexistent {} {} 2>&1",
+                                      server_->url(), token, ALLOT_BINARY, args);
+    Run run;
+    FILE* pipe = popen(command.c_str(), "r");
+    char buffer[4096];
+    size_t read;
+    while ((read = fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, read);
+    int status = pclose(pipe);
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run;
+  }
+  static std::string WriteFile(const std::string& name, const std::string& text) {
+    std::string path = data_dir_ + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+  }
+};
+
+TEST_F(CliTest, SubmitAnSbatchScriptQueueShowAndCancel) {
+  std::string script = WriteFile("train.sh", R"(#!/bin/bash
+#SBATCH --job-name=llm-pretrain
+#SBATCH --account=lab-b
+#SBATCH --partition=gpu
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=8
+#SBATCH --gres=gpu:H200:8
+#SBATCH --cpus-per-task=4
+#SBATCH --time=1-00:00:00
+#SBATCH --qos=normal
+#SBATCH --output=logs/%x-%j.out
+#SBATCH --error=logs/%x-%j.err
+#SBATCH --exclusive
+
+module load cuda
+srun python -m torch.distributed.run --nproc_per_node=8 train.py
+)");
+  Run submitted = Cli("submit " + script);
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.out;
+  ASSERT_THAT(submitted.out, HasSubstr("Submitted job "));
+  std::string id = submitted.out.substr(submitted.out.find("job ") + 4);
+  id = id.substr(0, id.find_first_not_of("0123456789"));
+
+  Run queue = Cli("queue --account lab-b");
+  EXPECT_EQ(queue.exit_code, 0) << queue.out;
+  EXPECT_THAT(queue.out, HasSubstr("llm-pretrain"));
+  Run json_queue = Cli("queue -o json");
+  ASSERT_EQ(json_queue.exit_code, 0);
+  json parsed = json::parse(json_queue.out, nullptr, false);
+  ASSERT_FALSE(parsed.is_discarded()) << json_queue.out;
+  bool listed = false;
+  for (const json& job : parsed["jobs"]) {
+    if (std::to_string(job["id"].get<JobId>()) != id) continue;
+    listed = true;
+    EXPECT_EQ(job["tasks"], 2);
+    EXPECT_EQ(job["gpus_per_task"], 8);
+    EXPECT_EQ(job["time_limit"], 86400);
+    EXPECT_EQ(job["spec"]["exclusive"], true);
+    EXPECT_THAT(job["spec"]["script"].get<std::string>(), HasSubstr("torch.distributed.run"));
+  }
+  EXPECT_TRUE(listed) << json_queue.out;
+
+  Run show = Cli("show " + id);
+  EXPECT_EQ(show.exit_code, 0);
+  EXPECT_THAT(show.out, HasSubstr("JobName=llm-pretrain"));
+  Run cancel = Cli("cancel " + id);
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.out;
+  Run again = Cli("cancel " + id);
+  EXPECT_EQ(again.exit_code, 2) << again.out;
+  EXPECT_THAT(again.out, HasSubstr("already ended"));
+}
+
+TEST_F(CliTest, ErrorsHaveDocumentedExitCodes) {
+  std::string typo = WriteFile("typo.sh", "#!/bin/bash\n#SBATCH --acount=lab-a\ntrue\n");
+  size_t before = Operator().Get("/v1/jobs").body["jobs"].size();
+  Run bad_option = Cli("submit " + typo);
+  EXPECT_EQ(bad_option.exit_code, 2);
+  EXPECT_THAT(bad_option.out, HasSubstr("--acount"));
+  std::string impossible = WriteFile("big.sh", "#!/bin/bash\n#SBATCH --account=lab-a\n#SBATCH --nodes=9\n#SBATCH --gpus-per-node=8\ntrue\n");
+  Run too_big = Cli("submit " + impossible);
+  EXPECT_EQ(too_big.exit_code, 2) << too_big.out;
+  EXPECT_EQ(Operator().Get("/v1/jobs").body["jobs"].size(), before);
+
+  Run unauthenticated = Cli("queue", "allot_bogus");
+  EXPECT_EQ(unauthenticated.exit_code, 3) << unauthenticated.out;
+  std::string tenant_token = WriteFile("tenant.token", tenant_tokens_["lab-a"]);
+  Run forbidden = Cli("token create --role operator", "@" + tenant_token);
+  EXPECT_EQ(forbidden.exit_code, 3) << forbidden.out;
+  Run missing = Cli("show 987654");
+  EXPECT_EQ(missing.exit_code, 2);
+  Run unreachable = Run{};
+  {
+    std::string command = fmt::format("ALLOT_SERVER=http://127.0.0.1:1 ALLOT_TOKEN=x {} queue 2>&1", ALLOT_BINARY);
+    int status = system(command.c_str());
+    unreachable.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  EXPECT_EQ(unreachable.exit_code, 1);
+}
+
+TEST_F(CliTest, TokensFromTheCliWork) {
+  Run created = Cli("token create --role tenant --account lab-a --user kim");
+  ASSERT_EQ(created.exit_code, 0) << created.out;
+  std::string token = created.out.substr(created.out.find("allot_"), 70);
+  std::string file = WriteFile("kim.token", token);
+  Run whoami = Cli("whoami -o json", "@" + file);
+  ASSERT_EQ(whoami.exit_code, 0) << whoami.out;
+  EXPECT_EQ(json::parse(whoami.out)["user"], "kim");
 }
 
 }  // namespace

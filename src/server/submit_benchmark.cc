@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,6 +67,9 @@ int main(int argc, char** argv) {
 
   std::atomic<int> next{0};
   std::atomic<int> failures{0};
+  std::atomic<int> retries{0};
+  std::mutex failed_mutex;
+  std::vector<std::string> failed_names;
   std::vector<std::vector<double>> latencies(static_cast<size_t>(clients));
   auto begin = Clock::now();
   std::vector<std::thread> threads;
@@ -76,9 +81,20 @@ int main(int argc, char** argv) {
         json spec = {{"name", fmt::format("bench-{}", i)}, {"account", i % 2 ? "lab-a" : "lab-b"},
                      {"gpus", 1 + i % 8}, {"time_limit", "1d"}, {"command", {"python", "train.py", "--seed", std::to_string(i)}}};
         auto sent = Clock::now();
-        auto result = client.Post("/v1/jobs", headers, spec.dump(), "application/json");
+        // As `allot submit` does: an idempotency key, and a retry with it when a reply is lost.
+        httplib::Headers with_key = headers;
+        with_key.emplace("Idempotency-Key", fmt::format("bench-{}", i));
+        auto result = client.Post("/v1/jobs", with_key, spec.dump(), "application/json");
+        for (int attempt = 1; !result && attempt < 4; ++attempt) {
+          retries++;
+          result = client.Post("/v1/jobs", with_key, spec.dump(), "application/json");
+        }
         latencies[static_cast<size_t>(c)].push_back(std::chrono::duration<double, std::milli>(Clock::now() - sent).count());
         if (!result || result->status != 201) {
+          {
+            std::lock_guard lock(failed_mutex);
+            failed_names.push_back(spec["name"]);
+          }
           if (failures++ == 0) {
             std::fprintf(stderr, "first failure: %s\n",
                          result ? result->body.c_str() : httplib::to_string(result.error()).c_str());
@@ -100,11 +116,19 @@ int main(int argc, char** argv) {
   json scheduler = status ? json::parse(status->body) : json::object();
   double commits = metrics ? MetricValue(metrics->body, "allot_store_commits_total") : -1;
   size_t rss = server.ResidentBytes();
-
-  std::printf("submits: %d in %.2f s = %.0f durable submits/s (%d failed)\n", jobs, seconds, jobs / seconds,
-              failures.load());
+  // Every job once: no submit lost, none made twice by a retry.
+  auto listed = client.Get("/v1/jobs?limit=100000&state=pending,running", headers);
+  json on_server = listed ? json::parse(listed->body)["jobs"] : json::array();
+  std::set<std::string> names;
+  for (const json& job : on_server) names.insert(job["name"].get<std::string>());
+  int present = 0;
+  for (const std::string& name : failed_names) present += names.count(name) ? 1 : 0;
+  std::printf("submits: %d in %.2f s = %.0f durable submits/s (%d failed, %d retried after a lost reply)\n", jobs,
+              seconds, jobs / seconds, failures.load(), retries.load());
   std::printf("latency ms: p50 %.2f  p95 %.2f  p99 %.2f  max %.2f\n", Percentile(all, 0.50), Percentile(all, 0.95),
               Percentile(all, 0.99), Percentile(all, 1.0));
+  std::printf("jobs on the server: %zu, distinct names %zu (failed submits present anyway: %d of %zu)\n",
+              on_server.size(), names.size(), present, failed_names.size());
   std::printf("store commits: %.0f (%.1f submits per commit)\n", commits, commits > 0 ? jobs / commits : 0);
   std::printf("server: %s pending, %s running, %s passes (last %.3f s); RSS %.0f MiB (idle %.0f MiB)\n",
               scheduler.value("pending", json(0)).dump().c_str(), scheduler.value("running", json(0)).dump().c_str(),
@@ -112,5 +136,7 @@ int main(int argc, char** argv) {
               static_cast<double>(rss) / (1 << 20), static_cast<double>(rss_idle) / (1 << 20));
   server.Stop();
   std::filesystem::remove_all(data_dir);
-  return failures.load() == 0 ? 0 : 1;
+  bool exact = on_server.size() == static_cast<size_t>(jobs) - failed_names.size() + static_cast<size_t>(present) &&
+               names.size() == on_server.size();
+  return failures.load() == 0 && exact ? 0 : 1;
 }
