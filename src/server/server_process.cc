@@ -1,6 +1,7 @@
 #include "server/server_process.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +31,9 @@ Status ServerProcess::Start() {
   pid_t pid = fork();
   if (pid < 0) return InternalError("fork failed");
   if (pid == 0) {
+    // If the test dies, so does its server: an orphan would hold the test's output open and
+    // keep ctest waiting.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(pipe_fds[1], STDOUT_FILENO);
     close(pipe_fds[0]);
     close(pipe_fds[1]);

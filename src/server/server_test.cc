@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <functional>
+#include <thread>
 #include <fstream>
 #include <set>
 #include <sys/wait.h>
@@ -63,6 +65,16 @@ class Api {
   httplib::Client client_;
   std::string token_;
 };
+
+// Polls until `done` holds or 20 s pass (passes run within ~0.1 s of an event; the margin is for
+// loaded CI machines and sanitizer builds). Returns whether it held.
+bool WaitUntil(const std::function<bool()>& done) {
+  for (int i = 0; i < 400; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -153,11 +165,10 @@ TEST_F(ServerTest, JobsStartAndAgentsReportTheirEnd) {
   Api op = Operator();
   JobId id = op.Submit({{"account", "lab-b"}, {"gpus", 8}, {"command", {"true"}}});
   json job;
-  for (int i = 0; i < 100; ++i) {  // the loop runs a pass within ~0.1 s of a submit
+  WaitUntil([&] {
     job = op.Get(fmt::format("/v1/jobs/{}", id)).body;
-    if (job["state"] == "running") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+    return job["state"] == "running";
+  });
   ASSERT_EQ(job["state"], "running") << job.dump();
   EXPECT_EQ(job["allocation"].size(), 1u);
   EXPECT_EQ(job["allocation"][0]["gpus"].size(), 8u);
@@ -189,7 +200,8 @@ TEST_F(ServerTest, TenantsAreIsolated) {
   EXPECT_EQ(lab_b.Get(fmt::format("/v1/jobs/{}", id)).status, 404);
   EXPECT_EQ(lab_b.Post(fmt::format("/v1/jobs/{}/cancel", id)).status, 404);
   EXPECT_EQ(lab_b.Post(fmt::format("/v1/jobs/{}/hold", id)).status, 404);
-  for (const json& job : lab_b.Get("/v1/jobs").body["jobs"]) EXPECT_EQ(job["account"], "lab-b");
+  Reply visible = lab_b.Get("/v1/jobs");
+  for (const json& job : visible.body["jobs"]) EXPECT_EQ(job["account"], "lab-b");
   EXPECT_EQ(lab_b.Get("/v1/jobs?account=lab-a").status, 404);
   // Nor can it submit into another subtree.
   Reply foreign = lab_b.Post("/v1/jobs", R"({"account": "lab-a", "command": ["true"]})");
@@ -274,7 +286,8 @@ TEST_F(ServerTest, ARetriedSubmitWithItsIdempotencyKeyMakesOneJob) {
   ASSERT_TRUE(other);
   EXPECT_NE(json::parse(other->body)["ids"], json::parse(first->body)["ids"]);
   for (const auto* reply : {&first, &other}) {
-    for (const json& id : json::parse((*reply)->body)["ids"]) Operator().Post(fmt::format("/v1/jobs/{}/cancel", id.get<JobId>()));
+    json ids = json::parse((*reply)->body)["ids"];
+    for (const json& id : ids) Operator().Post(fmt::format("/v1/jobs/{}/cancel", id.get<JobId>()));
   }
 }
 
@@ -294,20 +307,21 @@ TEST_F(ServerTest, DependenciesWaitForTheirJobs) {
   JobId first = op.Submit({{"account", "lab-a"}, {"gpus", 1}, {"pools", {"edge"}}, {"command", {"true"}}});
   JobId second = op.Submit({{"account", "lab-a"}, {"gpus", 1}, {"pools", {"edge"}}, {"command", {"true"}},
                             {"dependency", fmt::format("afterok:{}", first)}});
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  json running;
+  ASSERT_TRUE(WaitUntil([&] {
+    running = op.Get(fmt::format("/v1/jobs/{}", first)).body;
+    return running["state"] == "running";
+  })) << running.dump();
   json waiting = op.Get(fmt::format("/v1/jobs/{}", second)).body;
   EXPECT_EQ(waiting["state"], "pending");
   EXPECT_EQ(waiting["reason"]["code"], "dependency") << waiting.dump();
-  json running = op.Get(fmt::format("/v1/jobs/{}", first)).body;
-  ASSERT_EQ(running["state"], "running") << running.dump();
+  EXPECT_THAT(waiting["reason"]["message"].get<std::string>(), HasSubstr(fmt::format("job {}", first)));
   ASSERT_EQ(op.Post(fmt::format("/v1/jobs/{}/finish", first), R"({"exit_code": 0})").status, 200);
   json started;
-  for (int i = 0; i < 100; ++i) {
+  EXPECT_TRUE(WaitUntil([&] {
     started = op.Get(fmt::format("/v1/jobs/{}", second)).body;
-    if (started["state"] == "running") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_EQ(started["state"], "running") << started.dump();
+    return started["state"] == "running";
+  })) << started.dump();
   op.Post(fmt::format("/v1/jobs/{}/cancel", second));
 }
 
@@ -318,14 +332,19 @@ TEST_F(ServerTest, ArraysMakeOneJobPerIndexAndHonourTheirLimit) {
   ASSERT_EQ(reply.body["ids"].size(), 6u);
   JobId first = reply.body["ids"][0];
   EXPECT_EQ(reply.body["array_job_id"], first);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  int running = 0;
-  for (const json& id : reply.body["ids"]) {
-    json job = lab.Get(fmt::format("/v1/jobs/{}", id.get<JobId>())).body;
-    EXPECT_EQ(job["array_job_id"], first);
-    running += job["state"] == "running" ? 1 : 0;
-  }
-  EXPECT_EQ(running, 2);
+  auto count_running = [&] {
+    int running = 0;
+    for (const json& id : reply.body["ids"]) {
+      json job = lab.Get(fmt::format("/v1/jobs/{}", id.get<JobId>())).body;
+      EXPECT_EQ(job["array_job_id"], first);
+      running += job["state"] == "running" ? 1 : 0;
+    }
+    return running;
+  };
+  EXPECT_TRUE(WaitUntil([&] { return count_running() == 2; }));
+  // Several passes later, still no more than the limit.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(count_running(), 2);
   for (const json& id : reply.body["ids"]) lab.Post(fmt::format("/v1/jobs/{}/cancel", id.get<JobId>()));
 }
 
