@@ -1,5 +1,8 @@
 #include "cli/commands.h"
 
+#include <chrono>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -717,6 +720,28 @@ int RunWhoami(ApiClient& client, OutputFormat output, const CommandEnv& env) {
                {"server", client.server()}},
               env.out);
   return kExitOk;
+}
+
+int RunLogs(ApiClient& client, const LogsOptions& options, const CommandEnv& env) {
+  StatusOr<int64_t> id = ParseId(options.job, "job");
+  if (!id.ok()) return ReportError(id.status(), env.err);
+  if (options.stream != "out" && options.stream != "err") {
+    return ReportError(InvalidArgumentError("--stream must be out or err"), env.err);
+  }
+  int64_t offset = 0;
+  while (true) {
+    StatusOr<json> chunk = client.Get(fmt::format("/v1/jobs/{}/logs", *id),
+                                      {{"task", std::to_string(options.task)}, {"stream", options.stream},
+                                       {"offset", std::to_string(offset)}});
+    if (!chunk.ok()) return ReportError(chunk.status(), env.err);
+    std::string data = chunk->value("data", "");
+    env.out << data;
+    env.out.flush();
+    offset = chunk->value("next_offset", offset);
+    if (!data.empty()) continue;  // there may be more right away
+    if (!options.follow || chunk->value("complete", true)) return kExitOk;
+    std::this_thread::sleep_for(std::chrono::duration<double>(options.poll_seconds));
+  }
 }
 
 }  // namespace allot

@@ -142,4 +142,15 @@ int RunStatus(ApiClient& client, OutputFormat output, const CommandEnv& env);
 // `allot whoami`: GET /v1/whoami: the token's user, role and account, and the server asked.
 int RunWhoami(ApiClient& client, OutputFormat output, const CommandEnv& env);
 
+// `allot logs JOB [--task N] [--stream out|err] [--follow]`: a task's output as the agents
+// shipped it; with --follow, keeps printing new output until the job has ended.
+struct LogsOptions {
+  std::string job;
+  int task = 0;
+  std::string stream = "out";
+  bool follow = false;
+  double poll_seconds = 0.5;
+};
+int RunLogs(ApiClient& client, const LogsOptions& options, const CommandEnv& env);
+
 }  // namespace allot

@@ -20,6 +20,7 @@
 // Exit codes: 0 success; 1 the server failed or could not be reached (or an internal error);
 // 2 bad input (the message says what to fix); 3 not authenticated or not allowed.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <unistd.h>
 
 #include <algorithm>
@@ -33,6 +34,10 @@
 #include <utility>
 #include <vector>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.h"
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "core/config.h"
@@ -47,6 +52,21 @@ namespace allot {
 namespace {
 
 int Fail(const Status& status) { return ReportError(status, std::cerr); }
+
+int RunAgent(AgentOptions options) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));
+  StatusOr<std::unique_ptr<Agent>> agent = Agent::Create(std::move(options));
+  if (!agent.ok()) return Fail(agent.status());
+  // SIGINT and SIGTERM stop the agent; its tasks run on under their shims.
+  static Agent* running = nullptr;
+  running = agent->get();
+  auto stop = [](int) { running->Stop(); };
+  std::signal(SIGINT, stop);
+  std::signal(SIGTERM, stop);
+  Status ran = (*agent)->Run();
+  if (!ran.ok()) return Fail(ran);
+  return 0;
+}
 
 int RunSchedule(const std::string& path) {
   StatusOr<std::string> log = RunScenarioFile(path);
@@ -183,6 +203,7 @@ struct ClientCommandLine {
   std::string job;                             // show
   std::vector<std::string> jobs;               // cancel, hold, release
   std::string token_id;                        // token revoke
+  LogsOptions logs;
   OutputFormat output = OutputFormat::kTable;  // for commands without an options struct
 
   using Runner = std::function<int(ApiClient&, const CommandEnv&)>;
@@ -295,6 +316,15 @@ void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
                     "This account's subtree (default: all you may see)");
   add_output(usage, line.usage.output);
 
+  CLI::App* logs = add(app, "logs", "Print a task's output; --follow until the job ends",
+                       [&line](ApiClient& client, const CommandEnv& env) {
+                         return RunLogs(client, line.logs, env);
+                       });
+  logs->add_option("job", line.logs.job, "Job id")->required();
+  logs->add_option("--task", line.logs.task, "Task index (default 0)")->check(CLI::NonNegativeNumber);
+  logs->add_option("--stream", line.logs.stream, "out (default) or err")->check(CLI::IsMember({"out", "err"}));
+  logs->add_flag("-f,--follow", line.logs.follow, "Keep printing new output until the job ends");
+
   CLI::App* token = app.add_subcommand("token", "Create, list and revoke API tokens (operators)");
   token->require_subcommand(1);
   CLI::App* create =
@@ -393,16 +423,40 @@ int main(int argc, char** argv) {
 
   allot::ServeCommand serve_command;
   CLI::App* server = app.add_subcommand("server", "Run the allot server: the API, the scheduling loop and the durable store");
-  server->add_option("--config", serve_command.config, "Pool config (YAML)")->required()->check(CLI::ExistingFile);
-  server->add_option("--data", serve_command.data_dir, "Directory for the store and the operator token")
-      ->capture_default_str();
+  server->add_option("--config", serve_command.config, "Pool config (YAML); with --dev, optional")->check(CLI::ExistingFile);
+  server->add_flag("--dev", serve_command.dev,
+                   "A one-machine cluster: this host with 8 emulated GPUs and an agent inside the server, "
+                   "state under ./.allot");
+  server->add_option("--data", serve_command.data_dir, "Directory for the store and the operator token (default: "
+                     "allot-data, with --dev .allot)");
   server->add_option("--listen", serve_command.listen, "HOST:PORT to serve the API on (port 0: any free port)")
       ->capture_default_str();
+  server->add_option("--heartbeat", serve_command.heartbeat_seconds, "Seconds between an agent's syncs")
+      ->check(CLI::Range(0.05, 3600.0))->capture_default_str();
+  server->add_option("--missed-heartbeats", serve_command.missed_heartbeats,
+                     "Syncs an agent may miss before its node is marked down and its jobs requeued")
+      ->check(CLI::Range(1, 1000))->capture_default_str();
+  server->add_option("--kill-grace", serve_command.kill_grace_seconds,
+                     "Seconds between SIGTERM and SIGKILL when a task is cancelled, preempted or out of time")
+      ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
   server->add_option("--threads", serve_command.threads, "Requests served at once")->check(CLI::Range(1, 4096))
       ->capture_default_str();
   server->add_option("--log-level", serve_command.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
+
+  allot::AgentOptions agent_options;
+  std::string agent_server;
+  std::string agent_token;
+  CLI::App* agent = app.add_subcommand("agent", "Run the node agent: it runs the tasks the server assigns to this node");
+  agent->add_option("--server", agent_server, "Server URL (else ALLOT_SERVER, the config file)");
+  agent->add_option("--token", agent_token, "An agent token, or @FILE (else ALLOT_TOKEN, the config file)");
+  agent->add_option("--node", agent_options.node, "The node's name in the server's config (default: the host name)");
+  agent->add_option("--address", agent_options.address, "Address other nodes reach this one at (default: the node name)");
+  agent->add_option("--state", agent_options.state_dir, "Directory for task state and output")->capture_default_str();
+  agent->add_option("--gpus", agent_options.gpus.count, "Emulate this many GPUs instead of asking NVML")
+      ->check(CLI::Range(1, 16));
+  agent->add_option("--gpu-model", agent_options.gpus.model, "The model of the emulated GPUs, e.g. H200");
 
   allot::ClientCommandLine client_line;
   allot::AddClientCommands(app, client_line);
@@ -414,7 +468,20 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : allot::kExitBadInput;
   }
   if (std::optional<int> exit_code = allot::RunClientCommand(client_line)) return *exit_code;
-  if (*server) return allot::RunServe(serve_command);
+  if (*server) {
+    if (serve_command.config.empty() && !serve_command.dev) {
+      return allot::Fail(allot::InvalidArgumentError("allot server needs --config FILE (or --dev for a one-machine cluster)"));
+    }
+    if (!server->count("--data")) serve_command.data_dir = serve_command.dev ? ".allot" : "allot-data";
+    return allot::RunServe(serve_command);
+  }
+  if (*agent) {
+    allot::StatusOr<allot::ClientSettings> settings = allot::ResolveClientSettings({agent_server, agent_token});
+    if (!settings.ok()) return allot::Fail(settings.status());
+    agent_options.server = settings->server;
+    agent_options.token = settings->token;
+    return allot::RunAgent(std::move(agent_options));
+  }
   if (*demo) return allot::RunDemo(demo_config, demo_jobs, demo_seed);
   if (*schedule) return allot::RunSchedule(scenario);
   if (*check) return allot::RunCheck(check_config);

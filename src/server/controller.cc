@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "api/submission.h"
 
@@ -177,6 +178,9 @@ Status Controller::Recover() {
       record.array_limit = doc.value("array_limit", 0);
       record.user_held = doc.value("user_held", false);
       record.idempotency_key = doc.value("idempotency_key", "");
+      if (row.state == "running" && doc.contains("task_exits")) {
+        for (const auto& [task, code] : doc["task_exits"].items()) record.task_exits[std::stoi(task)] = code.get<int>();
+      }
       if (row.state == "running") {
         std::vector<TaskAllocation> tasks;
         StatusOr<PoolIndex> pool = cluster.FindPool(doc.value("pool", ""));
@@ -269,6 +273,18 @@ Status Controller::Recover() {
     (void)scheduler_->SetNodeState(*node, *state, now);
     drain_reasons_[*node] = value.value("reason", "");
   }
+  // Nodes run by agents: each gets a full timeout from now to sync again before it is marked down.
+  for (const SettingRow& setting : settings) {
+    if (setting.kind != "agent") continue;
+    StatusOr<NodeIndex> node = cluster.FindNode(setting.key);
+    json value = json::parse(setting.value, nullptr, false);
+    if (!node.ok() || value.is_discarded()) continue;
+    AgentState& agent = agents_[*node];
+    agent.last_seen = now;
+    agent.hostname = value.value("hostname", "");
+    agent.address = value.value("address", "");
+    agent.marked_down = cluster.node(*node).state == NodeState::kDown;
+  }
 
   ALLOT_ASSIGN_OR_RETURN(std::vector<TokenRow> tokens, store_->LoadTokens());
   {
@@ -293,7 +309,8 @@ Status Controller::BootstrapOperatorToken() {
     return Status(StatusCode::kUnavailable, fmt::format("cannot write {}", path.string()));
   }
   TokenRow row{.id = next_token_id_++, .hash = HashToken(token), .user = "operator",
-               .role = std::string(RoleName(Role::kOperator)), .created = Now()};
+               .role = std::string(RoleName(Role::kOperator)), .account = options_.operator_account,
+               .created = Now()};
   WriteBatch batch;
   batch.PutToken(row);
   ALLOT_RETURN_IF_ERROR(store_->Commit(std::move(batch)));
@@ -438,6 +455,11 @@ json Controller::LiveJobJson(const Job& job, const JobRecord& record) const {
   doc["array_index"] = record.array_index < 0 ? json(nullptr) : json(record.array_index);
   doc["array_limit"] = record.array_limit;
   if (!record.idempotency_key.empty()) doc["idempotency_key"] = record.idempotency_key;
+  if (!record.task_exits.empty()) {
+    json exits = json::object();
+    for (const auto& [task, code] : record.task_exits) exits[std::to_string(task)] = code;
+    doc["task_exits"] = exits;
+  }
   doc["spec"] = SubmissionToJson(record.request);
   return doc;
 }
@@ -496,6 +518,7 @@ json Controller::RecordEnded(const Job& job, const EndInfo& end, Time now, Write
   batch.PutJob(RowOf(job.id, doc));
   ended_states_[job.id] = end.state;
   finished_by_state_[end.state]++;
+  NotifyAgents();
   waiting_.erase(job.id);
   records_.erase(found);
   return doc;
@@ -1262,6 +1285,288 @@ StatusOr<std::string> Controller::Metrics(const Principal& who) {
   return out;
 }
 
+// ---- Agents -----------------------------------------------------------------------------------
+
+void Controller::NotifyAgents() {
+  ++assignments_generation_;
+  assignments_changed_.notify_all();
+}
+
+std::string Controller::LogPath(JobId id, int task, std::string_view stream) const {
+  return (std::filesystem::path(options_.data_dir) / "logs" / std::to_string(id) /
+          fmt::format("{}.{}", task, stream)).string();
+}
+
+json Controller::TaskEnvironment(const Job& job, const JobRecord& record, int task) const {
+  const Cluster& cluster = scheduler_->model().cluster();
+  std::vector<std::string> nodes;
+  for (const TaskAllocation& allocation : job.tasks) {
+    const std::string& name = cluster.node(allocation.node).name;
+    if (std::find(nodes.begin(), nodes.end(), name) == nodes.end()) nodes.push_back(name);
+  }
+  std::string gpus;
+  for (int gpu = 0; gpu < kMaxGpusPerNode; ++gpu) {
+    if (job.tasks[task].gpu_mask & (uint32_t{1} << gpu)) gpus += (gpus.empty() ? "" : ",") + std::to_string(gpu);
+  }
+  NodeIndex master = job.tasks[0].node;
+  auto agent = agents_.find(master);
+  std::string master_address = agent != agents_.end() && !agent->second.address.empty() ? agent->second.address
+                                                                                       : cluster.node(master).name;
+  const int processes = record.request.processes_per_task;
+  json environment = {
+      {"ALLOT_JOB_ID", std::to_string(job.id)},
+      {"ALLOT_JOB_NAME", job.spec.name},
+      {"ALLOT_ACCOUNT", job.spec.account},
+      {"ALLOT_EPOCH", std::to_string(job.epoch)},
+      {"ALLOT_TASK_INDEX", std::to_string(task)},
+      {"ALLOT_NUM_TASKS", std::to_string(job.spec.tasks)},
+      {"ALLOT_NODELIST", fmt::format("{}", fmt::join(nodes, ","))},
+      {"ALLOT_PROCESSES_PER_TASK", std::to_string(processes)},
+      {"CUDA_VISIBLE_DEVICES", gpus},
+      {"NVIDIA_VISIBLE_DEVICES", gpus},
+      // torch.distributed and friends: one rendezvous per job, on the first task's node.
+      {"MASTER_ADDR", master_address},
+      {"MASTER_PORT", std::to_string(20000 + job.id % 40000)},
+      {"WORLD_SIZE", std::to_string(job.spec.tasks * processes)},
+      {"RANK", std::to_string(task * processes)},
+      {"NODE_RANK", std::to_string(task)},
+      {"LOCAL_WORLD_SIZE", std::to_string(processes)},
+  };
+  if (record.array_index >= 0) {
+    environment["ALLOT_ARRAY_JOB_ID"] = std::to_string(record.array_job_id);
+    environment["ALLOT_ARRAY_TASK_ID"] = std::to_string(record.array_index);
+  }
+  return environment;
+}
+
+// Slurm's filename patterns: %j job id, %A array job id, %a array index, %x name, %u user,
+// %t task index, %% a percent sign.
+static std::string ExpandOutputPattern(std::string_view pattern, const Job& job, int array_job, int array_index, int task) {
+  std::string out;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i] != '%' || i + 1 == pattern.size()) {
+      out += pattern[i];
+      continue;
+    }
+    char code = pattern[++i];
+    switch (code) {
+      case 'j': out += std::to_string(job.id); break;
+      case 'A': out += std::to_string(array_job > 0 ? array_job : static_cast<int>(job.id)); break;
+      case 'a': out += array_index >= 0 ? std::to_string(array_index) : "0"; break;
+      case 'x': out += job.spec.name; break;
+      case 'u': out += job.spec.user; break;
+      case 't': out += std::to_string(task); break;
+      case '%': out += '%'; break;
+      default: out += '%'; out += code;
+    }
+  }
+  return out;
+}
+
+json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const {
+  json assignments = json::array();
+  const Model& model = scheduler_->model();
+  for (JobId id : model.JobsOnNode(node)) {
+    const Job& job = *model.FindJob(id);
+    const JobRecord& record = records_.at(id);
+    for (int task = 0; task < static_cast<int>(job.tasks.size()); ++task) {
+      if (job.tasks[task].node != node || record.task_exits.contains(task)) continue;
+      if (known.contains({id, job.epoch, task})) continue;
+      const SubmitRequest& request = record.request;
+      int array_job = static_cast<int>(record.array_job_id);
+      json assignment = {
+          {"job", id}, {"epoch", job.epoch}, {"task", task}, {"name", job.spec.name}, {"user", job.spec.user},
+          {"argv", job.spec.command}, {"script", request.script},
+          {"environment", TaskEnvironment(job, record, task)}, {"working_directory", request.chdir},
+          {"stdout", ExpandOutputPattern(request.output, job, array_job, record.array_index, task)},
+          {"stderr", ExpandOutputPattern(request.error, job, array_job, record.array_index, task)},
+          {"start_time", job.start_time}, {"time_limit", job.spec.time_limit},
+          {"grace_seconds", options_.kill_grace_seconds}};
+      assignments.push_back(std::move(assignment));
+    }
+  }
+  return assignments;
+}
+
+StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node_name, std::string_view body) {
+  if (who.role != Role::kAgent && !who.is_operator()) {
+    return Status(StatusCode::kPermissionDenied, "only agents sync nodes");
+  }
+  ALLOT_ASSIGN_OR_RETURN(json report, ParseBody(body, {"hostname", "address", "gpus", "gpu_model", "cpus", "memory",
+                                                        "tasks", "logs", "wait_seconds"}));
+  if (!report.value("tasks", json::array()).is_array() || !report.value("logs", json::array()).is_array()) {
+    return InvalidArgumentError("tasks and logs must be arrays");
+  }
+  Store::Ticket ticket;
+  json reply;
+  {
+    std::unique_lock lock(mutex_);
+    const Time now = Now();
+    ALLOT_ASSIGN_OR_RETURN(NodeIndex node, FindNode(node_name));
+    const Cluster& cluster = scheduler_->model().cluster();
+    const Node& shape = cluster.node(node);
+    if (report.contains("gpus") && report["gpus"] != shape.gpus) {
+      return InvalidArgumentError("node '{}' has {} GPUs in the config, but its agent found {}; fix the config or "
+                                  "the agent's --gpus", node_name, shape.gpus, report["gpus"].dump());
+    }
+    const std::string& pool_model = cluster.pool(shape.pool).gpu_model;
+    if (report.contains("gpu_model") && !SameGpuModel(report.value("gpu_model", ""), pool_model)) {
+      return InvalidArgumentError("node '{}' is in a pool of {} GPUs, but its agent found {}", node_name, pool_model,
+                                  report["gpu_model"].dump());
+    }
+    WriteBatch batch;
+    AgentState& agent = agents_[node];
+    bool first_sync = agent.last_seen == 0;
+    agent.last_seen = now;
+    agent.hostname = report.value("hostname", agent.hostname);
+    agent.address = report.value("address", agent.address);
+    if (first_sync) {
+      batch.PutSetting({"agent", std::string(node_name), json{{"hostname", agent.hostname}, {"address", agent.address}}.dump()});
+    }
+    if (agent.marked_down && shape.state == NodeState::kDown) {
+      (void)scheduler_->SetNodeState(node, NodeState::kUp, now);
+      drain_reasons_.erase(node);
+      batch.DeleteSetting("node", std::string(node_name));
+      spdlog::info("node {}: its agent is back; the node is up again", node_name);
+      MarkDirty();
+    }
+    agent.marked_down = false;
+
+    // Output the tasks wrote since the last sync, appended where it belongs (a resent chunk is
+    // skipped: the offset says where it starts).
+    for (const json& chunk : report.value("logs", json::array())) {
+      JobId id = chunk.value("job", JobId{0});
+      int task = chunk.value("task", 0);
+      std::string stream = chunk.value("stream", "out");
+      if (stream != "out" && stream != "err") continue;
+      std::filesystem::path path = LogPath(id, task, stream);
+      std::error_code error;
+      std::filesystem::create_directories(path.parent_path(), error);
+      int64_t size = std::filesystem::exists(path) ? static_cast<int64_t>(std::filesystem::file_size(path)) : 0;
+      int64_t offset = chunk.value("offset", int64_t{0});
+      std::string data = chunk.value("data", "");
+      if (offset > size || offset + static_cast<int64_t>(data.size()) <= size) continue;
+      std::ofstream(path, std::ios::app | std::ios::binary) << data.substr(static_cast<size_t>(size - offset));
+    }
+
+    json kills = json::array();
+    json acks = json::array();
+    std::set<std::tuple<JobId, uint64_t, int>> known;
+    for (const json& task : report.value("tasks", json::array())) {
+      JobId id = task.value("job", JobId{0});
+      uint64_t epoch = task.value("epoch", uint64_t{0});
+      int index = task.value("task", -1);
+      known.insert({id, epoch, index});
+      const Job* job = scheduler_->model().FindJob(id);
+      bool current = job && job->state == JobState::kRunning && job->epoch == epoch && index >= 0 &&
+                     index < static_cast<int>(job->tasks.size()) && job->tasks[index].node == node;
+      if (task.value("state", "") == "exited") {
+        acks.push_back({{"job", id}, {"epoch", epoch}, {"task", index}});
+        if (!current) continue;  // an older allocation's task, or the job ended meanwhile
+        JobRecord& record = records_.at(id);
+        record.task_exits[index] = task.value("exit_code", 1);
+        if (task.value("timed_out", false)) record.timed_out = true;
+        if (record.task_exits.size() < job->tasks.size()) {
+          PersistLive(id, batch);
+          continue;
+        }
+        int exit_code = 0;
+        for (const auto& [i, code] : record.task_exits) {
+          if (code != 0) {
+            exit_code = code;
+            break;
+          }
+        }
+        // Killed at its time limit (by the agent, or the server's clock says the limit has
+        // passed): a timeout, whatever status the kill left.
+        bool timed_out = record.timed_out || now >= job->expected_end();
+        StatusOr<Job> stopped = scheduler_->Complete(id, now);
+        if (stopped.ok()) {
+          EndInfo end{exit_code == 0 ? "completed" : "failed", exit_code,
+                      exit_code == 0 ? "all tasks exited with status 0"
+                                     : fmt::format("a task exited with status {}", exit_code)};
+          if (timed_out && exit_code != 0) {
+            end = {"timeout", exit_code, fmt::format("ended at its time limit of {}", FormatDuration(stopped->spec.time_limit))};
+          }
+          RecordEnded(*stopped, end, now, batch);
+          MarkDirty();
+        }
+      } else if (!current) {
+        // Not this node's to run (any more): cancelled, ended, preempted, or a stale epoch.
+        kills.push_back({{"job", id}, {"epoch", epoch}, {"task", index}, {"grace_seconds", options_.kill_grace_seconds}});
+      }
+    }
+    json assignments = AssignmentsFor(node, known);
+    // A long poll never outlasts half a heartbeat, so a waiting agent is never taken for a lost one.
+    double wait = std::min({report.value("wait_seconds", 0.0), options_.agent_wait_max_seconds,
+                            options_.heartbeat_seconds / 2});
+    if (assignments.empty() && kills.empty() && acks.empty() && batch.empty() && wait > 0) {
+      uint64_t generation = assignments_generation_;
+      assignments_changed_.wait_for(lock, std::chrono::duration<double>(wait),
+                                    [&] { return assignments_generation_ != generation; });
+      assignments = AssignmentsFor(node, known);
+      // A job of a task the agent runs may have ended while we waited.
+      for (const auto& [id, epoch, index] : known) {
+        const Job* job = scheduler_->model().FindJob(id);
+        if (!job || job->epoch != epoch || job->state != JobState::kRunning) {
+          kills.push_back({{"job", id}, {"epoch", epoch}, {"task", index}, {"grace_seconds", options_.kill_grace_seconds}});
+        }
+      }
+    }
+    reply = {{"node", node_name}, {"heartbeat_seconds", options_.heartbeat_seconds},
+             {"assignments", assignments}, {"kills", kills}, {"acks", acks}};
+    ticket = Queue(std::move(batch));
+  }
+  WaitDurable(ticket);
+  return reply;
+}
+
+void Controller::CheckAgents(Time now, WriteBatch& batch) {
+  const double timeout = options_.heartbeat_seconds * options_.missed_heartbeats;
+  const Cluster& cluster = scheduler_->model().cluster();
+  for (auto& [node, agent] : agents_) {
+    if (agent.marked_down || static_cast<double>(now - agent.last_seen) <= timeout) continue;
+    agent.marked_down = true;
+    std::string reason = fmt::format("its agent missed {} syncs (none since {}s ago)", options_.missed_heartbeats,
+                                     now - agent.last_seen);
+    spdlog::warn("node {} is down: {}", cluster.node(node).name, reason);
+    StatusOr<NodeFailure> failure = scheduler_->SetNodeState(node, NodeState::kDown, now);
+    if (!failure.ok()) continue;
+    drain_reasons_[node] = reason;
+    batch.PutSetting({"node", cluster.node(node).name, json{{"state", "down"}, {"reason", reason}}.dump()});
+    for (JobId id : failure->requeued) {
+      const Job* job = scheduler_->model().FindJob(id);
+      if (job) ChargeRun(*job, now, batch);
+      if (auto record = records_.find(id); record != records_.end()) {
+      record->second.task_exits.clear();
+      record->second.timed_out = false;
+    }
+      PersistLive(id, batch);
+    }
+    for (const Job& ended : failure->ended) {
+      RecordEnded(ended, {"node_fail", -1, fmt::format("node {} failed: {}", cluster.node(node).name, reason)}, now, batch);
+    }
+    MarkDirty();
+  }
+}
+
+StatusOr<json> Controller::JobLogs(const Principal& who, JobId id, int task, std::string_view stream, int64_t offset) {
+  if (stream != "out" && stream != "err") return InvalidArgumentError("stream must be out or err");
+  if (offset < 0) return InvalidArgumentError("offset must not be negative");
+  ALLOT_ASSIGN_OR_RETURN(json job, GetJob(who, id));  // visibility, and whether it has ended
+  bool complete = job["state"] != "pending" && job["state"] != "running";
+  std::ifstream file(LogPath(id, task, stream), std::ios::binary);
+  std::string data;
+  if (file) {
+    file.seekg(offset);
+    constexpr size_t kMaxChunk = 1 << 20;
+    data.resize(kMaxChunk);
+    file.read(data.data(), static_cast<std::streamsize>(kMaxChunk));
+    data.resize(static_cast<size_t>(file.gcount()));
+  }
+  return json{{"data", data}, {"next_offset", offset + static_cast<int64_t>(data.size())}, {"complete", complete}};
+}
+
 // ---- The scheduling loop ----------------------------------------------------------------------
 
 void Controller::EnforceTimeLimits(Time now, WriteBatch& batch) {
@@ -1390,11 +1695,19 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
   for (const Job& ended : pass.ended) {
     RecordEnded(ended, {"preempted", -1, preempt_reasons[ended.id]}, now, batch);
   }
-  for (JobId id : touched) PersistLive(id, batch);
+  for (JobId id : touched) {
+    if (auto record = records_.find(id); record != records_.end()) {
+      record->second.task_exits.clear();
+      record->second.timed_out = false;
+    }
+    PersistLive(id, batch);
+  }
+  if (!touched.empty()) NotifyAgents();
 }
 
 void Controller::Tick(Time now, WriteBatch& batch) {
   EnforceTimeLimits(now, batch);
+  CheckAgents(now, batch);
   ResolveDependencies(batch);
   ApplyArrayLimits(batch);
   RunPass(now, batch);
@@ -1442,6 +1755,7 @@ void Controller::LoopMain() {
       WriteBatch batch;
       const Time now = Now();
       EnforceTimeLimits(now, batch);
+      CheckAgents(now, batch);
       bool ended_some = !batch.empty();
       ResolveDependencies(batch);
       ApplyArrayLimits(batch);

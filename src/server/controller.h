@@ -32,6 +32,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -47,11 +48,21 @@ struct ControllerOptions {
   std::string data_dir;  // the store and operator.token live here
   // The clock, in Unix seconds; tests may pass their own.
   std::function<Time()> now;
+  // The account of the operator token written on first start ("" for none).
+  std::string operator_account;
   // Least time between passes, whatever the policy says (a pass at every submit would starve
   // submits under a stream of thousands a second).
   double min_pass_interval_seconds = 0.1;
   // A pass also runs this often when nothing happened, so reasons and reservations stay fresh.
   double idle_pass_interval_seconds = 30;
+  // Node agents (docs/agents.md): how often they sync, and after how many missed syncs their
+  // node is marked down and its jobs end as node failures (requeued when they allow it).
+  double heartbeat_seconds = 5;
+  int missed_heartbeats = 3;
+  // A sync with nothing to deliver waits up to this long for work (long poll).
+  double agent_wait_max_seconds = 2;
+  // Seconds between SIGTERM and SIGKILL when a task is cancelled, preempted or out of time.
+  double kill_grace_seconds = 30;
 };
 
 struct ListJobsQuery {
@@ -117,6 +128,13 @@ class Controller {
   StatusOr<nlohmann::json> ListTokens(const Principal& who);
   StatusOr<nlohmann::json> RevokeToken(const Principal& who, int64_t id);
 
+  // The agent protocol: an agent reports its node and tasks (running, exited) and log output,
+  // and gets the tasks it should run and those it should kill (docs/agents.md).
+  StatusOr<nlohmann::json> AgentSync(const Principal& who, std::string_view node, std::string_view body);
+  // A task's output from `offset`: {"data", "next_offset", "complete"}.
+  StatusOr<nlohmann::json> JobLogs(const Principal& who, JobId id, int task, std::string_view stream,
+                                   int64_t offset);
+
   // Prometheus text exposition (docs/api.md, "Metrics").
   StatusOr<std::string> Metrics(const Principal& who);
   // Counted by the HTTP layer: requests answered with an error.
@@ -137,6 +155,14 @@ class Controller {
     bool waiting_dependencies = false;
     std::string dependency_note;      // why it waits, when waiting_dependencies
     std::string idempotency_key;      // the submit's Idempotency-Key, if any
+    std::map<int, int> task_exits;    // task index -> exit status, in the current epoch
+    bool timed_out = false;           // an agent ended a task at the time limit
+  };
+  struct AgentState {
+    Time last_seen = 0;
+    std::string hostname;
+    std::string address;
+    bool marked_down = false;  // down because it stopped syncing
   };
   struct EndInfo {
     std::string state;
@@ -186,6 +212,13 @@ class Controller {
   void ApplyArrayLimits(WriteBatch& batch);
   void RunPass(Time now, WriteBatch& batch);
   void LoopMain();
+  // Marks down the nodes whose agents stopped syncing.
+  void CheckAgents(Time now, WriteBatch& batch);
+  // The tasks of running jobs placed on `node` as the agent should run them.
+  nlohmann::json AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
+  nlohmann::json TaskEnvironment(const Job& job, const JobRecord& record, int task) const;
+  std::string LogPath(JobId id, int task, std::string_view stream) const;
+  void NotifyAgents();
   StatusOr<NodeIndex> FindNode(std::string_view name) const;
   nlohmann::json NodeJson(NodeIndex node) const;
   nlohmann::json AccountJson(AccountIndex account) const;
@@ -206,6 +239,9 @@ class Controller {
   std::map<JobId, std::vector<JobId>> arrays_;   // throttled arrays: array job id -> elements
   std::unordered_map<JobId, std::string> ended_states_;  // jobs that ended, for dependencies
   std::map<NodeIndex, std::string> drain_reasons_;
+  std::unordered_map<NodeIndex, AgentState> agents_;
+  uint64_t assignments_generation_ = 0;  // grows when jobs start or end, for long-polling agents
+  std::condition_variable assignments_changed_;  // with mutex_
   JobId next_id_ = 1;
   // (user, idempotency key) -> the reply of the submit that used it, and when.
   std::unordered_map<std::string, nlohmann::json> submit_replies_;

@@ -138,6 +138,8 @@ std::vector<RouteName> HttpApi::Routes() {
           {"post", "/v1/jobs/{id}/hold"},
           {"post", "/v1/jobs/{id}/release"},
           {"post", "/v1/jobs/{id}/finish"},
+          {"get", "/v1/jobs/{id}/logs"},
+          {"post", "/v1/agents/{name}/sync"},
           {"get", "/v1/accounts"},
           {"get", "/v1/accounts/{name}"},
           {"put", "/v1/accounts/{name}/quotas/{pool}"},
@@ -228,6 +230,27 @@ void HttpApi::Register() {
   }));
   server_.Post("/v1/jobs/" + kId + "/finish", job_route("finish", [&c](const Principal& who, JobId id, const httplib::Request& request) {
     return c.FinishJob(who, id, request.body);
+  }));
+
+  server_.Get("/v1/jobs/" + kId + "/logs", job_route("logs", [&c](const Principal& who, JobId id, const httplib::Request& request) -> StatusOr<json> {
+    int task = 0;
+    int64_t offset = 0;
+    for (auto [name, target] : {std::pair<const char*, int64_t*>{"offset", &offset}}) {
+      if (!request.has_param(name)) continue;
+      const std::string text = request.get_param_value(name);
+      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *target);
+      if (error != std::errc() || end != text.data() + text.size()) return InvalidArgumentError("{}: '{}' is not a number", name, text);
+    }
+    if (request.has_param("task")) {
+      const std::string text = request.get_param_value("task");
+      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), task);
+      if (error != std::errc() || end != text.data() + text.size() || task < 0) return InvalidArgumentError("task: '{}' is not a task index", text);
+    }
+    std::string stream = request.has_param("stream") ? request.get_param_value("stream") : "out";
+    return c.JobLogs(who, id, task, stream, offset);
+  }));
+  server_.Post("/v1/agents/" + kName + "/sync", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    WriteJson(response, c.AgentSync(who, request.matches[1].str(), request.body));
   }));
 
   server_.Get("/v1/accounts", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {

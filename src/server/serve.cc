@@ -1,13 +1,16 @@
 #include "server/serve.h"
 
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
+#include <unistd.h>
 
+#include "agent/agent.h"
 #include "server/http_api.h"
 
 namespace allot {
@@ -29,6 +32,27 @@ StatusOr<std::pair<std::string, int>> ParseListen(const std::string& listen) {
   return std::make_pair(host, port);
 }
 
+std::string DevNodeName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
+// The pool of `allot server --dev`: this host, 8 emulated GPUs, one account to submit to.
+std::string DevConfig(const std::string& host) {
+  return fmt::format(R"(pools:
+  - {{name: dev, gpu_model: H200}}
+nodes:
+  - {{name: "{}", pool: dev, gpus: 8}}
+accounts:
+  - name: dev
+    children:
+      - {{name: default, quota: {{dev: 8}}}}
+policy:
+  pass_interval: 0
+)", host);
+}
+
 int Fail(const Status& status) {
   std::fprintf(stderr, "allot server: %s\n", status.message().c_str());
   return status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound ? 2 : 1;
@@ -37,10 +61,15 @@ int Fail(const Status& status) {
 }  // namespace
 
 int RunServe(const ServeCommand& command) {
+  // Logs go to stderr; stdout carries only the lines users and scripts read.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("allot"));
   spdlog::set_level(spdlog::level::from_str(command.log_level));
   StatusOr<std::pair<std::string, int>> listen = ParseListen(command.listen);
   if (!listen.ok()) return Fail(listen.status());
-  StatusOr<Config> config = LoadConfigFile(command.config);
+  std::string host = DevNodeName();
+  StatusOr<Config> config = command.config.empty() && command.dev
+                                ? ParseConfig(DevConfig(host), "<allot server --dev>")
+                                : LoadConfigFile(command.config);
   if (!config.ok()) return Fail(config.status());
 
   // Signals go to one thread that waits for them; every other thread has them blocked.
@@ -50,8 +79,12 @@ int RunServe(const ServeCommand& command) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  StatusOr<std::unique_ptr<Controller>> controller =
-      Controller::Open(std::move(*config), {.data_dir = command.data_dir});
+  ControllerOptions controller_options{.data_dir = command.data_dir,
+                                       .heartbeat_seconds = command.heartbeat_seconds,
+                                       .missed_heartbeats = command.missed_heartbeats,
+                                       .kill_grace_seconds = command.kill_grace_seconds};
+  if (command.dev) controller_options.operator_account = "default";
+  StatusOr<std::unique_ptr<Controller>> controller = Controller::Open(std::move(*config), controller_options);
   if (!controller.ok()) return Fail(controller.status());
   HttpApi api(**controller, {.threads = command.threads});
   StatusOr<int> port = api.Bind(listen->first, listen->second);
@@ -62,10 +95,37 @@ int RunServe(const ServeCommand& command) {
   if ((*controller)->created_operator_token()) {
     std::fprintf(stderr, "allot server: wrote the operator token to %s (mode 0600)\n", token_file.c_str());
   }
-  std::printf("allot server listening on http://%s:%d (data in %s)\n", listen->first.c_str(), *port,
-              command.data_dir.c_str());
-  std::printf("try: allot --server http://%s:%d --token @%s queue\n", listen->first.c_str(), *port,
-              token_file.c_str());
+  // --dev: the node's agent runs inside the server, with an agent token of its own.
+  std::unique_ptr<Agent> agent;
+  std::thread agent_thread;
+  if (command.dev) {
+    StatusOr<nlohmann::json> token = (*controller)->CreateToken(
+        Principal{.user = "operator", .role = Role::kOperator}, R"({"role": "agent", "user": "dev-agent"})");
+    if (!token.ok()) return Fail(token.status());
+    std::string local = listen->first == "0.0.0.0" ? "127.0.0.1" : listen->first;
+    StatusOr<std::unique_ptr<Agent>> created = Agent::Create(
+        {.server = fmt::format("http://{}:{}", local, *port), .token = (*token)["token"], .node = host,
+         .address = local, .state_dir = (std::filesystem::path(command.data_dir) / "agent").string(),
+         .gpus = {.count = 8, .model = "H200"}});
+    if (!created.ok()) return Fail(created.status());
+    agent = std::move(*created);
+    agent_thread = std::thread([&agent] {
+      if (Status ran = agent->Run(); !ran.ok()) spdlog::error("embedded agent: {}", ran.message());
+    });
+  }
+
+  std::string url = fmt::format("http://{}:{}", listen->first, *port);
+  std::printf("allot server listening on %s (data in %s)\n", url.c_str(), command.data_dir.c_str());
+  if (command.dev) {
+    std::printf("\nA one-node cluster: node %s with 8 emulated H200 GPUs, account 'default'. Next, in another shell:\n"
+                "  export ALLOT_SERVER=%s ALLOT_TOKEN=@%s\n"
+                "  allot submit examples/hello.yaml     # or any #SBATCH script\n"
+                "  allot queue; allot logs 1\n"
+                "  curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/jobs   # the REST API (/openapi.json)\n",
+                host.c_str(), url.c_str(), token_file.c_str(), token_file.c_str(), url.c_str());
+  } else {
+    std::printf("try: allot --server %s --token @%s queue\n", url.c_str(), token_file.c_str());
+  }
   std::fflush(stdout);
 
   std::thread waiter([&] {
@@ -79,6 +139,10 @@ int RunServe(const ServeCommand& command) {
   // waiter must be released before it is joined.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
+  if (agent) {
+    agent->Stop();
+    agent_thread.join();
+  }
   (*controller)->StopLoop();
   return 0;
 }

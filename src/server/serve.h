@@ -8,10 +8,17 @@ namespace allot {
 
 struct ServeCommand {
   std::string config;
-  std::string data_dir = "allot-data";
+  std::string data_dir = "allot-data";  // `allot server` sets .allot for --dev
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free one
   int threads = 64;
   std::string log_level = "info";
+  // One command, one machine: without --config, a pool of this host with 8 emulated H200 GPUs;
+  // state under ./.allot; an agent runs inside the server (docs/agents.md).
+  bool dev = false;
+  // Agents: sync interval, syncs missed before a node is marked down, SIGTERM-to-SIGKILL grace.
+  double heartbeat_seconds = 5;
+  int missed_heartbeats = 3;
+  double kill_grace_seconds = 30;
 };
 
 // Prints "listening on http://HOST:PORT" on stdout once requests are accepted (tests wait for

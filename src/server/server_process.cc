@@ -1,6 +1,7 @@
 #include "server/server_process.h"
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -120,6 +121,41 @@ size_t ServerProcess::ResidentBytes() const {
     }
   }
   return 0;
+}
+
+AgentProcess::AgentProcess(std::string binary, std::vector<std::string> args, std::string state_dir)
+    : binary_(std::move(binary)), args_(std::move(args)), state_dir_(std::move(state_dir)) {}
+
+AgentProcess::~AgentProcess() { Kill(); }
+
+Status AgentProcess::Start() {
+  std::vector<std::string> args = {binary_, "agent", "--state", state_dir_};
+  args.insert(args.end(), args_.begin(), args_.end());
+  std::string log = state_dir_ + ".log";
+  pid_t pid = fork();
+  if (pid < 0) return InternalError("fork failed");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+    }
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(binary_.c_str(), argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  return OkStatus();
+}
+
+void AgentProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 }  // namespace allot

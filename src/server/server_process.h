@@ -52,4 +52,21 @@ class ServerProcess {
   std::string output_;
 };
 
+// AgentProcess: runs `allot agent` for one node as a child process (its output goes to
+// STATE_DIR/agent.log).
+class AgentProcess {
+ public:
+  AgentProcess(std::string binary, std::vector<std::string> args, std::string state_dir);
+  ~AgentProcess();
+  Status Start();
+  void Kill();  // SIGKILL: the agent dies, the tasks under its shims run on
+  bool running() const { return pid_ > 0; }
+
+ private:
+  std::string binary_;
+  std::vector<std::string> args_;
+  std::string state_dir_;
+  pid_t pid_ = -1;
+};
+
 }  // namespace allot

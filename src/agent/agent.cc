@@ -1,0 +1,244 @@
+#include "agent/agent.h"
+
+#include <httplib.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace allot {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+double SteadySeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+Time UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "localhost";
+  return name;
+}
+
+// Up to `limit` bytes of a file from `offset`.
+std::string ReadFrom(const std::string& path, int64_t offset, size_t limit) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return {};
+  file.seekg(offset);
+  std::string data(limit, '\0');
+  file.read(data.data(), static_cast<std::streamsize>(limit));
+  data.resize(static_cast<size_t>(file.gcount()));
+  return data;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
+  if (options.node.empty()) options.node = HostName();
+  if (options.address.empty()) options.address = options.node;
+  if (options.token.empty()) return InvalidArgumentError("the agent needs a token of role agent: pass --token");
+  ALLOT_ASSIGN_OR_RETURN(GpuInventory gpus, DiscoverGpus(options.gpus));
+  std::error_code error;
+  for (const char* sub : {"tasks", "logs", "work"}) fs::create_directories(fs::path(options.state_dir) / sub, error);
+  if (error) return InvalidArgumentError("cannot create the agent's state directory '{}': {}", options.state_dir, error.message());
+  if (options.server.rfind("http://", 0) != 0) {
+    return InvalidArgumentError("--server '{}': expected http://HOST:PORT", options.server);
+  }
+  return std::unique_ptr<Agent>(new Agent(std::move(options), std::move(gpus)));
+}
+
+Agent::Agent(AgentOptions options, GpuInventory gpus)
+    : options_(std::move(options)),
+      gpus_(std::move(gpus)),
+      runner_((fs::path(options_.state_dir) / "tasks").string()),
+      client_(std::make_unique<httplib::Client>(options_.server)) {
+  client_->set_keep_alive(true);
+  client_->set_tcp_nodelay(true);
+  client_->set_connection_timeout(5, 0);
+  client_->set_read_timeout(30, 0);
+  client_->set_bearer_token_auth(options_.token);
+  // Tasks that outlived a previous agent on this node.
+  for (RunningTask& running : runner_.Recover()) {
+    TaskKey key{running.job, running.epoch, running.task_index};
+    highest_epoch_[running.job] = std::max(highest_epoch_[running.job], running.epoch);
+    spdlog::info("re-attached to task {} of job {} (epoch {})", running.task_index, running.job, running.epoch);
+    tasks_[key] = Task{.running = std::move(running)};
+  }
+}
+
+Agent::~Agent() = default;
+
+void Agent::Terminate(Task& task, double grace_seconds) {
+  if (task.exit_code || task.kill_at > 0) return;
+  runner_.Signal(task.running, SIGTERM);
+  task.kill_at = SteadySeconds() + grace_seconds;
+}
+
+void Agent::WatchTasks() {
+  const Time now = UnixNow();
+  const double steady = SteadySeconds();
+  for (auto& [key, task] : tasks_) {
+    if (task.exit_code) continue;
+    task.exit_code = runner_.Poll(task.running);
+    if (task.exit_code) continue;
+    // The time limit is enforced here too, so a job ends on time even if the server is away.
+    if (task.deadline > 0 && now >= task.deadline && task.kill_at == 0) {
+      task.timed_out = true;
+      Terminate(task, task.grace_seconds);
+    }
+    if (task.kill_at > 0 && steady >= task.kill_at) runner_.Signal(task.running, SIGKILL);
+  }
+}
+
+void Agent::Launch(const json& assignment) {
+  TaskKey key{assignment.value("job", JobId{0}), assignment.value("epoch", uint64_t{0}), assignment.value("task", 0)};
+  const auto& [job, epoch, index] = key;
+  if (tasks_.contains(key)) return;
+  // Fencing: an allocation older than one this node has seen must never start.
+  if (auto seen = highest_epoch_.find(job); seen != highest_epoch_.end() && epoch < seen->second) {
+    spdlog::warn("refusing job {} epoch {}: epoch {} was seen already", job, epoch, seen->second);
+    return;
+  }
+  highest_epoch_[job] = epoch;
+
+  TaskLaunch launch{.job = job, .epoch = epoch, .task_index = index};
+  for (const json& arg : assignment.value("argv", json::array())) launch.argv.push_back(arg.get<std::string>());
+  launch.script = assignment.value("script", "");
+  // The task sees a small base environment of the agent's, then the job's.
+  for (const char* name : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ"}) {
+    if (const char* value = std::getenv(name)) launch.environment[name] = value;
+  }
+  if (!launch.environment.contains("PATH")) launch.environment["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  const json environment = assignment.value("environment", json::object());
+  for (const auto& [name, value] : environment.items()) launch.environment[name] = value.get<std::string>();
+  fs::path work = assignment.value("working_directory", "");
+  if (work.empty()) {
+    work = fs::path(options_.state_dir) / "work" / std::to_string(job);
+    std::error_code error;
+    fs::create_directories(work, error);
+  }
+  launch.working_directory = fs::absolute(work).string();
+  auto output_path = [&](const std::string& given, const char* stream) {
+    if (given.empty()) {
+      return fs::absolute(fs::path(options_.state_dir) / "logs" / fmt::format("{}.{}.{}.{}", job, epoch, index, stream)).string();
+    }
+    fs::path path(given);
+    return (path.is_absolute() ? path : work / path).string();
+  };
+  launch.stdout_path = output_path(assignment.value("stdout", ""), "out");
+  std::string stderr_given = assignment.value("stderr", "");
+  launch.stderr_path = stderr_given.empty() && !assignment.value("stdout", "").empty() ? launch.stdout_path
+                                                                                        : output_path(stderr_given, "err");
+  Task task;
+  Time start = assignment.value("start_time", Time{0});
+  Time limit = assignment.value("time_limit", Time{0});
+  task.deadline = start > 0 && limit > 0 ? start + limit : 0;
+  task.grace_seconds = assignment.value("grace_seconds", 30.0);
+  StatusOr<RunningTask> running = runner_.Launch(launch);
+  if (!running.ok()) {
+    spdlog::error("job {} task {}: cannot start: {}", job, index, running.status().message());
+    task.running = RunningTask{.job = job, .epoch = epoch, .task_index = index};
+    task.exit_code = 127;
+  } else {
+    task.running = std::move(*running);
+  }
+  tasks_[key] = std::move(task);
+}
+
+Status Agent::SyncOnce() {
+  WatchTasks();
+  json report = {{"hostname", HostName()}, {"address", options_.address}, {"gpus", gpus_.count},
+                 {"gpu_model", gpus_.model}};
+  json tasks = json::array();
+  json logs = json::array();
+  bool running = false;
+  constexpr size_t kChunk = 256 << 10;
+  for (auto& [key, task] : tasks_) {
+    const auto& [job, epoch, index] = key;
+    json entry = {{"job", job}, {"epoch", epoch}, {"task", index}, {"state", task.exit_code ? "exited" : "running"}};
+    if (task.exit_code) entry["exit_code"] = *task.exit_code;
+    if (task.timed_out) entry["timed_out"] = true;
+    running |= !task.exit_code.has_value();
+    tasks.push_back(std::move(entry));
+    // New output since the last sync; an exited task's output is complete once shipped.
+    auto ship = [&](const std::string& path, const char* stream, int64_t& shipped) {
+      if (path.empty()) return;
+      std::string data = ReadFrom(path, shipped, kChunk);
+      if (data.empty()) return;
+      logs.push_back({{"job", job}, {"task", index}, {"stream", stream}, {"offset", shipped}, {"data", data}});
+      shipped += static_cast<int64_t>(data.size());
+    };
+    ship(task.running.stdout_path, "out", task.shipped_out);
+    if (task.running.stderr_path != task.running.stdout_path) ship(task.running.stderr_path, "err", task.shipped_err);
+  }
+  report["tasks"] = std::move(tasks);
+  report["logs"] = std::move(logs);
+  report["wait_seconds"] = running ? options_.busy_wait_seconds : options_.idle_wait_seconds;
+
+  std::string path = fmt::format("/v1/agents/{}/sync", options_.node);
+  httplib::Result result = client_->Post(path, report.dump(-1, ' ', false, json::error_handler_t::replace),
+                                         "application/json");
+  if (!result) {
+    // The server is away: tasks go on; output not acknowledged is sent again.
+    for (auto& [key, task] : tasks_) {
+      task.shipped_out = 0;
+      task.shipped_err = 0;
+    }
+    spdlog::warn("sync with {} failed: {}; retrying", options_.server, httplib::to_string(result.error()));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    return OkStatus();
+  }
+  json reply = json::parse(result->body, nullptr, false);
+  if (result->status != 200 || reply.is_discarded()) {
+    std::string message = reply.is_object() ? reply.value("message", result->body) : result->body;
+    if (result->status == 400 || result->status == 401 || result->status == 403 || result->status == 404) {
+      return Status(StatusCode::kFailedPrecondition, fmt::format("the server refused node '{}': {}", options_.node, message));
+    }
+    spdlog::warn("sync: the server answered {}: {}", result->status, message);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    return OkStatus();
+  }
+  for (const json& ack : reply.value("acks", json::array())) {
+    TaskKey key{ack.value("job", JobId{0}), ack.value("epoch", uint64_t{0}), ack.value("task", 0)};
+    auto found = tasks_.find(key);
+    if (found == tasks_.end() || !found->second.exit_code) continue;
+    runner_.Collect(found->second.running);
+    tasks_.erase(found);
+  }
+  for (const json& kill : reply.value("kills", json::array())) {
+    TaskKey key{kill.value("job", JobId{0}), kill.value("epoch", uint64_t{0}), kill.value("task", 0)};
+    if (auto found = tasks_.find(key); found != tasks_.end()) Terminate(found->second, kill.value("grace_seconds", 30.0));
+  }
+  for (const json& assignment : reply.value("assignments", json::array())) Launch(assignment);
+  return OkStatus();
+}
+
+Status Agent::Run() {
+  spdlog::info("agent for node {} ({} {} GPUs, {}) syncing with {}", options_.node, gpus_.count, gpus_.model,
+               gpus_.source, options_.server);
+  while (!stopping_) {
+    try {
+      ALLOT_RETURN_IF_ERROR(SyncOnce());
+    } catch (const nlohmann::json::exception& error) {
+      // A reply this agent does not understand (a newer or broken server): keep the tasks,
+      // say so, and try again.
+      spdlog::error("sync: cannot read the server's reply: {}", error.what());
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace allot

@@ -1,0 +1,91 @@
+// Agent: `allot agent`, the process on every node that runs what the server assigns to it.
+//
+// It syncs with the server in a loop (POST /v1/agents/{node}/sync, docs/agents.md): it reports
+// its GPUs, the tasks it runs and those that exited with their status, and the output they
+// wrote since the last sync; it gets back the tasks to start and those to kill. The server's
+// answer is the truth and the agent only reconciles with it, so a lost message is repaired by
+// the next sync, and a task never runs twice at once: every assignment carries the job's
+// allocation epoch, the agent refuses an epoch older than one it has seen, and the server tells
+// it to kill any task it runs that is not in the job's current allocation.
+//
+// Tasks run under TaskRunner's shims, so they outlive an agent restart; a restarted agent finds
+// them in its state directory and goes on reporting them.
+//
+//   ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Agent> agent, Agent::Create(options));
+//   agent->Run();  // until Stop() from another thread
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "agent/gpus.h"
+#include "agent/task_runner.h"
+#include "core/status.h"
+
+namespace httplib {
+class Client;
+}
+
+namespace allot {
+
+struct AgentOptions {
+  std::string server = "http://127.0.0.1:8080";
+  std::string token;
+  std::string node;       // the node's name in the server's config; default: the host name
+  std::string address;    // how other nodes reach this one (MASTER_ADDR); default: the node name
+  std::string state_dir = "allot-agent";
+  GpuDeclaration gpus;    // count 0: discover with NVML
+  double idle_wait_seconds = 2;      // long poll while no task runs
+  double busy_wait_seconds = 0.05;   // while tasks run: how soon an exit is noticed
+};
+
+class Agent {
+ public:
+  static StatusOr<std::unique_ptr<Agent>> Create(AgentOptions options);
+  ~Agent();
+
+  // Syncs until Stop(). Returns an error only when the server refuses the node for good (it is
+  // not in the config, or its GPUs differ); network errors are retried.
+  Status Run();
+  void Stop() { stopping_ = true; }
+
+  const GpuInventory& gpus() const { return gpus_; }
+  const std::string& node() const { return options_.node; }
+
+ private:
+  struct Task {
+    RunningTask running;
+    std::optional<int> exit_code;
+    Time deadline = 0;       // start + time limit, by the server's clock
+    double grace_seconds = 30;
+    double kill_at = 0;      // steady seconds at which SIGKILL follows a SIGTERM; 0: none sent
+    bool timed_out = false;  // this agent ended it at its time limit
+    int64_t shipped_out = 0;
+    int64_t shipped_err = 0;
+  };
+  using TaskKey = std::tuple<JobId, uint64_t, int>;
+
+  Agent(AgentOptions options, GpuInventory gpus);
+  // One round: watch the tasks, report, apply the answer. Returns a permanent error, or OK.
+  Status SyncOnce();
+  void WatchTasks();
+  void Terminate(Task& task, double grace_seconds);
+  void Launch(const nlohmann::json& assignment);
+
+  AgentOptions options_;
+  GpuInventory gpus_;
+  TaskRunner runner_;
+  std::unique_ptr<httplib::Client> client_;
+  std::map<TaskKey, Task> tasks_;
+  std::map<JobId, uint64_t> highest_epoch_;  // fencing: never start an older allocation
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace allot

@@ -1,0 +1,130 @@
+#include "agent/task_runner.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace allot {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+class TaskRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / fmt::format("allot-runner-{}-{}", getpid(),
+                                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "tasks");
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  TaskLaunch Launch(std::vector<std::string> argv) {
+    TaskLaunch launch;
+    launch.job = 7;
+    launch.epoch = 2;
+    launch.argv = std::move(argv);
+    launch.environment = {{"PATH", "/usr/bin:/bin"}, {"ALLOT_JOB_ID", "7"}};
+    launch.working_directory = dir_.string();
+    launch.stdout_path = (dir_ / "logs" / "out.txt").string();
+    return launch;
+  }
+
+  // Polls until the task ends (at most 10 s).
+  static std::optional<int> WaitForExit(const TaskRunner& runner, RunningTask& task) {
+    for (int i = 0; i < 1000; ++i) {
+      if (std::optional<int> code = runner.Poll(task)) return code;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::nullopt;
+  }
+
+  std::string Read(const fs::path& path) {
+    std::ifstream file(path);
+    std::stringstream text;
+    text << file.rdbuf();
+    return text.str();
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(TaskRunnerTest, RunsArgvWithExactlyTheGivenEnvironmentAndReportsTheExitCode) {
+  TaskRunner runner((dir_ / "tasks").string());
+  StatusOr<RunningTask> task = runner.Launch(
+      Launch({"/bin/sh", "-c", "echo job=$ALLOT_JOB_ID home=${HOME:-unset} cwd=$(pwd); echo oops >&2; exit 3"}));
+  ASSERT_TRUE(task.ok()) << task.status().message();
+  EXPECT_GT(task->group, 0);
+  EXPECT_EQ(WaitForExit(runner, *task), 3);
+  std::string out = Read(dir_ / "logs" / "out.txt");
+  EXPECT_THAT(out, HasSubstr("job=7 home=unset cwd=" + dir_.string()));
+  EXPECT_THAT(out, HasSubstr("oops"));  // stderr goes with stdout unless told otherwise
+}
+
+TEST_F(TaskRunnerTest, ScriptsRunWithTheirShebangAndStderrCanBeSeparate) {
+  TaskRunner runner((dir_ / "tasks").string());
+  TaskLaunch launch = Launch({});
+  launch.script = "#!/bin/sh\necho from-script\necho to-stderr >&2\n";
+  launch.stderr_path = (dir_ / "logs" / "err.txt").string();
+  StatusOr<RunningTask> task = runner.Launch(launch);
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(WaitForExit(runner, *task), 0);
+  EXPECT_EQ(Read(dir_ / "logs" / "out.txt"), "from-script\n");
+  EXPECT_EQ(Read(dir_ / "logs" / "err.txt"), "to-stderr\n");
+}
+
+TEST_F(TaskRunnerTest, AMissingCommandEndsWith127) {
+  TaskRunner runner((dir_ / "tasks").string());
+  StatusOr<RunningTask> task = runner.Launch(Launch({"/no/such/program"}));
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(WaitForExit(runner, *task), 127);
+}
+
+TEST_F(TaskRunnerTest, SignalsReachTheWholeProcessGroup) {
+  TaskRunner runner((dir_ / "tasks").string());
+  // The task starts a child of its own and waits; a signal must reach both.
+  StatusOr<RunningTask> task =
+      runner.Launch(Launch({"/bin/sh", "-c", "sleep 100 & echo $! > child.pid; wait"}));
+  ASSERT_TRUE(task.ok());
+  fs::path child_file = dir_ / "child.pid";
+  for (int i = 0; i < 500 && Read(child_file).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  pid_t child = std::stoi(Read(child_file));
+  runner.Signal(*task, SIGTERM);
+  EXPECT_EQ(WaitForExit(runner, *task), 128 + SIGTERM);
+  bool child_gone = false;
+  for (int i = 0; i < 500 && !child_gone; ++i) {
+    child_gone = kill(child, 0) != 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(child_gone) << "the task's own child survived the signal";
+}
+
+TEST_F(TaskRunnerTest, ARestartedRunnerFindsItsTasksAgain) {
+  RunningTask started;
+  {
+    TaskRunner runner((dir_ / "tasks").string());
+    StatusOr<RunningTask> task = runner.Launch(Launch({"/bin/sh", "-c", "sleep 0.3; exit 5"}));
+    ASSERT_TRUE(task.ok());
+    started = *task;
+  }
+  TaskRunner restarted((dir_ / "tasks").string());
+  std::vector<RunningTask> found = restarted.Recover();
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].job, 7u);
+  EXPECT_EQ(found[0].epoch, 2u);
+  EXPECT_EQ(found[0].group, started.group);
+  EXPECT_FALSE(restarted.Poll(found[0]).has_value());  // still running
+  EXPECT_EQ(WaitForExit(restarted, found[0]), 5);
+  restarted.Collect(found[0]);
+  EXPECT_TRUE(restarted.Recover().empty());
+}
+
+}  // namespace
+}  // namespace allot

@@ -1,0 +1,207 @@
+// End to end with real processes: `allot server`, two `allot agent` processes (nodes a1 and a2,
+// 4 emulated GPUs each), and the tasks they start.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/job.h"
+#include "server/server_process.h"
+
+namespace allot {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+bool WaitUntil(const std::function<bool()>& done, double seconds = 20) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+std::string Read(const fs::path& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+bool ProcessGone(pid_t pid) { return kill(pid, 0) != 0; }
+
+class AgentEndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / fmt::format("allot-agents-{}-{}", getpid(),
+                                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "work");
+    server_ = std::make_unique<ServerProcess>(
+        ALLOT_BINARY, std::string(ALLOT_SOURCE_DIR) + "/tests/server/agents.yaml", (dir_ / "data").string(),
+        std::vector<std::string>{"--heartbeat", "0.5", "--missed-heartbeats", "2", "--kill-grace", "1"});
+    Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started.message();
+    json token = Call("POST", "/v1/tokens", R"({"role": "agent"})");
+    agent_token_ = token["token"];
+    for (const char* node : {"a1", "a2"}) StartAgent(node);
+  }
+
+  void TearDown() override {
+    // Cancel what still runs, so no task outlives the test.
+    json jobs = Call("GET", "/v1/jobs");
+    for (const json& job : jobs["jobs"]) Call("POST", fmt::format("/v1/jobs/{}/cancel", job["id"].get<JobId>()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    agents_.clear();
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+
+  void StartAgent(const std::string& node) {
+    auto agent = std::make_unique<AgentProcess>(
+        ALLOT_BINARY,
+        std::vector<std::string>{"--server", server_->url(), "--token", agent_token_, "--node", node, "--gpus", "4",
+                                 "--gpu-model", "H200"},
+        (dir_ / ("agent-" + node)).string());
+    ASSERT_TRUE(agent->Start().ok());
+    agents_[node] = std::move(agent);
+  }
+
+  json Call(const std::string& method, const std::string& path, const std::string& body = "") {
+    httplib::Client client = server_->Client();
+    httplib::Headers headers = {{"Authorization", "Bearer " + server_->OperatorToken()}};
+    httplib::Result result = method == "GET" ? client.Get(path, headers)
+                                             : client.Post(path, headers, body, "application/json");
+    if (!result) return json::object();
+    json reply = json::parse(result->body, nullptr, false);
+    return reply.is_discarded() ? json::object() : reply;
+  }
+
+  JobId Submit(json spec) {
+    spec["account"] = "lab";
+    json reply = Call("POST", "/v1/jobs", spec.dump());
+    EXPECT_TRUE(reply.contains("ids")) << reply.dump();
+    return reply.contains("ids") ? reply["ids"][0].get<JobId>() : 0;
+  }
+
+  json Job(JobId id) { return Call("GET", fmt::format("/v1/jobs/{}", id)); }
+
+  json WaitForState(JobId id, const std::string& state, double seconds = 20) {
+    json job;
+    WaitUntil([&] {
+      job = Job(id);
+      return job["state"] == state;
+    }, seconds);
+    return job;
+  }
+
+  std::string Logs(JobId id, int task) {
+    return Call("GET", fmt::format("/v1/jobs/{}/logs?task={}", id, task)).value("data", "");
+  }
+
+  fs::path dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::string agent_token_;
+  std::map<std::string, std::unique_ptr<AgentProcess>> agents_;
+};
+
+TEST_F(AgentEndToEndTest, AGangAcrossTwoAgentsGetsItsRanksAndDisjointGpus) {
+  JobId id = Submit({{"name", "ddp"}, {"tasks", 4}, {"gpus_per_task", 2},
+                     {"command", {"sh", "-c",
+                                  "echo rank=$RANK world=$WORLD_SIZE task=$ALLOT_TASK_INDEX "
+                                  "gpus=$CUDA_VISIBLE_DEVICES nv=$NVIDIA_VISIBLE_DEVICES master=$MASTER_ADDR:$MASTER_PORT "
+                                  "nodes=$ALLOT_NODELIST"}}});
+  json job = WaitForState(id, "completed");
+  ASSERT_EQ(job["state"], "completed") << job.dump();
+  ASSERT_EQ(job["exit_code"], 0);
+  std::map<std::string, std::set<std::string>> gpus_by_node;
+  std::set<std::string> masters;
+  for (int task = 0; task < 4; ++task) {
+    std::string out;
+    ASSERT_TRUE(WaitUntil([&] { return !(out = Logs(id, task)).empty(); })) << "no output from task " << task;
+    EXPECT_THAT(out, HasSubstr(fmt::format("rank={} world=4 task={}", task, task)));
+    std::string node = job["allocation"][task]["node"];
+    std::string gpus = out.substr(out.find("gpus=") + 5);
+    gpus = gpus.substr(0, gpus.find(' '));
+    EXPECT_THAT(out, HasSubstr("nv=" + gpus));
+    EXPECT_TRUE(gpus_by_node[node].insert(gpus).second) << "two tasks on " << node << " got GPUs " << gpus;
+    masters.insert(out.substr(out.find("master=")));
+  }
+  EXPECT_EQ(gpus_by_node.size(), 2u) << "the gang should span both nodes";
+  for (const auto& [node, sets] : gpus_by_node) EXPECT_EQ(sets, (std::set<std::string>{"0,1", "2,3"})) << node;
+  EXPECT_EQ(masters.size(), 1u) << "every rank must meet at the same MASTER_ADDR:MASTER_PORT";
+}
+
+TEST_F(AgentEndToEndTest, ExitCodesComeBackAndTheTimeLimitKills) {
+  JobId failing = Submit({{"command", {"sh", "-c", "echo partial; exit 7"}}});
+  json failed = WaitForState(failing, "failed");
+  EXPECT_EQ(failed["exit_code"], 7) << failed.dump();
+  EXPECT_THAT(Logs(failing, 0), HasSubstr("partial"));
+
+  JobId slow = Submit({{"time_limit", 2}, {"command", {"sleep", "600"}}});
+  json timed_out = WaitForState(slow, "timeout", 15);
+  EXPECT_EQ(timed_out["state"], "timeout") << timed_out.dump();
+}
+
+TEST_F(AgentEndToEndTest, CancelKillsTheWholeProcessGroup) {
+  fs::path pid_file = dir_ / "work" / "child.pid";
+  JobId id = Submit({{"command", {"sh", "-c", fmt::format("sleep 600 & echo $! > {}; wait", pid_file.string())}}});
+  ASSERT_EQ(WaitForState(id, "running")["state"], "running");
+  ASSERT_TRUE(WaitUntil([&] { return !Read(pid_file).empty(); }));
+  pid_t child = std::stoi(Read(pid_file));
+  EXPECT_FALSE(ProcessGone(child));
+  json cancelled = Call("POST", fmt::format("/v1/jobs/{}/cancel", id));
+  EXPECT_EQ(cancelled["state"], "cancelled") << cancelled.dump();
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(child); }, 10)) << "the task's child survived the cancel";
+}
+
+TEST_F(AgentEndToEndTest, ALostAgentsJobRunsElsewhereAndTheAgentComingBackCannotRunIt) {
+  JobId id = Submit({{"gpus", 4},
+                     {"command", {"sh", "-c", fmt::format("echo $$ > {}/epoch-$ALLOT_EPOCH.pid; exec sleep 600",
+                                                          (dir_ / "work").string())}}});
+  json first = WaitForState(id, "running");
+  ASSERT_EQ(first["state"], "running");
+  std::string lost_node = first["allocation"][0]["node"];
+  uint64_t first_epoch = first["epoch"];
+  fs::path first_pid_file = dir_ / "work" / fmt::format("epoch-{}.pid", first_epoch);
+  ASSERT_TRUE(WaitUntil([&] { return !Read(first_pid_file).empty(); }));
+  pid_t first_task = std::stoi(Read(first_pid_file));
+
+  agents_[lost_node]->Kill();  // kill -9: the task under its shim runs on
+  json moved;
+  ASSERT_TRUE(WaitUntil([&] {
+    moved = Job(id);
+    return moved["state"] == "running" && moved["epoch"].get<uint64_t>() > first_epoch;
+  })) << moved.dump();
+  EXPECT_NE(moved["allocation"][0]["node"], lost_node);
+  EXPECT_EQ(moved["restarts"], 1);
+  json nodes = Call("GET", "/v1/nodes?state=down");
+  ASSERT_EQ(nodes["nodes"].size(), 1u) << nodes.dump();
+  EXPECT_EQ(nodes["nodes"][0]["name"], lost_node);
+
+  // The agent comes back late: it finds its old task, and the server has it killed; the job runs
+  // on in its new allocation only.
+  StartAgent(lost_node);
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(first_task); }, 15)) << "the stale task still runs";
+  json after = Job(id);
+  EXPECT_EQ(after["state"], "running");
+  EXPECT_EQ(after["epoch"], moved["epoch"]);
+  EXPECT_TRUE(WaitUntil([&] { return Call("GET", "/v1/nodes?state=down")["nodes"].empty(); }))
+      << "the node should be up again once its agent syncs";
+}
+
+}  // namespace
+}  // namespace allot
