@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -53,6 +54,12 @@ StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   std::error_code error;
   for (const char* sub : {"tasks", "logs", "work"}) fs::create_directories(fs::path(options.state_dir) / sub, error);
   if (error) return InvalidArgumentError("cannot create the agent's state directory '{}': {}", options.state_dir, error.message());
+  if (!options.run_as.empty()) {
+    struct passwd* user = getpwnam(options.run_as.c_str());
+    if (!user) return InvalidArgumentError("--run-as: no Unix user '{}' on this node", options.run_as);
+    if (user->pw_uid == 0) return InvalidArgumentError("--run-as: '{}' is root; name an unprivileged user", options.run_as);
+    if (geteuid() != 0) return InvalidArgumentError("--run-as needs the agent to run as root, to switch users");
+  }
   if (options.server.rfind("http://", 0) != 0) {
     return InvalidArgumentError("--server '{}': expected http://HOST:PORT", options.server);
   }
@@ -69,6 +76,12 @@ Agent::Agent(AgentOptions options, GpuInventory gpus)
   client_->set_connection_timeout(5, 0);
   client_->set_read_timeout(30, 0);
   client_->set_bearer_token_auth(options_.token);
+  if (!options_.run_as.empty()) {
+    struct passwd* user = getpwnam(options_.run_as.c_str());
+    run_as_uid_ = static_cast<int>(user->pw_uid);
+    run_as_gid_ = static_cast<int>(user->pw_gid);
+    run_as_home_ = user->pw_dir;
+  }
   // Tasks that outlived a previous agent on this node.
   for (RunningTask& running : runner_.Recover()) {
     TaskKey key{running.job, running.epoch, running.task_index};
@@ -128,6 +141,13 @@ void Agent::Launch(const json& assignment) {
     work = fs::path(options_.state_dir) / "work" / std::to_string(job);
     std::error_code error;
     fs::create_directories(work, error);
+    if (run_as_uid_ >= 0) (void)chown(work.c_str(), static_cast<uid_t>(run_as_uid_), static_cast<gid_t>(run_as_gid_));
+  }
+  if (run_as_uid_ >= 0) {
+    launch.uid = run_as_uid_;
+    launch.gid = run_as_gid_;
+    launch.environment["USER"] = launch.environment["LOGNAME"] = options_.run_as;
+    launch.environment["HOME"] = run_as_home_;
   }
   launch.working_directory = fs::absolute(work).string();
   auto output_path = [&](const std::string& given, const char* stream) {

@@ -42,6 +42,7 @@ struct AgentOptions {
   std::string address;    // how other nodes reach this one (MASTER_ADDR); default: the node name
   std::string state_dir = "allot-agent";
   GpuDeclaration gpus;    // count 0: discover with NVML
+  std::string run_as;     // run every task as this unprivileged Unix user (the agent runs as root)
   double idle_wait_seconds = 2;      // long poll while no task runs
   double busy_wait_seconds = 0.05;   // while tasks run: how soon an exit is noticed
 };
@@ -86,6 +87,9 @@ class Agent {
   std::map<TaskKey, Task> tasks_;
   std::map<JobId, uint64_t> highest_epoch_;  // fencing: never start an older allocation
   std::atomic<bool> stopping_{false};
+  int run_as_uid_ = -1;
+  int run_as_gid_ = -1;
+  std::string run_as_home_;
 };
 
 }  // namespace allot

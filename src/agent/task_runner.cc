@@ -1,6 +1,7 @@
 #include "agent/task_runner.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -105,6 +106,18 @@ StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
   const std::string exit_temporary = (dir / "exit.tmp").string();
   const std::string exit_path = (dir / "exit").string();
   const std::string& working_directory = launch.working_directory;
+  const int run_as_uid = launch.uid;
+  const int run_as_gid = launch.gid;
+  if (run_as_uid >= 0) {
+    // The task's files are created by the agent; hand them to the user the task runs as.
+    for (const std::string* path : {&task.stdout_path, &task.stderr_path}) {
+      int fd = ::open(path->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        (void)::fchown(fd, static_cast<uid_t>(run_as_uid), static_cast<gid_t>(run_as_gid));
+        ::close(fd);
+      }
+    }
+  }
 
   pid_t shim = ::fork();
   if (shim < 0) return InternalError("fork failed: {}", std::strerror(errno));
@@ -121,6 +134,14 @@ StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
       if (out >= 0) ::dup2(out, STDOUT_FILENO);
       if (err >= 0) ::dup2(err, STDERR_FILENO);
       CloseInheritedDescriptors();
+      if (run_as_uid >= 0) {
+        // Drop every privilege before the user's code runs; a task must never run as root by
+        // accident, so failing to drop is fatal for the task.
+        if (::setgroups(0, nullptr) != 0 || ::setgid(static_cast<gid_t>(run_as_gid)) != 0 ||
+            ::setuid(static_cast<uid_t>(run_as_uid)) != 0) {
+          ::_exit(126);
+        }
+      }
       if (!working_directory.empty() && ::chdir(working_directory.c_str()) != 0) ::_exit(127);
       ::execvpe(argv_pointers[0], argv_pointers.data(), environment_pointers.data());
       ::_exit(127);

@@ -43,6 +43,9 @@ struct TaskLaunch {
   std::string working_directory;                   // must exist
   std::string stdout_path;
   std::string stderr_path;  // "": with stdout
+  // Run as this unprivileged user (the agent must be root); -1: as the agent's own user.
+  int uid = -1;
+  int gid = -1;
 };
 
 struct RunningTask {

@@ -2,7 +2,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -104,6 +106,21 @@ TEST_F(TaskRunnerTest, SignalsReachTheWholeProcessGroup) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_TRUE(child_gone) << "the task's own child survived the signal";
+}
+
+TEST_F(TaskRunnerTest, TasksRunAsTheMappedUnprivilegedUser) {
+  if (geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  struct passwd* nobody = getpwnam("nobody");
+  if (!nobody) GTEST_SKIP() << "no user 'nobody' here";
+  TaskRunner runner((dir_ / "tasks").string());
+  TaskLaunch launch = Launch({"/bin/sh", "-c", "id -u; id -G"});
+  launch.working_directory = "/";
+  launch.uid = static_cast<int>(nobody->pw_uid);
+  launch.gid = static_cast<int>(nobody->pw_gid);
+  StatusOr<RunningTask> task = runner.Launch(launch);
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(WaitForExit(runner, *task), 0);
+  EXPECT_EQ(Read(dir_ / "logs" / "out.txt"), fmt::format("{}\n{}\n", nobody->pw_uid, nobody->pw_gid));
 }
 
 TEST_F(TaskRunnerTest, ARestartedRunnerFindsItsTasksAgain) {

@@ -457,6 +457,8 @@ int main(int argc, char** argv) {
   agent->add_option("--gpus", agent_options.gpus.count, "Emulate this many GPUs instead of asking NVML")
       ->check(CLI::Range(1, 16));
   agent->add_option("--gpu-model", agent_options.gpus.model, "The model of the emulated GPUs, e.g. H200");
+  agent->add_option("--run-as", agent_options.run_as,
+                    "Run every task as this unprivileged Unix user (the agent must run as root)");
 
   allot::ClientCommandLine client_line;
   allot::AddClientCommands(app, client_line);
