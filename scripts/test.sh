@@ -22,4 +22,5 @@ ctest --test-dir build --output-on-failure
 ./build/src/sched/sched_benchmark --benchmark_filter='BM_Place' --benchmark_min_time=0.05 >/dev/null
 ./build/src/sim/sim_benchmark --benchmark_filter='BM_Lublin256/1' >/dev/null
 ./build/src/server/submit_benchmark --clients 8 --jobs 500 >/dev/null
+./build/src/agent/trivial_jobs_benchmark --jobs 20 >/dev/null
 echo "benchmarks: smoke run ok"

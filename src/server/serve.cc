@@ -132,6 +132,11 @@ int RunServe(const ServeCommand& command) {
     int signal = 0;
     sigwait(&signals, &signal);
     spdlog::info("signal {}: shutting down", signal);
+    // The embedded agent stops first, while the API still answers its last sync.
+    if (agent) {
+      agent->Stop();
+      agent_thread.join();
+    }
     api.Stop();
   });
   api.Serve();
@@ -139,7 +144,7 @@ int RunServe(const ServeCommand& command) {
   // waiter must be released before it is joined.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
-  if (agent) {
+  if (agent_thread.joinable()) {
     agent->Stop();
     agent_thread.join();
   }

@@ -26,8 +26,9 @@ ServerProcess::~ServerProcess() {
 Status ServerProcess::Start() {
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return InternalError("pipe failed");
-  std::vector<std::string> args = {binary_, "server", "--config", config_, "--data", data_dir_,
-                                   "--listen", "127.0.0.1:0", "--log-level", "warn"};
+  std::vector<std::string> args = {binary_, "server", "--data", data_dir_, "--listen", "127.0.0.1:0",
+                                   "--log-level", "warn"};
+  if (!config_.empty()) args.insert(args.begin() + 2, {"--config", config_});  // else --dev in extra_args
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_t pid = fork();
   if (pid < 0) return InternalError("fork failed");
