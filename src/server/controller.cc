@@ -1597,7 +1597,6 @@ void Controller::ResolveDependencies(WriteBatch&) {
       continue;
     }
     std::string note;
-    bool never = false;
     for (const Dependency& dependency : record->second.request.dependencies) {
       if (dependency.type == DependencyType::kSingleton) {
         for (const auto& [other_id, other] : records_) {
@@ -1620,7 +1619,6 @@ void Controller::ResolveDependencies(WriteBatch&) {
       std::optional<std::string> ended = EndedState(dependency.job);
       if (!ended) {
         note = fmt::format("{}: job {} is unknown; this dependency can never be satisfied", type, dependency.job);
-        never = true;
         break;
       }
       bool ok = (dependency.type == DependencyType::kAfterOk && *ended == "completed") ||
@@ -1629,11 +1627,9 @@ void Controller::ResolveDependencies(WriteBatch&) {
       if (!ok) {
         note = fmt::format("{}: job {} ended as {}; this dependency can never be satisfied (cancel the job)",
                            type, dependency.job, *ended);
-        never = true;
         break;
       }
     }
-    (void)never;
     if (note.empty()) {
       record->second.waiting_dependencies = false;
       record->second.dependency_note.clear();

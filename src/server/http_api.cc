@@ -207,32 +207,30 @@ void HttpApi::Register() {
     }
     WriteJson(response, c.ListJobs(who, query));
   }));
-  auto job_route = [&](const std::string& suffix,
-                       std::function<StatusOr<json>(const Principal&, JobId, const httplib::Request&)> call) {
+  auto job_route = [&](std::function<StatusOr<json>(const Principal&, JobId, const httplib::Request&)> call) {
     return authed([call](const Principal& who, const httplib::Request& request, httplib::Response& response) {
       StatusOr<JobId> id = JobIdOf(request);
       if (!id.ok()) return WriteError(response, id.status());
       WriteJson(response, call(who, *id, request));
     });
-    (void)suffix;
   };
-  server_.Get("/v1/jobs/" + kId, job_route("", [&c](const Principal& who, JobId id, const httplib::Request&) {
+  server_.Get("/v1/jobs/" + kId, job_route([&c](const Principal& who, JobId id, const httplib::Request&) {
     return c.GetJob(who, id);
   }));
-  server_.Post("/v1/jobs/" + kId + "/cancel", job_route("cancel", [&c](const Principal& who, JobId id, const httplib::Request&) {
+  server_.Post("/v1/jobs/" + kId + "/cancel", job_route([&c](const Principal& who, JobId id, const httplib::Request&) {
     return c.CancelJob(who, id);
   }));
-  server_.Post("/v1/jobs/" + kId + "/hold", job_route("hold", [&c](const Principal& who, JobId id, const httplib::Request&) {
+  server_.Post("/v1/jobs/" + kId + "/hold", job_route([&c](const Principal& who, JobId id, const httplib::Request&) {
     return c.HoldJob(who, id);
   }));
-  server_.Post("/v1/jobs/" + kId + "/release", job_route("release", [&c](const Principal& who, JobId id, const httplib::Request&) {
+  server_.Post("/v1/jobs/" + kId + "/release", job_route([&c](const Principal& who, JobId id, const httplib::Request&) {
     return c.ReleaseJob(who, id);
   }));
-  server_.Post("/v1/jobs/" + kId + "/finish", job_route("finish", [&c](const Principal& who, JobId id, const httplib::Request& request) {
+  server_.Post("/v1/jobs/" + kId + "/finish", job_route([&c](const Principal& who, JobId id, const httplib::Request& request) {
     return c.FinishJob(who, id, request.body);
   }));
 
-  server_.Get("/v1/jobs/" + kId + "/logs", job_route("logs", [&c](const Principal& who, JobId id, const httplib::Request& request) -> StatusOr<json> {
+  server_.Get("/v1/jobs/" + kId + "/logs", job_route([&c](const Principal& who, JobId id, const httplib::Request& request) -> StatusOr<json> {
     int task = 0;
     int64_t offset = 0;
     for (auto [name, target] : {std::pair<const char*, int64_t*>{"offset", &offset}}) {
