@@ -3,15 +3,19 @@
 #include <httplib.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <pwd.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace allot {
 namespace {
@@ -54,44 +58,75 @@ StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   std::error_code error;
   for (const char* sub : {"tasks", "logs", "work"}) fs::create_directories(fs::path(options.state_dir) / sub, error);
   if (error) return InvalidArgumentError("cannot create the agent's state directory '{}': {}", options.state_dir, error.message());
+  std::optional<UserMap> users;
+  if (!options.run_as.empty() && !options.user_map.empty()) {
+    return InvalidArgumentError("give --run-as USER or --user-map FILE, not both");
+  }
   if (!options.run_as.empty()) {
-    struct passwd* user = getpwnam(options.run_as.c_str());
-    if (!user) return InvalidArgumentError("--run-as: no Unix user '{}' on this node", options.run_as);
-    if (user->pw_uid == 0) return InvalidArgumentError("--run-as: '{}' is root; name an unprivileged user", options.run_as);
-    if (geteuid() != 0) return InvalidArgumentError("--run-as needs the agent to run as root, to switch users");
+    ALLOT_ASSIGN_OR_RETURN(users, UserMap::Single(options.run_as));
+  } else if (!options.user_map.empty()) {
+    ALLOT_ASSIGN_OR_RETURN(users, UserMap::Load(options.user_map));
+  }
+  if (users && geteuid() != 0) {
+    return InvalidArgumentError("--run-as and --user-map need the agent to run as root, to switch users");
   }
   if (options.server.rfind("http://", 0) != 0) {
     return InvalidArgumentError("--server '{}': expected http://HOST:PORT", options.server);
   }
-  return std::unique_ptr<Agent>(new Agent(std::move(options), std::move(gpus)));
+  if (options.shim.empty()) options.shim = (fs::read_symlink("/proc/self/exe", error).parent_path() / "allot-shim").string();
+  if (::access(options.shim.c_str(), X_OK) != 0) {
+    return InvalidArgumentError("cannot run the task shim '{}': {}; it is built and installed with allot (pass --shim "
+                                "PATH if it is elsewhere)", options.shim, std::strerror(errno));
+  }
+  TaskCgroups cgroups;
+  if (options.cgroups) {
+    // Named after the node and the state directory, so agents sharing a machine keep apart and a
+    // restarted agent finds its own.
+    std::string state = fs::absolute(options.state_dir).lexically_normal().string();
+    cgroups = TaskCgroups::Detect(fmt::format("{}-{:08x}", options.node, std::hash<std::string>{}(state) & 0xffffffffu));
+  }
+  return std::unique_ptr<Agent>(new Agent(std::move(options), std::move(gpus), std::move(cgroups), std::move(users)));
 }
 
-Agent::Agent(AgentOptions options, GpuInventory gpus)
+Agent::Agent(AgentOptions options, GpuInventory gpus, TaskCgroups cgroups, std::optional<UserMap> users)
     : options_(std::move(options)),
       gpus_(std::move(gpus)),
-      runner_((fs::path(options_.state_dir) / "tasks").string()),
-      client_(std::make_unique<httplib::Client>(options_.server)) {
+      runner_((fs::path(options_.state_dir) / "tasks").string(), options_.shim, std::move(cgroups)),
+      client_(std::make_unique<httplib::Client>(options_.server)),
+      exit_watcher_(std::make_unique<ExitWatcher>([this] { OnTaskExit(); })),
+      users_(std::move(users)) {
   client_->set_keep_alive(true);
   client_->set_tcp_nodelay(true);
   client_->set_connection_timeout(5, 0);
   client_->set_read_timeout(30, 0);
   client_->set_bearer_token_auth(options_.token);
-  if (!options_.run_as.empty()) {
-    struct passwd* user = getpwnam(options_.run_as.c_str());
-    run_as_uid_ = static_cast<int>(user->pw_uid);
-    run_as_gid_ = static_cast<int>(user->pw_gid);
-    run_as_home_ = user->pw_dir;
-  }
   // Tasks that outlived a previous agent on this node.
   for (RunningTask& running : runner_.Recover()) {
     TaskKey key{running.job, running.epoch, running.task_index};
     highest_epoch_[running.job] = std::max(highest_epoch_[running.job], running.epoch);
     spdlog::info("re-attached to task {} of job {} (epoch {})", running.task_index, running.job, running.epoch);
+    if (running.shim > 0) watching_exits_ &= exit_watcher_->Watch(running.shim);
     tasks_[key] = Task{.running = std::move(running)};
   }
 }
 
-Agent::~Agent() = default;
+Agent::~Agent() {
+  exit_watcher_.reset();
+  // The agent's cgroup parent goes when empty; tasks still running keep it (and it them).
+  if (runner_.cgroups().available()) ::rmdir(runner_.cgroups().parent().c_str());
+}
+
+void Agent::Stop() {
+  stopping_ = true;
+  client_->stop();
+}
+
+void Agent::OnTaskExit() {
+  // Counted first, then checked: SyncOnce does the reverse (sets in_long_poll_, then looks at
+  // the count), so with sequentially consistent atomics one of the two always sees the other.
+  ++exits_seen_;
+  if (in_long_poll_) client_->stop();
+}
 
 void Agent::Terminate(Task& task, double grace_seconds) {
   if (task.exit_code || task.kill_at > 0) return;
@@ -105,7 +140,10 @@ void Agent::WatchTasks() {
   for (auto& [key, task] : tasks_) {
     if (task.exit_code) continue;
     task.exit_code = runner_.Poll(task.running);
-    if (task.exit_code) continue;
+    if (task.exit_code) {
+      task.out_of_memory = *task.exit_code != 0 && runner_.OutOfMemory(task.running);
+      continue;
+    }
     // The time limit is enforced here too, so a job ends on time even if the server is away.
     if (task.deadline > 0 && now >= task.deadline && task.kill_at == 0) {
       task.timed_out = true;
@@ -136,18 +174,25 @@ void Agent::Launch(const json& assignment) {
   if (!launch.environment.contains("PATH")) launch.environment["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   const json environment = assignment.value("environment", json::object());
   for (const auto& [name, value] : environment.items()) launch.environment[name] = value.get<std::string>();
+  // Whose uid the task gets; a job no Unix user is mapped for does not start.
+  Status user_status = OkStatus();
+  if (users_) {
+    StatusOr<UnixUser> user = users_->Resolve(assignment.value("user", ""), assignment.value("account", ""));
+    if (user.ok()) {
+      launch.uid = user->uid;
+      launch.gid = user->gid;
+      launch.environment["USER"] = launch.environment["LOGNAME"] = user->name;
+      launch.environment["HOME"] = user->home;
+    } else {
+      user_status = user.status();
+    }
+  }
   fs::path work = assignment.value("working_directory", "");
   if (work.empty()) {
     work = fs::path(options_.state_dir) / "work" / std::to_string(job);
     std::error_code error;
     fs::create_directories(work, error);
-    if (run_as_uid_ >= 0) (void)chown(work.c_str(), static_cast<uid_t>(run_as_uid_), static_cast<gid_t>(run_as_gid_));
-  }
-  if (run_as_uid_ >= 0) {
-    launch.uid = run_as_uid_;
-    launch.gid = run_as_gid_;
-    launch.environment["USER"] = launch.environment["LOGNAME"] = options_.run_as;
-    launch.environment["HOME"] = run_as_home_;
+    if (launch.uid >= 0) (void)chown(work.c_str(), static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
   }
   launch.working_directory = fs::absolute(work).string();
   auto output_path = [&](const std::string& given, const char* stream) {
@@ -166,23 +211,35 @@ void Agent::Launch(const json& assignment) {
   Time limit = assignment.value("time_limit", Time{0});
   task.deadline = start > 0 && limit > 0 ? start + limit : 0;
   task.grace_seconds = assignment.value("grace_seconds", 30.0);
-  StatusOr<RunningTask> running = runner_.Launch(launch);
+  launch.limits = {.cpus = assignment.value("cpus", 0), .memory_bytes = assignment.value("memory_bytes", int64_t{0})};
+  StatusOr<RunningTask> running = user_status.ok() ? runner_.Launch(launch) : StatusOr<RunningTask>(user_status);
   if (!running.ok()) {
+    // The job ends failed; its stderr says why, so `allot logs` shows it.
     spdlog::error("job {} task {}: cannot start: {}", job, index, running.status().message());
-    task.running = RunningTask{.job = job, .epoch = epoch, .task_index = index};
-    task.exit_code = 127;
+    std::error_code error;
+    fs::create_directories(fs::path(launch.stderr_path).parent_path(), error);
+    std::ofstream(launch.stderr_path, std::ios::app) << "allot: cannot start the task: " << running.status().message() << "\n";
+    task.running = RunningTask{.job = job, .epoch = epoch, .task_index = index, .stdout_path = launch.stdout_path,
+                               .stderr_path = launch.stderr_path};
+    // As a shell reports it: 126, found but not allowed to run (no user to run it as); 127, not run.
+    task.exit_code = user_status.ok() ? 127 : 126;
   } else {
     task.running = std::move(*running);
+    watching_exits_ &= exit_watcher_->Watch(task.running.shim);
   }
   tasks_[key] = std::move(task);
 }
 
 Status Agent::SyncOnce() {
+  const uint64_t exits_before = exits_seen_;
   WatchTasks();
   json report = {{"hostname", HostName()}, {"address", options_.address}, {"gpus", gpus_.count},
                  {"gpu_model", gpus_.model}};
   json tasks = json::array();
   json logs = json::array();
+  // Output offsets advance only once the server has answered; until then the same bytes are
+  // sent again, and the server skips what it already has.
+  std::vector<std::pair<int64_t*, int64_t>> shipped_on_reply;
   bool running = false;
   constexpr size_t kChunk = 256 << 10;
   for (auto& [key, task] : tasks_) {
@@ -190,32 +247,44 @@ Status Agent::SyncOnce() {
     json entry = {{"job", job}, {"epoch", epoch}, {"task", index}, {"state", task.exit_code ? "exited" : "running"}};
     if (task.exit_code) entry["exit_code"] = *task.exit_code;
     if (task.timed_out) entry["timed_out"] = true;
+    if (task.out_of_memory) entry["out_of_memory"] = true;
     running |= !task.exit_code.has_value();
     tasks.push_back(std::move(entry));
-    // New output since the last sync; an exited task's output is complete once shipped.
     auto ship = [&](const std::string& path, const char* stream, int64_t& shipped) {
       if (path.empty()) return;
       std::string data = ReadFrom(path, shipped, kChunk);
       if (data.empty()) return;
-      logs.push_back({{"job", job}, {"task", index}, {"stream", stream}, {"offset", shipped}, {"data", data}});
-      shipped += static_cast<int64_t>(data.size());
+      shipped_on_reply.emplace_back(&shipped, shipped + static_cast<int64_t>(data.size()));
+      logs.push_back({{"job", job}, {"task", index}, {"stream", stream}, {"offset", shipped}, {"data", std::move(data)}});
     };
     ship(task.running.stdout_path, "out", task.shipped_out);
     if (task.running.stderr_path != task.running.stdout_path) ship(task.running.stderr_path, "err", task.shipped_err);
   }
   report["tasks"] = std::move(tasks);
   report["logs"] = std::move(logs);
-  report["wait_seconds"] = running ? options_.busy_wait_seconds : options_.idle_wait_seconds;
+  // A long poll, unless a task exited since WatchTasks looked (see OnTaskExit), or exits can
+  // only be seen by polling here.
+  double wait = running && !watching_exits_ ? options_.poll_seconds : options_.wait_seconds;
+  // ... and no longer than until a task's time limit or a SIGKILL after its grace period is due.
+  const double steady = SteadySeconds();
+  const Time now = UnixNow();
+  for (const auto& [key, task] : tasks_) {
+    if (task.exit_code) continue;
+    if (task.kill_at > 0) wait = std::min(wait, std::max(0.0, task.kill_at - steady));
+    if (task.deadline > 0 && task.kill_at == 0) wait = std::min(wait, std::max(0.0, static_cast<double>(task.deadline - now)));
+  }
+  in_long_poll_ = true;
+  if (exits_seen_ != exits_before) wait = 0;
+  report["wait_seconds"] = wait;
 
   std::string path = fmt::format("/v1/agents/{}/sync", options_.node);
   httplib::Result result = client_->Post(path, report.dump(-1, ' ', false, json::error_handler_t::replace),
                                          "application/json");
+  in_long_poll_ = false;
   if (!result) {
-    // The server is away: tasks go on; output not acknowledged is sent again.
-    for (auto& [key, task] : tasks_) {
-      task.shipped_out = 0;
-      task.shipped_err = 0;
-    }
+    // Interrupted on purpose (a task exited, or Stop): sync again at once.
+    if (stopping_ || exits_seen_ != exits_before) return OkStatus();
+    // The server is away: tasks go on, and everything is reported again.
     spdlog::warn("sync with {} failed: {}; retrying", options_.server, httplib::to_string(result.error()));
     std::this_thread::sleep_for(std::chrono::seconds(1));
     return OkStatus();
@@ -230,6 +299,7 @@ Status Agent::SyncOnce() {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     return OkStatus();
   }
+  for (const auto& [shipped, to] : shipped_on_reply) *shipped = to;
   for (const json& ack : reply.value("acks", json::array())) {
     TaskKey key{ack.value("job", JobId{0}), ack.value("epoch", uint64_t{0}), ack.value("task", 0)};
     auto found = tasks_.find(key);
@@ -248,6 +318,7 @@ Status Agent::SyncOnce() {
 Status Agent::Run() {
   spdlog::info("agent for node {} ({} {} GPUs, {}) syncing with {}", options_.node, gpus_.count, gpus_.model,
                gpus_.source, options_.server);
+  spdlog::info("{}", runner_.cgroups().Describe());
   while (!stopping_) {
     try {
       ALLOT_RETURN_IF_ERROR(SyncOnce());

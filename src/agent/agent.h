@@ -11,6 +11,10 @@
 // Tasks run under TaskRunner's shims, so they outlive an agent restart; a restarted agent finds
 // them in its state directory and goes on reporting them.
 //
+// While nothing changes, a sync is a long poll: the server answers when it has work for the
+// node, or after the wait. A task that exits interrupts the long poll (ExitWatcher), so its end
+// is reported at once: no polling, whatever the number of nodes.
+//
 //   ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Agent> agent, Agent::Create(options));
 //   agent->Run();  // until Stop() from another thread
 #pragma once
@@ -25,8 +29,10 @@
 #include <string>
 #include <tuple>
 
+#include "agent/exit_watcher.h"
 #include "agent/gpus.h"
 #include "agent/task_runner.h"
+#include "agent/user_map.h"
 #include "core/status.h"
 
 namespace httplib {
@@ -43,8 +49,11 @@ struct AgentOptions {
   std::string state_dir = "allot-agent";
   GpuDeclaration gpus;    // count 0: discover with NVML
   std::string run_as;     // run every task as this unprivileged Unix user (the agent runs as root)
-  double idle_wait_seconds = 2;      // long poll while no task runs
-  double busy_wait_seconds = 0.05;   // while tasks run: how soon an exit is noticed
+  std::string user_map;   // or: a file mapping jobs' users and accounts to Unix users (UserMap)
+  std::string shim;       // the allot-shim program; default: next to this program
+  bool cgroups = true;    // a cgroup v2 per task, with limits, where the machine allows it
+  double wait_seconds = 2;           // long poll: how long the server may hold a sync
+  double poll_seconds = 0.05;        // without pidfds only: how soon an exit is noticed
 };
 
 class Agent {
@@ -55,7 +64,8 @@ class Agent {
   // Syncs until Stop(). Returns an error only when the server refuses the node for good (it is
   // not in the config, or its GPUs differ); network errors are retried.
   Status Run();
-  void Stop() { stopping_ = true; }
+  // Ends Run() soon: it interrupts a long poll in flight.
+  void Stop();
 
   const GpuInventory& gpus() const { return gpus_; }
   const std::string& node() const { return options_.node; }
@@ -68,28 +78,33 @@ class Agent {
     double grace_seconds = 30;
     double kill_at = 0;      // steady seconds at which SIGKILL follows a SIGTERM; 0: none sent
     bool timed_out = false;  // this agent ended it at its time limit
+    bool out_of_memory = false;
     int64_t shipped_out = 0;
     int64_t shipped_err = 0;
   };
   using TaskKey = std::tuple<JobId, uint64_t, int>;
 
-  Agent(AgentOptions options, GpuInventory gpus);
+  Agent(AgentOptions options, GpuInventory gpus, TaskCgroups cgroups, std::optional<UserMap> users);
   // One round: watch the tasks, report, apply the answer. Returns a permanent error, or OK.
   Status SyncOnce();
   void WatchTasks();
   void Terminate(Task& task, double grace_seconds);
   void Launch(const nlohmann::json& assignment);
+  // From the exit watcher's thread: a shim exited; interrupt the long poll if one is waiting.
+  void OnTaskExit();
 
   AgentOptions options_;
   GpuInventory gpus_;
   TaskRunner runner_;
   std::unique_ptr<httplib::Client> client_;
+  std::unique_ptr<ExitWatcher> exit_watcher_;
+  bool watching_exits_ = true;             // false where the kernel has no pidfds: poll then
+  std::atomic<uint64_t> exits_seen_{0};    // shims that exited, counted by the watcher
+  std::atomic<bool> in_long_poll_{false};
   std::map<TaskKey, Task> tasks_;
   std::map<JobId, uint64_t> highest_epoch_;  // fencing: never start an older allocation
   std::atomic<bool> stopping_{false};
-  int run_as_uid_ = -1;
-  int run_as_gid_ = -1;
-  std::string run_as_home_;
+  std::optional<UserMap> users_;  // none: tasks run as the agent's own user
 };
 
 }  // namespace allot

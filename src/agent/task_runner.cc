@@ -1,10 +1,9 @@
 #include "agent/task_runner.h"
 
 #include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,45 +14,11 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <thread>
 
 namespace allot {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Between fork and exec only async-signal-safe calls are allowed (the agent has threads), so
-// the child side below uses raw system calls and no allocation.
-
-void WriteNumberFile(const char* temporary, const char* final_path, long value) {
-  char text[32];
-  int length = 0;
-  bool negative = value < 0;
-  unsigned long magnitude = negative ? static_cast<unsigned long>(-value) : static_cast<unsigned long>(value);
-  char digits[24];
-  int count = 0;
-  do {
-    digits[count++] = static_cast<char>('0' + magnitude % 10);
-    magnitude /= 10;
-  } while (magnitude > 0);
-  if (negative) text[length++] = '-';
-  while (count > 0) text[length++] = digits[--count];
-  text[length++] = '\n';
-  int fd = ::open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  ssize_t written = ::write(fd, text, static_cast<size_t>(length));
-  (void)written;
-  ::fsync(fd);
-  ::close(fd);
-  ::rename(temporary, final_path);
-}
-
-void CloseInheritedDescriptors() {
-#ifdef SYS_close_range
-  if (::syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
-#endif
-  for (int fd = 3; fd < 4096; ++fd) ::close(fd);
-}
 
 std::optional<long> ReadNumberFile(const fs::path& path) {
   std::ifstream file(path);
@@ -66,13 +31,15 @@ std::string TaskDirName(JobId job, uint64_t epoch, int task) { return fmt::forma
 
 }  // namespace
 
-TaskRunner::TaskRunner(std::string tasks_dir) : tasks_dir_(std::move(tasks_dir)) {}
+TaskRunner::TaskRunner(std::string tasks_dir, std::string shim, TaskCgroups cgroups)
+    : tasks_dir_(std::move(tasks_dir)), shim_(std::move(shim)), cgroups_(std::move(cgroups)) {}
 
 StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
   RunningTask task{.job = launch.job, .epoch = launch.epoch, .task_index = launch.task_index,
                    .stdout_path = launch.stdout_path,
                    .stderr_path = launch.stderr_path.empty() ? launch.stdout_path : launch.stderr_path};
-  fs::path dir = fs::path(tasks_dir_) / TaskDirName(launch.job, launch.epoch, launch.task_index);
+  const std::string name = TaskDirName(launch.job, launch.epoch, launch.task_index);
+  fs::path dir = fs::path(tasks_dir_) / name;
   std::error_code error;
   fs::remove_all(dir, error);
   fs::create_directories(dir, error);
@@ -82,97 +49,65 @@ StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
     fs::path parent = fs::path(*path).parent_path();
     if (!parent.empty()) fs::create_directories(parent, error);
   }
-
-  std::vector<std::string> argv = launch.argv;
-  if (argv.empty()) {
-    if (launch.script.empty()) return InvalidArgumentError("job {}: neither a command nor a script", launch.job);
-    fs::path script = dir / "script";
-    std::ofstream(script) << launch.script;
-    fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read, error);
-    argv = {script.string()};
-  }
-  // Everything the child needs, prepared before fork.
-  std::vector<char*> argv_pointers;
-  for (std::string& arg : argv) argv_pointers.push_back(arg.data());
-  argv_pointers.push_back(nullptr);
-  std::vector<std::string> environment;
-  for (const auto& [name, value] : launch.environment) environment.push_back(name + "=" + value);
-  std::vector<char*> environment_pointers;
-  for (std::string& entry : environment) environment_pointers.push_back(entry.data());
-  environment_pointers.push_back(nullptr);
-  // execvpe searches the agent's PATH; the task's own PATH (if given) is what it sees after.
-  const std::string pid_temporary = (dir / "pid.tmp").string();
-  const std::string pid_path = (dir / "pid").string();
-  const std::string exit_temporary = (dir / "exit.tmp").string();
-  const std::string exit_path = (dir / "exit").string();
-  const std::string& working_directory = launch.working_directory;
-  const int run_as_uid = launch.uid;
-  const int run_as_gid = launch.gid;
-  if (run_as_uid >= 0) {
-    // The task's files are created by the agent; hand them to the user the task runs as.
+  if (launch.uid >= 0) {
+    // The task's output files are created here, by root; they belong to the user it runs as.
     for (const std::string* path : {&task.stdout_path, &task.stderr_path}) {
       int fd = ::open(path->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (fd >= 0) {
-        (void)::fchown(fd, static_cast<uid_t>(run_as_uid), static_cast<gid_t>(run_as_gid));
+        (void)::fchown(fd, static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
         ::close(fd);
       }
     }
   }
+  std::vector<std::string> task_argv = launch.argv;
+  if (task_argv.empty()) {
+    if (launch.script.empty()) return InvalidArgumentError("job {}: neither a command nor a script", launch.job);
+    fs::path script = dir / "script";
+    std::ofstream(script) << launch.script;
+    fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                fs::perms::others_read | fs::perms::others_exec, error);
+    task_argv = {script.string()};
+  }
+  ALLOT_ASSIGN_OR_RETURN(task.cgroup, cgroups_.Create(name, launch.limits));
 
-  pid_t shim = ::fork();
-  if (shim < 0) return InternalError("fork failed: {}", std::strerror(errno));
-  if (shim == 0) {
-    ::setsid();
-    pid_t child = ::fork();
-    if (child == 0) {
-      ::setpgid(0, 0);
-      int null_fd = ::open("/dev/null", O_RDONLY);
-      if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-      int out = ::open(task.stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      int err = task.stderr_path == task.stdout_path ? out
-                                                     : ::open(task.stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (out >= 0) ::dup2(out, STDOUT_FILENO);
-      if (err >= 0) ::dup2(err, STDERR_FILENO);
-      CloseInheritedDescriptors();
-      if (run_as_uid >= 0) {
-        // Drop every privilege before the user's code runs; a task must never run as root by
-        // accident, so failing to drop is fatal for the task.
-        if (::setgroups(0, nullptr) != 0 || ::setgid(static_cast<gid_t>(run_as_gid)) != 0 ||
-            ::setuid(static_cast<uid_t>(run_as_uid)) != 0) {
-          ::_exit(126);
-        }
-      }
-      if (!working_directory.empty() && ::chdir(working_directory.c_str()) != 0) ::_exit(127);
-      ::execvpe(argv_pointers[0], argv_pointers.data(), environment_pointers.data());
-      ::_exit(127);
-    }
-    CloseInheritedDescriptors();
-    if (child < 0) {
-      WriteNumberFile(exit_temporary.c_str(), exit_path.c_str(), 127);
-      ::_exit(0);
-    }
-    WriteNumberFile(pid_temporary.c_str(), pid_path.c_str(), child);
-    int status = 0;
-    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    long code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    WriteNumberFile(exit_temporary.c_str(), exit_path.c_str(), code);
-    ::_exit(0);
+  // The launch record goes first: an agent that dies right after the spawn still finds the task
+  // on restart (through the shim's pid file) instead of starting it a second time.
+  nlohmann::json record = {{"job", task.job}, {"epoch", task.epoch}, {"task_index", task.task_index},
+                           {"stdout", task.stdout_path}, {"stderr", task.stderr_path}, {"cgroup", task.cgroup}};
+  std::ofstream(dir / "launch.json") << record.dump();
+
+  std::vector<std::string> shim_argv = {shim_, "--state-dir", task.state_dir, "--stdout", task.stdout_path,
+                                        "--stderr", task.stderr_path, "--workdir", launch.working_directory};
+  if (!task.cgroup.empty()) shim_argv.insert(shim_argv.end(), {"--cgroup", task.cgroup});
+  if (launch.uid >= 0) {
+    shim_argv.insert(shim_argv.end(), {"--uid", std::to_string(launch.uid), "--gid", std::to_string(launch.gid)});
+  }
+  shim_argv.push_back("--");
+  shim_argv.insert(shim_argv.end(), task_argv.begin(), task_argv.end());
+  std::vector<char*> argv_pointers;
+  for (std::string& arg : shim_argv) argv_pointers.push_back(arg.data());
+  argv_pointers.push_back(nullptr);
+  // The shim runs with the task's environment, so the task's PATH is the one searched.
+  std::vector<std::string> environment;
+  for (const auto& [variable, value] : launch.environment) environment.push_back(variable + "=" + value);
+  std::vector<char*> environment_pointers;
+  for (std::string& entry : environment) environment_pointers.push_back(entry.data());
+  environment_pointers.push_back(nullptr);
+
+  // posix_spawn (vfork underneath) costs the same however much memory the agent has mapped,
+  // unlike fork; the shim closes the descriptors it inherits.
+  pid_t shim = -1;
+  int failed = ::posix_spawn(&shim, shim_.c_str(), nullptr, nullptr, argv_pointers.data(), environment_pointers.data());
+  if (failed != 0) {
+    TaskCgroups::Remove(task.cgroup);
+    fs::remove_all(dir, error);
+    return InternalError("cannot start {}: {}", shim_, std::strerror(failed));
   }
   task.shim = shim;
-  // The launch record lets a restarted agent find the task again.
-  nlohmann::json record = {{"job", task.job}, {"epoch", task.epoch}, {"task_index", task.task_index},
-                           {"shim", task.shim}, {"stdout", task.stdout_path}, {"stderr", task.stderr_path}};
-  std::ofstream(dir / "launch.json") << record.dump();
-  // Wait until the shim has started the task (its pid file), or has already ended.
-  for (int i = 0; i < 5000; ++i) {
-    if (std::optional<long> group = ReadNumberFile(dir / "pid")) {
-      task.group = static_cast<pid_t>(*group);
-      break;
-    }
-    if (fs::exists(dir / "exit")) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  task.group = shim;
+  // The shim writes this too, first thing; written here as well, a restart right now finds it.
+  std::ofstream(dir / "pid.agent") << shim << "\n";
+  fs::rename(dir / "pid.agent", dir / "pid", error);
   return task;
 }
 
@@ -186,10 +121,13 @@ std::vector<RunningTask> TaskRunner::Recover() const {
     nlohmann::json record = nlohmann::json::parse(text.str(), nullptr, false);
     if (record.is_discarded()) continue;
     RunningTask task{.job = record.value("job", JobId{0}), .epoch = record.value("epoch", uint64_t{0}),
-                     .task_index = record.value("task_index", 0), .shim = record.value("shim", -1),
-                     .state_dir = entry.path().string(), .stdout_path = record.value("stdout", ""),
-                     .stderr_path = record.value("stderr", "")};
-    if (std::optional<long> group = ReadNumberFile(entry.path() / "pid")) task.group = static_cast<pid_t>(*group);
+                     .task_index = record.value("task_index", 0), .state_dir = entry.path().string(),
+                     .stdout_path = record.value("stdout", ""), .stderr_path = record.value("stderr", ""),
+                     .cgroup = record.value("cgroup", "")};
+    if (std::optional<long> shim = ReadNumberFile(entry.path() / "pid")) {
+      task.shim = static_cast<pid_t>(*shim);
+      task.group = task.shim;
+    }
     tasks.push_back(std::move(task));
   }
   return tasks;
@@ -209,18 +147,20 @@ std::optional<int> TaskRunner::Poll(RunningTask& task) const {
   }
   if (shim_alive) return std::nullopt;
   // The shim is gone. It writes the exit file before it exits, so look once more; without one,
-  // the shim itself was killed (kill -9 of the session) and the task's outcome is unknown.
+  // the shim itself was killed (SIGKILL to the task's group) and the task with it.
   if (std::optional<long> code = ReadNumberFile(exit_file)) return static_cast<int>(*code);
-  if (task.group > 0) ::kill(-task.group, SIGKILL);
+  Signal(task, SIGKILL);
   return 128 + SIGKILL;
 }
 
 void TaskRunner::Signal(const RunningTask& task, int signal) const {
   if (task.group > 0) ::kill(-task.group, signal);
+  if (signal == SIGKILL) TaskCgroups::Kill(task.cgroup);
 }
 
 void TaskRunner::Collect(const RunningTask& task) const {
   if (task.shim > 0) ::waitpid(task.shim, nullptr, WNOHANG);
+  TaskCgroups::Remove(task.cgroup);
   std::error_code error;
   fs::remove_all(task.state_dir, error);
 }

@@ -1,5 +1,7 @@
 #include "agent/task_runner.h"
 
+#include "agent/task_testing.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <pwd.h>
@@ -39,65 +41,72 @@ class TaskRunnerTest : public ::testing::Test {
     return launch;
   }
 
-  // Polls until the task ends (at most 10 s).
-  static std::optional<int> WaitForExit(const TaskRunner& runner, RunningTask& task) {
-    for (int i = 0; i < 1000; ++i) {
-      if (std::optional<int> code = runner.Poll(task)) return code;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return std::nullopt;
-  }
-
-  std::string Read(const fs::path& path) {
-    std::ifstream file(path);
-    std::stringstream text;
-    text << file.rdbuf();
-    return text.str();
-  }
 
   fs::path dir_;
 };
 
 TEST_F(TaskRunnerTest, RunsArgvWithExactlyTheGivenEnvironmentAndReportsTheExitCode) {
-  TaskRunner runner((dir_ / "tasks").string());
+  TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
   StatusOr<RunningTask> task = runner.Launch(
       Launch({"/bin/sh", "-c", "echo job=$ALLOT_JOB_ID home=${HOME:-unset} cwd=$(pwd); echo oops >&2; exit 3"}));
   ASSERT_TRUE(task.ok()) << task.status().message();
   EXPECT_GT(task->group, 0);
   EXPECT_EQ(WaitForExit(runner, *task), 3);
-  std::string out = Read(dir_ / "logs" / "out.txt");
+  std::string out = ReadWholeFile(dir_ / "logs" / "out.txt");
   EXPECT_THAT(out, HasSubstr("job=7 home=unset cwd=" + dir_.string()));
   EXPECT_THAT(out, HasSubstr("oops"));  // stderr goes with stdout unless told otherwise
 }
 
 TEST_F(TaskRunnerTest, ScriptsRunWithTheirShebangAndStderrCanBeSeparate) {
-  TaskRunner runner((dir_ / "tasks").string());
+  TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
   TaskLaunch launch = Launch({});
   launch.script = "#!/bin/sh\necho from-script\necho to-stderr >&2\n";
   launch.stderr_path = (dir_ / "logs" / "err.txt").string();
   StatusOr<RunningTask> task = runner.Launch(launch);
   ASSERT_TRUE(task.ok());
   EXPECT_EQ(WaitForExit(runner, *task), 0);
-  EXPECT_EQ(Read(dir_ / "logs" / "out.txt"), "from-script\n");
-  EXPECT_EQ(Read(dir_ / "logs" / "err.txt"), "to-stderr\n");
+  EXPECT_EQ(ReadWholeFile(dir_ / "logs" / "out.txt"), "from-script\n");
+  EXPECT_EQ(ReadWholeFile(dir_ / "logs" / "err.txt"), "to-stderr\n");
 }
 
-TEST_F(TaskRunnerTest, AMissingCommandEndsWith127) {
-  TaskRunner runner((dir_ / "tasks").string());
+TEST_F(TaskRunnerTest, AMissingCommandEndsWith127AndSaysWhyInItsOutput) {
+  TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
   StatusOr<RunningTask> task = runner.Launch(Launch({"/no/such/program"}));
   ASSERT_TRUE(task.ok());
   EXPECT_EQ(WaitForExit(runner, *task), 127);
+  EXPECT_THAT(ReadWholeFile(dir_ / "logs" / "out.txt"), HasSubstr("cannot run '/no/such/program': No such file or directory"));
+}
+
+TEST_F(TaskRunnerTest, TheTasksOwnPathIsSearched) {
+  TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
+  fs::create_directories(dir_ / "bin");
+  std::ofstream(dir_ / "bin" / "hello-allot") << "#!/bin/sh\necho found\n";
+  fs::permissions(dir_ / "bin" / "hello-allot", fs::perms::owner_all);
+  TaskLaunch launch = Launch({"hello-allot"});
+  launch.environment["PATH"] = (dir_ / "bin").string() + ":/usr/bin:/bin";
+  StatusOr<RunningTask> task = runner.Launch(launch);
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(WaitForExit(runner, *task), 0);
+  EXPECT_EQ(ReadWholeFile(dir_ / "logs" / "out.txt"), "found\n");
+}
+
+TEST_F(TaskRunnerTest, AMissingShimIsAnErrorAndLeavesNothingBehind) {
+  TaskRunner runner((dir_ / "tasks").string(), (dir_ / "no-shim").string());
+  StatusOr<RunningTask> task = runner.Launch(Launch({"true"}));
+  ASSERT_FALSE(task.ok());
+  EXPECT_THAT(task.status().message(), HasSubstr("no-shim"));
+  EXPECT_TRUE(runner.Recover().empty());
 }
 
 TEST_F(TaskRunnerTest, SignalsReachTheWholeProcessGroup) {
-  TaskRunner runner((dir_ / "tasks").string());
+  TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
   // The task starts a child of its own and waits; a signal must reach both.
   StatusOr<RunningTask> task =
       runner.Launch(Launch({"/bin/sh", "-c", "sleep 100 & echo $! > child.pid; wait"}));
   ASSERT_TRUE(task.ok());
   fs::path child_file = dir_ / "child.pid";
-  for (int i = 0; i < 500 && Read(child_file).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  pid_t child = std::stoi(Read(child_file));
+  for (int i = 0; i < 500 && ReadWholeFile(child_file).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  pid_t child = std::stoi(ReadWholeFile(child_file));
   runner.Signal(*task, SIGTERM);
   EXPECT_EQ(WaitForExit(runner, *task), 128 + SIGTERM);
   bool child_gone = false;
@@ -112,7 +121,7 @@ TEST_F(TaskRunnerTest, TasksRunAsTheMappedUnprivilegedUser) {
   if (geteuid() != 0) GTEST_SKIP() << "switching users needs root";
   struct passwd* nobody = getpwnam("nobody");
   if (!nobody) GTEST_SKIP() << "no user 'nobody' here";
-  TaskRunner runner((dir_ / "tasks").string());
+  TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
   TaskLaunch launch = Launch({"/bin/sh", "-c", "id -u; id -G"});
   launch.working_directory = "/";
   launch.uid = static_cast<int>(nobody->pw_uid);
@@ -120,18 +129,18 @@ TEST_F(TaskRunnerTest, TasksRunAsTheMappedUnprivilegedUser) {
   StatusOr<RunningTask> task = runner.Launch(launch);
   ASSERT_TRUE(task.ok());
   EXPECT_EQ(WaitForExit(runner, *task), 0);
-  EXPECT_EQ(Read(dir_ / "logs" / "out.txt"), fmt::format("{}\n{}\n", nobody->pw_uid, nobody->pw_gid));
+  EXPECT_EQ(ReadWholeFile(dir_ / "logs" / "out.txt"), fmt::format("{}\n{}\n", nobody->pw_uid, nobody->pw_gid));
 }
 
 TEST_F(TaskRunnerTest, ARestartedRunnerFindsItsTasksAgain) {
   RunningTask started;
   {
-    TaskRunner runner((dir_ / "tasks").string());
+    TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
     StatusOr<RunningTask> task = runner.Launch(Launch({"/bin/sh", "-c", "sleep 0.3; exit 5"}));
     ASSERT_TRUE(task.ok());
     started = *task;
   }
-  TaskRunner restarted((dir_ / "tasks").string());
+  TaskRunner restarted((dir_ / "tasks").string(), ALLOT_SHIM);
   std::vector<RunningTask> found = restarted.Recover();
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].job, 7u);

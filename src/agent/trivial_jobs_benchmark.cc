@@ -1,8 +1,8 @@
 // trivial_jobs_benchmark: end-to-end throughput of trivial jobs on a one-machine cluster.
 // Starts `allot server --dev` (the server and an agent with 8 emulated GPUs in one process),
 // submits JOBS jobs that run `true` (1 GPU each, so 8 run at once), and waits until every one
-// has completed: submit, schedule, start the process, see it exit, record it. Reports jobs per
-// second from the first submit to the last completion.
+// has ended: submit, schedule, start the process, see it exit, record it. Reports jobs per
+// second from the first submit to the last end, and fails unless every job completed.
 //
 //   ./build/src/agent/trivial_jobs_benchmark [--jobs 1000] [--clients 8]
 #include <atomic>
@@ -54,18 +54,25 @@ int main(int argc, char** argv) {
   for (std::thread& thread : threads) thread.join();
   double submitted = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   httplib::Client client = server.Client();
-  int completed = 0;
+  // Done when nothing is pending or running; /v1/scheduler is a cheap read, so polling it often
+  // does not slow down what is measured. The outcome is checked after the clock stops.
   while (true) {
-    auto reply = client.Get("/v1/jobs?state=completed,failed,timeout&limit=100000", headers);
-    if (reply && reply->status == 200) completed = static_cast<int>(json::parse(reply->body)["jobs"].size());
-    if (completed >= jobs - failed) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto reply = client.Get("/v1/scheduler", headers);
+    if (reply && reply->status == 200) {
+      json status = json::parse(reply->body);
+      if (status["pending"] == 0 && status["running"] == 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
-  std::printf("%d trivial jobs (1 GPU each, 8 GPUs) submitted in %.2f s, all completed after %.2f s: %.1f jobs/s "
-              "end to end (%d submits failed)\n",
-              jobs, submitted, seconds, jobs / seconds, failed.load());
+  int completed = 0;
+  if (auto reply = client.Get("/v1/jobs?state=completed&limit=100000", headers); reply && reply->status == 200) {
+    completed = static_cast<int>(json::parse(reply->body)["jobs"].size());
+  }
+  std::printf("%d trivial jobs (1 GPU each, 8 GPUs) submitted in %.2f s, all ended after %.2f s: %.1f jobs/s "
+              "end to end (%d completed, %d submits failed)\n",
+              jobs, submitted, seconds, jobs / seconds, completed, failed.load());
   server.Stop();
   std::filesystem::remove_all(data);
-  return failed == 0 ? 0 : 1;
+  return failed == 0 && completed == jobs ? 0 : 1;
 }

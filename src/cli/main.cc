@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -31,6 +32,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -55,15 +57,26 @@ int Fail(const Status& status) { return ReportError(status, std::cerr); }
 
 int RunAgent(AgentOptions options) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));
+  // SIGINT and SIGTERM stop the agent; its tasks run on under their shims. They go to one thread
+  // that waits for them (Stop is not async-signal-safe); every other thread has them blocked.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   StatusOr<std::unique_ptr<Agent>> agent = Agent::Create(std::move(options));
   if (!agent.ok()) return Fail(agent.status());
-  // SIGINT and SIGTERM stop the agent; its tasks run on under their shims.
-  static Agent* running = nullptr;
-  running = agent->get();
-  auto stop = [](int) { running->Stop(); };
-  std::signal(SIGINT, stop);
-  std::signal(SIGTERM, stop);
+  std::atomic<bool> done{false};
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    if (!done) (*agent)->Stop();
+  });
   Status ran = (*agent)->Run();
+  // Run ended by itself (the server refused the node): release the waiter.
+  done = true;
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
   if (!ran.ok()) return Fail(ran);
   return 0;
 }
@@ -459,6 +472,13 @@ int main(int argc, char** argv) {
   agent->add_option("--gpu-model", agent_options.gpus.model, "The model of the emulated GPUs, e.g. H200");
   agent->add_option("--run-as", agent_options.run_as,
                     "Run every task as this unprivileged Unix user (the agent must run as root)");
+  agent->add_option("--user-map", agent_options.user_map,
+                    "Run each job's tasks as the Unix user this YAML file maps its user or account to (docs/agents.md)");
+  agent->add_option("--shim", agent_options.shim, "The allot-shim program (default: next to allot)");
+  bool no_cgroups = false;
+  agent->add_flag("--no-cgroups", no_cgroups,
+                  "Run tasks without cgroups (by default each task gets a cgroup v2 with its job's memory and CPU "
+                  "limits, where the machine allows it)");
 
   allot::ClientCommandLine client_line;
   allot::AddClientCommands(app, client_line);
@@ -482,6 +502,7 @@ int main(int argc, char** argv) {
     if (!settings.ok()) return allot::Fail(settings.status());
     agent_options.server = settings->server;
     agent_options.token = settings->token;
+    agent_options.cgroups = !no_cgroups;
     return allot::RunAgent(std::move(agent_options));
   }
   if (*demo) return allot::RunDemo(demo_config, demo_jobs, demo_seed);

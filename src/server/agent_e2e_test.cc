@@ -2,7 +2,9 @@
 // 4 emulated GPUs each), and the tasks they start.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -70,19 +72,19 @@ class AgentEndToEndTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void StartAgent(const std::string& node) {
-    auto agent = std::make_unique<AgentProcess>(
-        ALLOT_BINARY,
-        std::vector<std::string>{"--server", server_->url(), "--token", agent_token_, "--node", node, "--gpus", "4",
-                                 "--gpu-model", "H200"},
-        (dir_ / ("agent-" + node)).string());
+  void StartAgent(const std::string& node, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"--server", server_->url(), "--token", agent_token_, "--node", node, "--gpus", "4",
+                                     "--gpu-model", "H200"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto agent = std::make_unique<AgentProcess>(ALLOT_BINARY, args, (dir_ / ("agent-" + node)).string());
     ASSERT_TRUE(agent->Start().ok());
     agents_[node] = std::move(agent);
   }
 
-  json Call(const std::string& method, const std::string& path, const std::string& body = "") {
+  json Call(const std::string& method, const std::string& path, const std::string& body = "",
+            const std::string& token = "") {
     httplib::Client client = server_->Client();
-    httplib::Headers headers = {{"Authorization", "Bearer " + server_->OperatorToken()}};
+    httplib::Headers headers = {{"Authorization", "Bearer " + (token.empty() ? server_->OperatorToken() : token)}};
     httplib::Result result = method == "GET" ? client.Get(path, headers)
                                              : client.Post(path, headers, body, "application/json");
     if (!result) return json::object();
@@ -90,9 +92,9 @@ class AgentEndToEndTest : public ::testing::Test {
     return reply.is_discarded() ? json::object() : reply;
   }
 
-  JobId Submit(json spec) {
+  JobId Submit(json spec, const std::string& token = "") {
     spec["account"] = "lab";
-    json reply = Call("POST", "/v1/jobs", spec.dump());
+    json reply = Call("POST", "/v1/jobs", spec.dump(), token);
     EXPECT_TRUE(reply.contains("ids")) << reply.dump();
     return reply.contains("ids") ? reply["ids"][0].get<JobId>() : 0;
   }
@@ -201,6 +203,34 @@ TEST_F(AgentEndToEndTest, ALostAgentsJobRunsElsewhereAndTheAgentComingBackCannot
   EXPECT_EQ(after["epoch"], moved["epoch"]);
   EXPECT_TRUE(WaitUntil([&] { return Call("GET", "/v1/nodes?state=down")["nodes"].empty(); }))
       << "the node should be up again once its agent syncs";
+}
+
+TEST_F(AgentEndToEndTest, EachJobRunsAsTheUnixUserItsUserMapsTo) {
+  if (geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  if (!getpwnam("nobody")) GTEST_SKIP() << "no user 'nobody' here";
+  fs::path map = dir_ / "users.yaml";
+  std::ofstream(map) << "users:\n  alice: nobody\n";
+  agents_.clear();
+  for (const char* node : {"a1", "a2"}) StartAgent(node, {"--user-map", map.string()});
+  std::string alice = Call("POST", "/v1/tokens", R"({"role": "tenant", "account": "lab", "user": "alice"})")["token"];
+  std::string carol = Call("POST", "/v1/tokens", R"({"role": "tenant", "account": "lab", "user": "carol"})")["token"];
+
+  JobId mapped = Submit({{"gpus", 1}, {"command", {"/bin/sh", "-c", "id -un; echo $HOME"}}}, alice);
+  json done = WaitForState(mapped, "completed");
+  EXPECT_EQ(done["state"], "completed") << done.dump();
+  EXPECT_TRUE(WaitUntil([&] { return !Logs(mapped, 0).empty(); }));
+  EXPECT_EQ(Logs(mapped, 0), fmt::format("nobody\n{}\n", getpwnam("nobody")->pw_dir));
+
+  // No line for carol and no default: her job does not run, and says why.
+  JobId unmapped = Submit({{"gpus", 1}, {"command", {"true"}}}, carol);
+  json failed = WaitForState(unmapped, "failed");
+  EXPECT_EQ(failed["exit_code"], 126) << failed.dump();
+  std::string why;
+  EXPECT_TRUE(WaitUntil([&] {
+    why = Call("GET", fmt::format("/v1/jobs/{}/logs?stream=err", unmapped)).value("data", "");
+    return !why.empty();
+  }));
+  EXPECT_THAT(why, HasSubstr("no Unix user is mapped for user 'carol' of account 'lab'"));
 }
 
 }  // namespace

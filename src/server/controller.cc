@@ -1376,11 +1376,13 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
       int array_job = static_cast<int>(record.array_job_id);
       json assignment = {
           {"job", id}, {"epoch", job.epoch}, {"task", task}, {"name", job.spec.name}, {"user", job.spec.user},
+          {"account", job.spec.account},
           {"argv", job.spec.command}, {"script", request.script},
           {"environment", TaskEnvironment(job, record, task)}, {"working_directory", request.chdir},
           {"stdout", ExpandOutputPattern(request.output, job, array_job, record.array_index, task)},
           {"stderr", ExpandOutputPattern(request.error, job, array_job, record.array_index, task)},
           {"start_time", job.start_time}, {"time_limit", job.spec.time_limit},
+          {"cpus", job.spec.cpus_per_task}, {"memory_bytes", job.spec.memory_per_task},
           {"grace_seconds", options_.kill_grace_seconds}};
       assignments.push_back(std::move(assignment));
     }
@@ -1416,6 +1418,11 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
     }
     WriteBatch batch;
     AgentState& agent = agents_[node];
+    // This sync supersedes any long poll of the same agent still waiting (the agent gave up on
+    // it to report a task's exit): that one answers at once, into a closed connection, instead of
+    // holding a server thread until its wait is over.
+    const uint64_t serial = ++agent.sync_serial;
+    if (agent.long_polls_waiting > 0) assignments_changed_.notify_all();
     bool first_sync = agent.last_seen == 0;
     agent.last_seen = now;
     agent.hostname = report.value("hostname", agent.hostname);
@@ -1466,6 +1473,7 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
         JobRecord& record = records_.at(id);
         record.task_exits[index] = task.value("exit_code", 1);
         if (task.value("timed_out", false)) record.timed_out = true;
+        if (task.value("out_of_memory", false)) record.out_of_memory = true;
         if (record.task_exits.size() < job->tasks.size()) {
           PersistLive(id, batch);
           continue;
@@ -1487,6 +1495,9 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
                                      : fmt::format("a task exited with status {}", exit_code)};
           if (timed_out && exit_code != 0) {
             end = {"timeout", exit_code, fmt::format("ended at its time limit of {}", FormatDuration(stopped->spec.time_limit))};
+          } else if (record.out_of_memory && exit_code != 0) {
+            end.message = fmt::format("a task ran out of memory: it was killed at its limit of {} MiB per task",
+                                      stopped->spec.memory_per_task >> 20);
           }
           RecordEnded(*stopped, end, now, batch);
           MarkDirty();
@@ -1502,8 +1513,11 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
                             options_.heartbeat_seconds / 2});
     if (assignments.empty() && kills.empty() && acks.empty() && batch.empty() && wait > 0) {
       uint64_t generation = assignments_generation_;
-      assignments_changed_.wait_for(lock, std::chrono::duration<double>(wait),
-                                    [&] { return assignments_generation_ != generation; });
+      ++agent.long_polls_waiting;
+      assignments_changed_.wait_for(lock, std::chrono::duration<double>(wait), [&] {
+        return assignments_generation_ != generation || agent.sync_serial != serial;
+      });
+      --agent.long_polls_waiting;
       assignments = AssignmentsFor(node, known);
       // A job of a task the agent runs may have ended while we waited.
       for (const auto& [id, epoch, index] : known) {
@@ -1538,9 +1552,10 @@ void Controller::CheckAgents(Time now, WriteBatch& batch) {
       const Job* job = scheduler_->model().FindJob(id);
       if (job) ChargeRun(*job, now, batch);
       if (auto record = records_.find(id); record != records_.end()) {
-      record->second.task_exits.clear();
-      record->second.timed_out = false;
-    }
+        record->second.task_exits.clear();
+        record->second.timed_out = false;
+        record->second.out_of_memory = false;
+      }
       PersistLive(id, batch);
     }
     for (const Job& ended : failure->ended) {
@@ -1695,6 +1710,7 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
     if (auto record = records_.find(id); record != records_.end()) {
       record->second.task_exits.clear();
       record->second.timed_out = false;
+      record->second.out_of_memory = false;
     }
     PersistLive(id, batch);
   }
@@ -1722,8 +1738,12 @@ void Controller::TickForTest() {
 
 void Controller::LoopMain() {
   using Clock = std::chrono::steady_clock;
-  const auto min_interval = std::chrono::duration<double>(
-      std::max<double>(options_.min_pass_interval_seconds, static_cast<double>(scheduler_->policy().pass_interval)));
+  // Passes run at most this often: the policy's interval, and never more than a quarter of the
+  // time (three times the last pass's duration between passes), so that a large queue's passes
+  // leave the lock to submits and agents; small queues get a pass within milliseconds.
+  const double policy_interval = std::max<double>(options_.min_pass_interval_seconds,
+                                                  static_cast<double>(scheduler_->policy().pass_interval));
+  Clock::duration min_interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(policy_interval));
   const auto idle_interval = std::chrono::duration<double>(options_.idle_pass_interval_seconds);
   Clock::time_point last_pass = Clock::now() - std::chrono::hours(1);
   while (true) {
@@ -1733,7 +1753,7 @@ void Controller::LoopMain() {
       loop_wakeup_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || dirty_; });
       if (stopping_) return;
       // Events within the interval wait for the next pass together.
-      auto next_pass = last_pass + std::chrono::duration_cast<Clock::duration>(min_interval);
+      auto next_pass = last_pass + min_interval;
       if (dirty_ && Clock::now() < next_pass) {
         loop_wakeup_.wait_until(lock, next_pass, [&] { return stopping_; });
         if (stopping_) return;
@@ -1756,8 +1776,11 @@ void Controller::LoopMain() {
       ResolveDependencies(batch);
       ApplyArrayLimits(batch);
       if (pass_due || ended_some) {
+        Clock::time_point started = Clock::now();
         RunPass(now, batch);
         last_pass = Clock::now();
+        min_interval = std::max(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(policy_interval)),
+                                3 * (last_pass - started));
       }
       if (batch.empty()) continue;
       ticket = Queue(std::move(batch));

@@ -50,9 +50,10 @@ struct ControllerOptions {
   std::function<Time()> now;
   // The account of the operator token written on first start ("" for none).
   std::string operator_account;
-  // Least time between passes, whatever the policy says (a pass at every submit would starve
-  // submits under a stream of thousands a second).
-  double min_pass_interval_seconds = 0.1;
+  // Least time between passes, whatever the policy says; under load, passes are spaced further
+  // (three times the last pass's duration), so a stream of thousands of submits a second is not
+  // starved by passes.
+  double min_pass_interval_seconds = 0.005;
   // A pass also runs this often when nothing happened, so reasons and reservations stay fresh.
   double idle_pass_interval_seconds = 30;
   // Node agents (docs/agents.md): how often they sync, and after how many missed syncs their
@@ -157,12 +158,15 @@ class Controller {
     std::string idempotency_key;      // the submit's Idempotency-Key, if any
     std::map<int, int> task_exits;    // task index -> exit status, in the current epoch
     bool timed_out = false;           // an agent ended a task at the time limit
+    bool out_of_memory = false;       // a task was killed at its memory limit
   };
   struct AgentState {
     Time last_seen = 0;
     std::string hostname;
     std::string address;
     bool marked_down = false;  // down because it stopped syncing
+    uint64_t sync_serial = 0;     // syncs so far; a newer one ends an older one's long poll
+    int long_polls_waiting = 0;
   };
   struct EndInfo {
     std::string state;

@@ -93,7 +93,9 @@ HttpApi::HttpApi(Controller& controller, HttpOptions options)
   // (Nagle), some 40 ms per request.
   server_.set_tcp_nodelay(true);
   server_.set_keep_alive_max_count(100000);
-  server_.set_keep_alive_timeout(30);
+  // An idle keep-alive connection holds a server thread, and Stop waits for it: short, so a
+  // shutdown is quick; clients reconnect as needed.
+  server_.set_keep_alive_timeout(2);
   server_.set_read_timeout(30);
   // Errors that httplib raises itself (no route, body too large, unreadable request) get the same
   // JSON shape as ours.

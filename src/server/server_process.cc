@@ -127,7 +127,7 @@ size_t ServerProcess::ResidentBytes() const {
 AgentProcess::AgentProcess(std::string binary, std::vector<std::string> args, std::string state_dir)
     : binary_(std::move(binary)), args_(std::move(args)), state_dir_(std::move(state_dir)) {}
 
-AgentProcess::~AgentProcess() { Kill(); }
+AgentProcess::~AgentProcess() { Stop(); }
 
 Status AgentProcess::Start() {
   std::vector<std::string> args = {binary_, "agent", "--state", state_dir_};
@@ -150,6 +150,19 @@ Status AgentProcess::Start() {
   }
   pid_ = pid;
   return OkStatus();
+}
+
+void AgentProcess::Stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  for (int i = 0; i < 500; ++i) {
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Kill();
 }
 
 void AgentProcess::Kill() {

@@ -60,6 +60,7 @@ class AgentProcess {
   ~AgentProcess();
   Status Start();
   void Kill();  // SIGKILL: the agent dies, the tasks under its shims run on
+  void Stop();  // SIGTERM, as an operator stops it (SIGKILL after 5 s)
   bool running() const { return pid_ > 0; }
 
  private:
