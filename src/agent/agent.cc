@@ -95,7 +95,9 @@ Agent::Agent(AgentOptions options, GpuInventory gpus, TaskCgroups cgroups, std::
       client_(std::make_unique<httplib::Client>(options_.server)),
       exit_watcher_(std::make_unique<ExitWatcher>([this] { OnTaskExit(); })),
       users_(std::move(users)) {
-  client_->set_keep_alive(true);
+  // A connection per sync: the server gives each open connection a thread of its own, so a
+  // kept-alive connection per agent would take one of its threads for good.
+  client_->set_keep_alive(false);
   client_->set_tcp_nodelay(true);
   client_->set_connection_timeout(5, 0);
   client_->set_read_timeout(30, 0);
@@ -119,6 +121,8 @@ Agent::~Agent() {
 void Agent::Stop() {
   stopping_ = true;
   client_->stop();
+  std::lock_guard lock(wake_mutex_);
+  wake_.notify_all();
 }
 
 void Agent::OnTaskExit() {
@@ -126,6 +130,8 @@ void Agent::OnTaskExit() {
   // the count), so with sequentially consistent atomics one of the two always sees the other.
   ++exits_seen_;
   if (in_long_poll_) client_->stop();
+  std::lock_guard lock(wake_mutex_);
+  wake_.notify_all();
 }
 
 void Agent::Terminate(Task& task, double grace_seconds) {
@@ -312,6 +318,12 @@ Status Agent::SyncOnce() {
     if (auto found = tasks_.find(key); found != tasks_.end()) Terminate(found->second, kill.value("grace_seconds", 30.0));
   }
   for (const json& assignment : reply.value("assignments", json::array())) Launch(assignment);
+  // The server has no thread to spare for a long poll now: come back later, or at an exit.
+  if (double later = reply.value("next_sync_seconds", 0.0); later > 0) {
+    std::unique_lock lock(wake_mutex_);
+    const uint64_t seen = exits_seen_;
+    wake_.wait_for(lock, std::chrono::duration<double>(later), [&] { return stopping_ || exits_seen_ != seen; });
+  }
   return OkStatus();
 }
 

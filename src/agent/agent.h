@@ -22,9 +22,11 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -101,6 +103,10 @@ class Agent {
   bool watching_exits_ = true;             // false where the kernel has no pidfds: poll then
   std::atomic<uint64_t> exits_seen_{0};    // shims that exited, counted by the watcher
   std::atomic<bool> in_long_poll_{false};
+  // Waiting before the next sync when the server says so (next_sync_seconds); an exit or Stop
+  // ends the wait.
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
   std::map<TaskKey, Task> tasks_;
   std::map<JobId, uint64_t> highest_epoch_;  // fencing: never start an older allocation
   std::atomic<bool> stopping_{false};

@@ -101,7 +101,10 @@ TaskCgroups TaskCgroups::Detect(const std::string& agent_name) {
   }
   // The path is relative to the mount's root when a cgroup namespace shows only part of the tree.
   if (mount->root != "/" && path.rfind(mount->root, 0) == 0) path = path.substr(mount->root.size());
-  const fs::path own = fs::path(mount->point) / fs::path(path).relative_path();
+  fs::path own = fs::path(mount->point) / fs::path(path).relative_path();
+  // Started from the leaf an earlier agent moved into (a child process of it, or a restart that
+  // kept the cgroup): the agent's cgroup is the one above.
+  if (own.filename() == "allot-agent") own = own.parent_path();
 
   std::set<std::string> available = Words(ReadFile(own / "cgroup.controllers"));
   std::set<std::string> enabled = Words(ReadFile(own / "cgroup.subtree_control"));

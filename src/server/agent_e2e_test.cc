@@ -54,12 +54,28 @@ class AgentEndToEndTest : public ::testing::Test {
     fs::create_directories(dir_ / "work");
     server_ = std::make_unique<ServerProcess>(
         ALLOT_BINARY, std::string(ALLOT_SOURCE_DIR) + "/tests/server/agents.yaml", (dir_ / "data").string(),
-        std::vector<std::string>{"--heartbeat", "0.5", "--missed-heartbeats", "2", "--kill-grace", "1"});
+        ServerArgs());
     Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started.message();
     json token = Call("POST", "/v1/tokens", R"({"role": "agent"})");
     agent_token_ = token["token"];
     for (const char* node : {"a1", "a2"}) StartAgent(node);
+  }
+
+  virtual std::vector<std::string> ServerArgs() const {
+    return {"--heartbeat", "0.5", "--missed-heartbeats", "2", "--kill-grace", "1"};
+  }
+
+  // The value of a metric without labels, from /metrics.
+  double Metric(const std::string& name) {
+    httplib::Client client = server_->Client();
+    httplib::Result result = client.Get("/metrics", {{"Authorization", "Bearer " + server_->OperatorToken()}});
+    if (!result) return -1;
+    std::istringstream lines(result->body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    }
+    return -1;
   }
 
   void TearDown() override {
@@ -231,6 +247,29 @@ TEST_F(AgentEndToEndTest, EachJobRunsAsTheUnixUserItsUserMapsTo) {
     return !why.empty();
   }));
   EXPECT_THAT(why, HasSubstr("no Unix user is mapped for user 'carol' of account 'lab'"));
+}
+
+// A server with 2 API threads lets only one agent long-poll at a time; the other is told to come
+// back later, so a submit always finds a thread. Both nodes still run their tasks.
+class AgentLongPollLimitTest : public AgentEndToEndTest {
+ protected:
+  std::vector<std::string> ServerArgs() const override {
+    return {"--heartbeat", "2", "--missed-heartbeats", "3", "--kill-grace", "1", "--threads", "2"};
+  }
+};
+
+TEST_F(AgentLongPollLimitTest, AgentsNeverHoldTheThreadsSubmitsNeed) {
+  // Both agents idle: one long-polls, the other is deferred, again and again.
+  EXPECT_TRUE(WaitUntil([&] { return Metric("allot_agent_syncs_deferred_total") >= 2; }, 10));
+  EXPECT_LE(Metric("allot_agent_long_polls"), 1);
+  JobId id = Submit({{"tasks", 2}, {"gpus_per_task", 4}, {"command", {"sh", "-c", "echo on $ALLOT_TASK_INDEX"}}});
+  ASSERT_NE(id, 0u);
+  json job = WaitForState(id, "completed");
+  ASSERT_EQ(job["state"], "completed") << job.dump();
+  std::set<std::string> nodes;
+  for (const json& task : job["allocation"]) nodes.insert(task["node"].get<std::string>());
+  EXPECT_EQ(nodes.size(), 2u) << "the job should span both nodes, so both agents got work";
+  EXPECT_TRUE(Call("GET", "/v1/nodes?state=down")["nodes"].empty()) << "a capped agent must still sync in time";
 }
 
 }  // namespace

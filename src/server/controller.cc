@@ -1282,6 +1282,11 @@ StatusOr<std::string> Controller::Metrics(const Principal& who) {
   }
   family("allot_store_commits_total", "counter", "Store transactions (each may carry many requests).");
   out += fmt::format("allot_store_commits_total {}\n", store_->transactions());
+  family("allot_agent_long_polls", "gauge", "Agent syncs waiting for work now (each holds an API thread).");
+  out += fmt::format("allot_agent_long_polls {}\n", long_polls_waiting_);
+  family("allot_agent_syncs_deferred_total", "counter",
+         "Agent syncs told to come back later because max_long_polls were waiting already.");
+  out += fmt::format("allot_agent_syncs_deferred_total {}\n", syncs_deferred_);
   return out;
 }
 
@@ -1511,13 +1516,23 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
     // A long poll never outlasts half a heartbeat, so a waiting agent is never taken for a lost one.
     double wait = std::min({report.value("wait_seconds", 0.0), options_.agent_wait_max_seconds,
                             options_.heartbeat_seconds / 2});
+    // Each waiting long poll holds one of the API's threads: past max_long_polls the agent is
+    // told to come back later instead, so agents never take the threads submits need.
+    double next_sync = 0;
+    if (wait > 0 && long_polls_waiting_ >= options_.max_long_polls) {
+      next_sync = std::min(wait, options_.heartbeat_seconds / 4);
+      wait = 0;
+      ++syncs_deferred_;
+    }
     if (assignments.empty() && kills.empty() && acks.empty() && batch.empty() && wait > 0) {
       uint64_t generation = assignments_generation_;
       ++agent.long_polls_waiting;
+      ++long_polls_waiting_;
       assignments_changed_.wait_for(lock, std::chrono::duration<double>(wait), [&] {
         return assignments_generation_ != generation || agent.sync_serial != serial;
       });
       --agent.long_polls_waiting;
+      --long_polls_waiting_;
       assignments = AssignmentsFor(node, known);
       // A job of a task the agent runs may have ended while we waited.
       for (const auto& [id, epoch, index] : known) {
@@ -1529,6 +1544,7 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
     }
     reply = {{"node", node_name}, {"heartbeat_seconds", options_.heartbeat_seconds},
              {"assignments", assignments}, {"kills", kills}, {"acks", acks}};
+    if (next_sync > 0) reply["next_sync_seconds"] = next_sync;
     ticket = Queue(std::move(batch));
   }
   WaitDurable(ticket);

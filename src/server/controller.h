@@ -64,6 +64,9 @@ struct ControllerOptions {
   double agent_wait_max_seconds = 2;
   // Seconds between SIGTERM and SIGKILL when a task is cancelled, preempted or out of time.
   double kill_grace_seconds = 30;
+  // At most this many long polls wait at once (each holds an API thread); agents beyond it are
+  // told to sync again after a quarter heartbeat. allot server sets it to half its --threads.
+  int max_long_polls = 32;
 };
 
 struct ListJobsQuery {
@@ -244,6 +247,8 @@ class Controller {
   std::unordered_map<JobId, std::string> ended_states_;  // jobs that ended, for dependencies
   std::map<NodeIndex, std::string> drain_reasons_;
   std::unordered_map<NodeIndex, AgentState> agents_;
+  int long_polls_waiting_ = 0;  // over all agents
+  uint64_t syncs_deferred_ = 0;
   uint64_t assignments_generation_ = 0;  // grows when jobs start or end, for long-polling agents
   std::condition_variable assignments_changed_;  // with mutex_
   JobId next_id_ = 1;

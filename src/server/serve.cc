@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
@@ -82,7 +83,8 @@ int RunServe(const ServeCommand& command) {
   ControllerOptions controller_options{.data_dir = command.data_dir,
                                        .heartbeat_seconds = command.heartbeat_seconds,
                                        .missed_heartbeats = command.missed_heartbeats,
-                                       .kill_grace_seconds = command.kill_grace_seconds};
+                                       .kill_grace_seconds = command.kill_grace_seconds,
+                                       .max_long_polls = std::max(1, command.threads / 2)};
   if (command.dev) controller_options.operator_account = "default";
   StatusOr<std::unique_ptr<Controller>> controller = Controller::Open(std::move(*config), controller_options);
   if (!controller.ok()) return Fail(controller.status());
