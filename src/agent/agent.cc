@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -56,11 +57,24 @@ StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   if (options.token.empty()) return InvalidArgumentError("the agent needs a token of role agent: pass --token");
   ALLOT_ASSIGN_OR_RETURN(GpuInventory gpus, DiscoverGpus(options.gpus));
   std::error_code error;
-  for (const char* sub : {"tasks", "logs", "work"}) fs::create_directories(fs::path(options.state_dir) / sub, error);
+  // Absolute, so tasks that run elsewhere still find their scripts and state.
+  options.state_dir = fs::absolute(options.state_dir, error).lexically_normal().string();
+  for (const char* sub : {"tasks", "work"}) fs::create_directories(fs::path(options.state_dir) / sub, error);
   if (error) return InvalidArgumentError("cannot create the agent's state directory '{}': {}", options.state_dir, error.message());
+  // Owned by the agent and listed by nobody else; a task's user may pass through to its own
+  // working directory and script (0711).
+  for (const fs::path& dir : {fs::path(options.state_dir), fs::path(options.state_dir) / "tasks",
+                              fs::path(options.state_dir) / "work"}) {
+    ::chmod(dir.c_str(), 0711);
+  }
   std::optional<UserMap> users;
   if (!options.run_as.empty() && !options.user_map.empty()) {
     return InvalidArgumentError("give --run-as USER or --user-map FILE, not both");
+  }
+  if (options.run_as.empty() && options.user_map.empty() && geteuid() == 0) {
+    // An agent runs as root; its jobs never do. Without a mapping they run as nobody.
+    options.run_as = "nobody";
+    spdlog::info("tasks run as user nobody (choose with --run-as USER or --user-map FILE)");
   }
   if (!options.run_as.empty()) {
     ALLOT_ASSIGN_OR_RETURN(users, UserMap::Single(options.run_as));
@@ -195,23 +209,20 @@ void Agent::Launch(const json& assignment) {
   }
   fs::path work = assignment.value("working_directory", "");
   if (work.empty()) {
+    // The job's own directory under the agent's work/ (which only root may change, so the path
+    // cannot be swapped for a link): created here, then given to the job's user.
     work = fs::path(options_.state_dir) / "work" / std::to_string(job);
-    std::error_code error;
-    fs::create_directories(work, error);
-    if (launch.uid >= 0) (void)chown(work.c_str(), static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
-  }
-  launch.working_directory = fs::absolute(work).string();
-  auto output_path = [&](const std::string& given, const char* stream) {
-    if (given.empty()) {
-      return fs::absolute(fs::path(options_.state_dir) / "logs" / fmt::format("{}.{}.{}.{}", job, epoch, index, stream)).string();
+    struct stat info {};
+    if (::mkdir(work.c_str(), 0700) == 0 || (::lstat(work.c_str(), &info) == 0 && S_ISDIR(info.st_mode))) {
+      if (launch.uid >= 0) (void)::lchown(work.c_str(), static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
     }
-    fs::path path(given);
-    return (path.is_absolute() ? path : work / path).string();
-  };
-  launch.stdout_path = output_path(assignment.value("stdout", ""), "out");
-  std::string stderr_given = assignment.value("stderr", "");
-  launch.stderr_path = stderr_given.empty() && !assignment.value("stdout", "").empty() ? launch.stdout_path
-                                                                                        : output_path(stderr_given, "err");
+  }
+  launch.working_directory = work.is_absolute() ? work.string() : (fs::path(options_.state_dir) / "work" / work).string();
+  // The job's own output files, opened by the shim as the job's user. Slurm's rule: with an
+  // output file and no error file, stderr goes to the output file too.
+  launch.stdout_path = assignment.value("stdout", "");
+  launch.stderr_path = assignment.value("stderr", "");
+  launch.stderr_to_stdout = !launch.stdout_path.empty() && launch.stderr_path.empty();
   Task task;
   Time start = assignment.value("start_time", Time{0});
   Time limit = assignment.value("time_limit", Time{0});
@@ -222,11 +233,7 @@ void Agent::Launch(const json& assignment) {
   if (!running.ok()) {
     // The job ends failed; its stderr says why, so `allot logs` shows it.
     spdlog::error("job {} task {}: cannot start: {}", job, index, running.status().message());
-    std::error_code error;
-    fs::create_directories(fs::path(launch.stderr_path).parent_path(), error);
-    std::ofstream(launch.stderr_path, std::ios::app) << "allot: cannot start the task: " << running.status().message() << "\n";
-    task.running = RunningTask{.job = job, .epoch = epoch, .task_index = index, .stdout_path = launch.stdout_path,
-                               .stderr_path = launch.stderr_path};
+    task.running = runner_.Failed(launch, fmt::format("allot: cannot start the task: {}\n", running.status().message()));
     // As a shell reports it: 126, found but not allowed to run (no user to run it as); 127, not run.
     task.exit_code = user_status.ok() ? 127 : 126;
   } else {

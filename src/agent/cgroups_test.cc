@@ -44,6 +44,7 @@ class TaskCgroupsTest : public ::testing::Test {
     launch.environment = {{"PATH", "/usr/bin:/bin"}};
     launch.working_directory = dir_.string();
     launch.stdout_path = (dir_ / "out.txt").string();
+    launch.stderr_to_stdout = true;
     return launch;
   }
 

@@ -29,43 +29,59 @@ std::optional<long> ReadNumberFile(const fs::path& path) {
 
 std::string TaskDirName(JobId job, uint64_t epoch, int task) { return fmt::format("{}.{}.{}", job, epoch, task); }
 
+// A new, empty directory owned by the agent; 0711, so a task's user may run its script in it
+// without listing it. What was there (a task of the same name before) goes first.
+StatusOr<fs::path> FreshTaskDirectory(const std::string& tasks_dir, const std::string& name) {
+  fs::path dir = fs::path(tasks_dir) / name;
+  std::error_code error;
+  fs::remove_all(dir, error);
+  if (::mkdir(dir.c_str(), 0711) != 0) {
+    return InternalError("cannot create the task directory {}: {}", dir.string(), std::strerror(errno));
+  }
+  ::chmod(dir.c_str(), 0711);  // whatever the umask
+  return dir;
+}
+
+void WritePrivateFile(const fs::path& path, std::string_view text, mode_t mode = 0600) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) return;
+  while (!text.empty()) {
+    ssize_t written = ::write(fd, text.data(), text.size());
+    if (written <= 0) break;
+    text.remove_prefix(static_cast<size_t>(written));
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 TaskRunner::TaskRunner(std::string tasks_dir, std::string shim, TaskCgroups cgroups)
     : tasks_dir_(std::move(tasks_dir)), shim_(std::move(shim)), cgroups_(std::move(cgroups)) {}
 
 StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
-  RunningTask task{.job = launch.job, .epoch = launch.epoch, .task_index = launch.task_index,
-                   .stdout_path = launch.stdout_path,
-                   .stderr_path = launch.stderr_path.empty() ? launch.stdout_path : launch.stderr_path};
   const std::string name = TaskDirName(launch.job, launch.epoch, launch.task_index);
-  fs::path dir = fs::path(tasks_dir_) / name;
+  ALLOT_ASSIGN_OR_RETURN(fs::path dir, FreshTaskDirectory(tasks_dir_, name));
+  const bool merged = launch.stderr_to_stdout;
+  RunningTask task{.job = launch.job, .epoch = launch.epoch, .task_index = launch.task_index,
+                   .state_dir = dir.string(), .stdout_path = (dir / "stdout").string(),
+                   .stderr_path = merged ? "" : (dir / "stderr").string()};
   std::error_code error;
-  fs::remove_all(dir, error);
-  fs::create_directories(dir, error);
-  if (error) return InternalError("cannot create the task directory {}: {}", dir.string(), error.message());
-  task.state_dir = dir.string();
-  for (const std::string* path : {&task.stdout_path, &task.stderr_path}) {
-    fs::path parent = fs::path(*path).parent_path();
-    if (!parent.empty()) fs::create_directories(parent, error);
-  }
-  if (launch.uid >= 0) {
-    // The task's output files are created here, by root; they belong to the user it runs as.
-    for (const std::string* path : {&task.stdout_path, &task.stderr_path}) {
-      int fd = ::open(path->c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-      if (fd >= 0) {
-        (void)::fchown(fd, static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
-        ::close(fd);
-      }
-    }
-  }
   std::vector<std::string> task_argv = launch.argv;
   if (task_argv.empty()) {
     if (launch.script.empty()) return InvalidArgumentError("job {}: neither a command nor a script", launch.job);
+    // The script belongs to the task's user and nobody else reads it: 0500, in a directory only
+    // root lists. Created here (O_EXCL in a fresh directory), so nothing a job named is chowned.
     fs::path script = dir / "script";
-    std::ofstream(script) << launch.script;
-    fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                                fs::perms::others_read | fs::perms::others_exec, error);
+    int fd = ::open(script.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0500);
+    if (fd < 0) return InternalError("cannot write the job's script {}: {}", script.string(), std::strerror(errno));
+    std::string_view text = launch.script;
+    while (!text.empty()) {
+      ssize_t written = ::write(fd, text.data(), text.size());
+      if (written <= 0) break;
+      text.remove_prefix(static_cast<size_t>(written));
+    }
+    if (launch.uid >= 0) (void)::fchown(fd, static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
+    ::close(fd);
     task_argv = {script.string()};
   }
   ALLOT_ASSIGN_OR_RETURN(task.cgroup, cgroups_.Create(name, launch.limits));
@@ -74,10 +90,15 @@ StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
   // on restart (through the shim's pid file) instead of starting it a second time.
   nlohmann::json record = {{"job", task.job}, {"epoch", task.epoch}, {"task_index", task.task_index},
                            {"stdout", task.stdout_path}, {"stderr", task.stderr_path}, {"cgroup", task.cgroup}};
-  std::ofstream(dir / "launch.json") << record.dump();
+  WritePrivateFile(dir / "launch.json", record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 
-  std::vector<std::string> shim_argv = {shim_, "--state-dir", task.state_dir, "--stdout", task.stdout_path,
-                                        "--stderr", task.stderr_path, "--workdir", launch.working_directory};
+  std::vector<std::string> shim_argv = {shim_, "--state-dir", task.state_dir, "--workdir", launch.working_directory};
+  if (!launch.stdout_path.empty()) shim_argv.insert(shim_argv.end(), {"--stdout", launch.stdout_path});
+  if (merged) {
+    shim_argv.push_back("--stderr-to-stdout");
+  } else if (!launch.stderr_path.empty()) {
+    shim_argv.insert(shim_argv.end(), {"--stderr", launch.stderr_path});
+  }
   if (!task.cgroup.empty()) shim_argv.insert(shim_argv.end(), {"--cgroup", task.cgroup});
   if (launch.uid >= 0) {
     shim_argv.insert(shim_argv.end(), {"--uid", std::to_string(launch.uid), "--gid", std::to_string(launch.gid)});
@@ -106,8 +127,20 @@ StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
   task.shim = shim;
   task.group = shim;
   // The shim writes this too, first thing; written here as well, a restart right now finds it.
-  std::ofstream(dir / "pid.agent") << shim << "\n";
+  WritePrivateFile(dir / "pid.agent", fmt::format("{}\n", shim));
   fs::rename(dir / "pid.agent", dir / "pid", error);
+  return task;
+}
+
+RunningTask TaskRunner::Failed(const TaskLaunch& launch, const std::string& message) const {
+  RunningTask task{.job = launch.job, .epoch = launch.epoch, .task_index = launch.task_index};
+  StatusOr<fs::path> dir = FreshTaskDirectory(tasks_dir_, TaskDirName(launch.job, launch.epoch, launch.task_index));
+  if (!dir.ok()) return task;
+  task.state_dir = dir->string();
+  task.stdout_path = (*dir / "stdout").string();
+  task.stderr_path = launch.stderr_to_stdout ? "" : (*dir / "stderr").string();
+  WritePrivateFile(task.stderr_path.empty() ? task.stdout_path : task.stderr_path, message);
+  if (!task.stderr_path.empty()) WritePrivateFile(task.stdout_path, "");
   return task;
 }
 

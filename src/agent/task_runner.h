@@ -42,8 +42,11 @@ struct TaskLaunch {
   std::string script;
   std::map<std::string, std::string> environment;  // the task's whole environment
   std::string working_directory;                   // must exist
+  // The files the job named for its output ("": none), opened by the shim as the task's user;
+  // relative to the working directory. The agent's own copies are in the task's state directory.
   std::string stdout_path;
-  std::string stderr_path;  // "": with stdout
+  std::string stderr_path;
+  bool stderr_to_stdout = false;  // stderr goes where stdout goes (one copy of both)
   // Run as this unprivileged user (the agent must be root); -1: as the agent's own user.
   int uid = -1;
   int gid = -1;
@@ -57,6 +60,8 @@ struct RunningTask {
   pid_t shim = -1;   // the shim process (our child until the agent restarts)
   pid_t group = -1;  // the task's process group: the shim's session
   std::string state_dir;
+  // The shim's copies of the task's output in state_dir (mode 0600): what the agent ships. It
+  // never reads a file the job named. stderr_path is "" when stderr goes to stdout.
   std::string stdout_path;
   std::string stderr_path;
   std::string cgroup;  // "" without cgroups
@@ -84,6 +89,9 @@ class TaskRunner {
   bool OutOfMemory(const RunningTask& task) const { return TaskCgroups::OutOfMemory(task.cgroup); }
   // Forgets an ended task: kills what it left running, removes its cgroup and state directory.
   void Collect(const RunningTask& task) const;
+  // A task that could not start: a state directory holding `message` as its stderr, so the
+  // message is shipped like any output.
+  RunningTask Failed(const TaskLaunch& launch, const std::string& message) const;
 
   const TaskCgroups& cgroups() const { return cgroups_; }
 

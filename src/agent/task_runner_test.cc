@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +19,7 @@ namespace allot {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 class TaskRunnerTest : public ::testing::Test {
@@ -38,6 +40,7 @@ class TaskRunnerTest : public ::testing::Test {
     launch.environment = {{"PATH", "/usr/bin:/bin"}, {"ALLOT_JOB_ID", "7"}};
     launch.working_directory = dir_.string();
     launch.stdout_path = (dir_ / "logs" / "out.txt").string();
+    launch.stderr_to_stdout = true;  // Slurm's rule for an output file without an error file
     return launch;
   }
 
@@ -62,6 +65,7 @@ TEST_F(TaskRunnerTest, ScriptsRunWithTheirShebangAndStderrCanBeSeparate) {
   TaskLaunch launch = Launch({});
   launch.script = "#!/bin/sh\necho from-script\necho to-stderr >&2\n";
   launch.stderr_path = (dir_ / "logs" / "err.txt").string();
+  launch.stderr_to_stdout = false;
   StatusOr<RunningTask> task = runner.Launch(launch);
   ASSERT_TRUE(task.ok());
   EXPECT_EQ(WaitForExit(runner, *task), 0);
@@ -126,10 +130,80 @@ TEST_F(TaskRunnerTest, TasksRunAsTheMappedUnprivilegedUser) {
   launch.working_directory = "/";
   launch.uid = static_cast<int>(nobody->pw_uid);
   launch.gid = static_cast<int>(nobody->pw_gid);
+  // The output file is opened as the task's user, so it must be somewhere that user may write.
+  fs::create_directories(dir_ / "logs");
+  ASSERT_EQ(chown((dir_ / "logs").c_str(), nobody->pw_uid, nobody->pw_gid), 0);
   StatusOr<RunningTask> task = runner.Launch(launch);
   ASSERT_TRUE(task.ok());
   EXPECT_EQ(WaitForExit(runner, *task), 0);
   EXPECT_EQ(ReadWholeFile(dir_ / "logs" / "out.txt"), fmt::format("{}\n{}\n", nobody->pw_uid, nobody->pw_gid));
+  EXPECT_EQ(ReadWholeFile(task->stdout_path), ReadWholeFile(dir_ / "logs" / "out.txt"));  // the agent's copy
+  struct stat info {};
+  ASSERT_EQ(stat((dir_ / "logs" / "out.txt").c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, nobody->pw_uid);  // created by the user, not chowned by root
+}
+
+// The hostile-client probe's first finding: a job naming root's files as its output got them
+// chowned to it and shipped back as its log. Now the shim opens them as the job's user.
+TEST_F(TaskRunnerTest, AJobCannotWriteOrReadFilesItsUserCannot) {
+  if (geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  struct passwd* nobody = getpwnam("nobody");
+  if (!nobody) GTEST_SKIP() << "no user 'nobody' here";
+  fs::path secret = dir_ / "secret";
+  std::ofstream(secret) << "top secret\n";
+  fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+  fs::path own = dir_ / "nobody-owns";
+  fs::create_directories(own);
+  ASSERT_EQ(chown(own.c_str(), nobody->pw_uid, nobody->pw_gid), 0);
+  fs::create_symlink(secret, own / "link");
+
+  TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
+  for (const fs::path& output : {secret, own / "link", dir_ / "made-by-root" / "out.txt"}) {
+    TaskLaunch launch = Launch({"/bin/echo", "written"});
+    launch.working_directory = "/";
+    launch.uid = static_cast<int>(nobody->pw_uid);
+    launch.gid = static_cast<int>(nobody->pw_gid);
+    launch.stdout_path = output.string();
+    StatusOr<RunningTask> task = runner.Launch(launch);
+    ASSERT_TRUE(task.ok());
+    EXPECT_EQ(WaitForExit(runner, *task), 127) << output;
+    std::string shipped = ReadWholeFile(task->stdout_path);
+    EXPECT_THAT(shipped, HasSubstr("cannot open the output file " + output.string() + ": "));
+    EXPECT_THAT(shipped, Not(HasSubstr("top secret")));
+    runner.Collect(*task);
+  }
+  EXPECT_EQ(ReadWholeFile(secret), "top secret\n");
+  struct stat info {};
+  ASSERT_EQ(stat(secret.c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, 0u);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+  EXPECT_FALSE(fs::exists(dir_ / "made-by-root"));  // no directory made for the job as root
+}
+
+TEST_F(TaskRunnerTest, AScriptIsReadableByItsUserOnly) {
+  if (geteuid() != 0) GTEST_SKIP() << "switching users needs root";
+  struct passwd* nobody = getpwnam("nobody");
+  if (!nobody) GTEST_SKIP() << "no user 'nobody' here";
+  TaskRunner runner((dir_ / "tasks").string(), ALLOT_SHIM);
+  TaskLaunch launch = Launch({});
+  launch.script = "#!/bin/sh\nid -un\n";
+  launch.stdout_path.clear();
+  launch.stderr_to_stdout = false;
+  launch.uid = static_cast<int>(nobody->pw_uid);
+  launch.gid = static_cast<int>(nobody->pw_gid);
+  launch.working_directory = "/";
+  StatusOr<RunningTask> task = runner.Launch(launch);
+  ASSERT_TRUE(task.ok());
+  struct stat info {};
+  ASSERT_EQ(stat((fs::path(task->state_dir) / "script").c_str(), &info), 0);
+  EXPECT_EQ(info.st_uid, nobody->pw_uid);
+  EXPECT_EQ(info.st_mode & 0777, 0500u);
+  ASSERT_EQ(stat(task->state_dir.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0711u);  // passable to run the script, not listable
+  EXPECT_EQ(WaitForExit(runner, *task), 0);
+  EXPECT_EQ(ReadWholeFile(task->stdout_path), "nobody\n");
+  ASSERT_EQ(stat(task->stdout_path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);  // the agent's copy is root's alone
 }
 
 TEST_F(TaskRunnerTest, ARestartedRunnerFindsItsTasksAgain) {

@@ -2,7 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <optional>
+#include <string>
+
 #include "core/config.h"
+#include "core/input_limits.h"
 #include "core/yaml_reader.h"
 
 namespace allot {
@@ -54,8 +58,28 @@ nlohmann::json SubmissionToJson(const SubmitRequest& request) {
   return json;
 }
 
+// JSON escapes a character beyond the Basic Multilingual Plane as a surrogate pair
+// ("\ud83d\ude80"), which yaml-cpp refuses. Such a document is read by the JSON parser and
+// written out again with the characters themselves, which both parsers agree on.
+static std::optional<std::string> WithoutSurrogateEscapes(std::string_view text) {
+  bool has_pair = false;
+  for (size_t at = text.find("\\u"); at != std::string_view::npos && !has_pair; at = text.find("\\u", at + 1)) {
+    has_pair = at + 3 < text.size() && (text[at + 2] == 'd' || text[at + 2] == 'D') &&
+               std::string_view("89abAB").find(text[at + 3]) != std::string_view::npos;
+  }
+  if (!has_pair) return std::nullopt;
+  nlohmann::json parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return std::nullopt;
+  return parsed.dump(2);
+}
+
 StatusOr<SubmitRequest> ParseSubmission(std::string_view text, std::string_view source) {
-  ALLOT_ASSIGN_OR_RETURN(YAML::Node root, ParseYaml(text, source));
+  // Checked before any parser sees it (ParseYaml checks again; the JSON reader needs it first).
+  ALLOT_RETURN_IF_ERROR(CheckUtf8(text, source));
+  ALLOT_RETURN_IF_ERROR(CheckNesting(text, kMaxNestingDepth, source));
+  std::optional<std::string> rewritten = WithoutSurrogateEscapes(text);
+  if (rewritten) text = *rewritten;
+  ALLOT_ASSIGN_OR_RETURN(YAML::Node root, ParseYaml(text, source, kMaxSubmissionValues));
   if (!root.IsMap()) {
     return InvalidArgumentError("{}: expected an object with the job's fields (name, account, "
                                 "tasks, gpus_per_task, command, ...)", source);

@@ -629,6 +629,7 @@ int RunTokenCreate(ApiClient& client, const TokenCreateOptions& options, const C
   json body = {{"role", options.role}};
   if (!options.account.empty()) body["account"] = options.account;
   if (!options.user.empty()) body["user"] = options.user;
+  if (!options.node.empty()) body["node"] = options.node;
   StatusOr<json> reply = client.Post("/v1/tokens", body);
   if (!reply.ok()) return ReportError(reply.status(), env.err);
   const std::string token = Text(*reply, "token");
@@ -643,6 +644,7 @@ int RunTokenCreate(ApiClient& client, const TokenCreateOptions& options, const C
   std::string scope;
   if (!Text(*reply, "account").empty()) scope += ", account " + Text(*reply, "account");
   if (!Text(*reply, "user").empty()) scope += ", user " + Text(*reply, "user");
+  if (!Text(*reply, "node").empty()) scope += ", node " + Text(*reply, "node");
   env.err << fmt::format(
       "Created token {} (role {}{}). It is shown only this once: store it now; `allot token "
       "revoke {}` disables it.\n",

@@ -126,6 +126,7 @@ struct TokenCreateOptions {
   std::string role;  // operator, tenant or agent
   std::string account;
   std::string user;
+  std::string node;  // agent tokens: the node it speaks for
   OutputFormat output = OutputFormat::kTable;
 };
 int RunTokenCreate(ApiClient& client, const TokenCreateOptions& options, const CommandEnv& env);

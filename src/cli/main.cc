@@ -348,6 +348,7 @@ void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
   create->add_option("--role", line.token_create.role, "operator, tenant or agent")->required();
   create->add_option("-A,--account", line.token_create.account, "The tenant's account");
   create->add_option("-u,--user", line.token_create.user, "The tenant's user name");
+  create->add_option("--node", line.token_create.node, "The node an agent token speaks for (required for agents)");
   add_output(create, line.token_create.output);
   add_output(add(*token, "list", "List tokens (never the secrets)",
                  [&line](ApiClient& client, const CommandEnv& env) {
@@ -452,6 +453,9 @@ int main(int argc, char** argv) {
   server->add_option("--kill-grace", serve_command.kill_grace_seconds,
                      "Seconds between SIGTERM and SIGKILL when a task is cancelled, preempted or out of time")
       ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
+  server->add_flag("--static-nodes", serve_command.static_nodes,
+                   "Nodes count as up without an agent (job ends are reported with POST /v1/jobs/{id}/finish); "
+                   "by default a node is down until its agent registers, as Slurm keeps it unknown until slurmd does");
   server->add_option("--threads", serve_command.threads, "Requests served at once")->check(CLI::Range(1, 4096))
       ->capture_default_str();
   server->add_option("--log-level", serve_command.log_level, "trace, debug, info, warn, error")

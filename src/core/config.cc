@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include "core/input_limits.h"
+
 #include "core/yaml_reader.h"
 
 #include <algorithm>
@@ -347,13 +349,47 @@ StatusOr<Config> ParseRoot(const YamlReader& reader, const YAML::Node& root) {
 }  // namespace
 
 // yaml-cpp reports syntax errors by exception; turn them into a Status at this edge.
-StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source) {
+namespace {
+
+// Counts the values of a YAML tree as a reader will see them: an alias counts every time it is
+// met, so `[*a, *a, ...]` over a large anchor counts its expanded size. Stops at the budget.
+bool WithinYamlBudget(const YAML::Node& node, size_t& budget, int depth) {
+  if (budget == 0 || depth > kMaxNestingDepth) return false;
+  --budget;
+  if (node.IsSequence()) {
+    for (const YAML::Node& item : node) {
+      if (!WithinYamlBudget(item, budget, depth + 1)) return false;
+    }
+  } else if (node.IsMap()) {
+    for (const auto& entry : node) {
+      if (!WithinYamlBudget(entry.first, budget, depth + 1) || !WithinYamlBudget(entry.second, budget, depth + 1)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source, size_t max_values) {
+  // Checked before the parser sees the text: yaml-cpp takes any bytes, and recurses per level.
+  ALLOT_RETURN_IF_ERROR(CheckUtf8(yaml, source));
+  ALLOT_RETURN_IF_ERROR(CheckNesting(yaml, kMaxNestingDepth, source));
+  YAML::Node root;
   try {
-    return YAML::Load(std::string(yaml));
+    root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& error) {
     return InvalidArgumentError("{}:{}:{}: not valid YAML: {}", source, error.mark.line + 1,
                                 error.mark.column + 1, error.msg);
   }
+  size_t budget = max_values;
+  if (!WithinYamlBudget(root, budget, 0)) {
+    return InvalidArgumentError("{}: the document expands to more than {} values or {} levels (YAML aliases "
+                                "repeat what they name); write it out without aliases", source, max_values,
+                                kMaxNestingDepth);
+  }
+  return root;
 }
 
 const std::vector<std::string_view>& PolicyConfig::QueueOrders() {

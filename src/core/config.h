@@ -20,6 +20,7 @@
 
 #include "core/accounts.h"
 #include "core/cluster.h"
+#include "core/input_limits.h"
 #include "core/job.h"
 #include "core/units.h"
 
@@ -68,7 +69,10 @@ StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
                                std::string_view field,
                                const std::vector<std::string_view>& also_allowed = {});
 // Parses YAML (or JSON, which is YAML) text; errors carry source:line:column.
-StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source);
+// Refuses text that is not UTF-8 or nests deeper than kMaxNestingDepth before parsing it, and a
+// document that expands (YAML aliases included) to more than `max_values` values after.
+StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source,
+                               size_t max_values = kMaxConfigValues);
 // A topology constraint: `leaf` (required) or {level: leaf, mode: preferred}.
 StatusOr<TopologyConstraint> ParseTopologyNode(const YAML::Node& node, std::string_view source,
                                                std::string_view field);

@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdint>
+#include <iterator>
 #include <vector>
 
 namespace allot {
@@ -124,16 +126,19 @@ StatusOr<int64_t> ParseMemory(std::string_view text) {
 }
 
 std::string FormatDuration(Duration seconds) {
-  if (seconds <= 0) return seconds == 0 ? "0s" : "-" + FormatDuration(-seconds);
-  std::string out;
-  const std::pair<int64_t, char> units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+  if (seconds == 0) return "0s";
+  // The magnitude as unsigned, so the most negative duration has one too.
+  uint64_t left = seconds < 0 ? uint64_t{0} - static_cast<uint64_t>(seconds) : static_cast<uint64_t>(seconds);
+  fmt::memory_buffer out;
+  if (seconds < 0) out.push_back('-');
+  const std::pair<uint64_t, char> units[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
   for (auto [size, letter] : units) {
-    if (seconds >= size) {
-      out += fmt::format("{}{}", seconds / size, letter);
-      seconds %= size;
+    if (left >= size) {
+      fmt::format_to(std::back_inserter(out), "{}{}", left / size, letter);
+      left %= size;
     }
   }
-  return out;
+  return fmt::to_string(out);
 }
 
 }  // namespace allot

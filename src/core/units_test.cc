@@ -1,3 +1,4 @@
+#include <limits>
 #include "core/units.h"
 
 #include <gmock/gmock.h>
@@ -131,6 +132,7 @@ TEST(FormatDurationTest, ShortestExactForm) {
   EXPECT_EQ(FormatDuration(2 * 86400 + 3 * 3600), "2d3h");
   EXPECT_EQ(FormatDuration(90061), "1d1h1m1s");
   EXPECT_EQ(FormatDuration(-90), "-1m30s");
+  EXPECT_EQ(FormatDuration(std::numeric_limits<Duration>::min()), "-106751991167300d15h30m8s");
 }
 
 TEST(FormatDurationTest, RoundTripsThroughParseDuration) {

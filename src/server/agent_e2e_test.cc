@@ -52,13 +52,17 @@ class AgentEndToEndTest : public ::testing::Test {
                                                    ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "work");
+    // Jobs run as nobody (an agent never runs them as root): a scratch directory they may write,
+    // like /tmp.
+    fs::permissions(dir_ / "work", fs::perms::all | fs::perms::sticky_bit);
     server_ = std::make_unique<ServerProcess>(
         ALLOT_BINARY, std::string(ALLOT_SOURCE_DIR) + "/tests/server/agents.yaml", (dir_ / "data").string(),
         ServerArgs());
     Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started.message();
-    json token = Call("POST", "/v1/tokens", R"({"role": "agent"})");
-    agent_token_ = token["token"];
+    for (const char* node : {"a1", "a2"}) {
+      agent_tokens_[node] = Call("POST", "/v1/tokens", json{{"role", "agent"}, {"node", node}}.dump())["token"];
+    }
     for (const char* node : {"a1", "a2"}) StartAgent(node);
   }
 
@@ -89,7 +93,7 @@ class AgentEndToEndTest : public ::testing::Test {
   }
 
   void StartAgent(const std::string& node, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args = {"--server", server_->url(), "--token", agent_token_, "--node", node, "--gpus", "4",
+    std::vector<std::string> args = {"--server", server_->url(), "--token", agent_tokens_[node], "--node", node, "--gpus", "4",
                                      "--gpu-model", "H200"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto agent = std::make_unique<AgentProcess>(ALLOT_BINARY, args, (dir_ / ("agent-" + node)).string());
@@ -132,7 +136,7 @@ class AgentEndToEndTest : public ::testing::Test {
 
   fs::path dir_;
   std::unique_ptr<ServerProcess> server_;
-  std::string agent_token_;
+  std::map<std::string, std::string> agent_tokens_;  // node -> its agent's token
   std::map<std::string, std::unique_ptr<AgentProcess>> agents_;
 };
 

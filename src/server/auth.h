@@ -29,6 +29,7 @@ struct Principal {
   Role role = Role::kTenant;
   std::string account;  // tenants: the root of the subtree they may use
   AccountIndex account_index = kNoAccount;
+  std::string node;     // agents: the one node whose reports this token may make
 
   bool is_operator() const { return role == Role::kOperator; }
 };

@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "api/submission.h"
+#include "core/input_limits.h"
 
 namespace allot {
 namespace {
@@ -30,6 +31,10 @@ Time DayStart(Time t) { return t - ((t % kDay) + kDay) % kDay; }
 // A JSON request body: an object whose keys are all in `allowed`.
 StatusOr<json> ParseBody(std::string_view body, const std::vector<std::string_view>& allowed) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return json::object();
+  // Before the parser: a deep document would be copied recursively below, and text that is not
+  // UTF-8 could not be written back out.
+  ALLOT_RETURN_IF_ERROR(CheckUtf8(body, "the request body"));
+  ALLOT_RETURN_IF_ERROR(CheckNesting(body, kMaxNestingDepth, "the request body"));
   json parsed = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
     return InvalidArgumentError("the request body is not valid JSON");
@@ -41,6 +46,47 @@ StatusOr<json> ParseBody(std::string_view body, const std::vector<std::string_vi
     }
   }
   return parsed;
+}
+
+constexpr uint64_t kMaxTaskIndex = 1000000;  // a job has at most a million tasks (config.cc)
+
+// The shape of an agent's report, checked whole before any of it is applied, so a malformed
+// report changes nothing (and never throws half-way through a sync).
+Status CheckAgentReport(const json& report) {
+  auto bad = [](std::string_view what) { return InvalidArgumentError("agent report: {}", what); };
+  for (const char* key : {"hostname", "address", "gpu_model"}) {
+    if (report.contains(key) && !report[key].is_string()) return bad(fmt::format("{} must be a string", key));
+  }
+  if (report.contains("gpus") && !report["gpus"].is_number_unsigned()) return bad("gpus must be a count");
+  if (report.contains("wait_seconds") && !report["wait_seconds"].is_number()) return bad("wait_seconds must be a number");
+  const json tasks = report.value("tasks", json::array());
+  const json logs = report.value("logs", json::array());
+  if (!tasks.is_array() || !logs.is_array()) return bad("tasks and logs must be arrays");
+  auto unsigned_field = [](const json& item, const char* key) {
+    return item.contains(key) && item[key].is_number_unsigned();
+  };
+  for (const json& task : tasks) {
+    if (!task.is_object() || !unsigned_field(task, "job") || !unsigned_field(task, "epoch") || !unsigned_field(task, "task") ||
+        task["task"].get<uint64_t>() > kMaxTaskIndex || !task.contains("state") ||
+        (task["state"] != "running" && task["state"] != "exited")) {
+      return bad("each task needs job, epoch, task (non-negative integers) and state (running or exited)");
+    }
+    if (task.contains("exit_code") && (!task["exit_code"].is_number_unsigned() || task["exit_code"].get<uint64_t>() > 255)) {
+      return bad("exit_code must be an integer from 0 to 255");
+    }
+    for (const char* flag : {"timed_out", "out_of_memory"}) {
+      if (task.contains(flag) && !task[flag].is_boolean()) return bad(fmt::format("{} must be true or false", flag));
+    }
+  }
+  for (const json& chunk : logs) {
+    if (!chunk.is_object() || !unsigned_field(chunk, "job") || !unsigned_field(chunk, "task") ||
+        chunk["task"].get<uint64_t>() > kMaxTaskIndex || !unsigned_field(chunk, "offset") ||
+        !chunk.contains("stream") || (chunk["stream"] != "out" && chunk["stream"] != "err") || !chunk.contains("data") ||
+        !chunk["data"].is_string()) {
+      return bad("each log chunk needs job, task, offset (non-negative integers), stream (out or err) and data");
+    }
+  }
+  return OkStatus();
 }
 
 StatusOr<std::optional<int64_t>> OptionalCount(const json& body, const char* key) {
@@ -60,6 +106,12 @@ StatusOr<Time> TimeField(const json& body, const char* key, Time fallback) {
     return *parsed;
   }
   return InvalidArgumentError("{}: expected Unix seconds or a date YYYY-MM-DD", key);
+}
+
+// Idempotency keys are the submitter's: the job's account and user with the key, so two users
+// of one name in different accounts never see each other's replies.
+std::string IdempotencyScope(std::string_view account, std::string_view user, std::string_view key) {
+  return fmt::format("{}\n{}\n{}", account, user, key);
 }
 
 json Limit(int64_t value) { return value >= kUnlimited ? json(nullptr) : json(value); }
@@ -136,6 +188,7 @@ Status Controller::Recover() {
     }
     std::string name = setting.key.substr(slash + 1);
     Status applied;
+    try {
     if (setting.kind == "quota") {
       StatusOr<PoolIndex> pool = cluster.FindPool(name);
       if (!pool.ok()) {
@@ -152,6 +205,9 @@ Status Controller::Recover() {
       applied = scheduler_->SetGrant(*account, Grant{.name = name, .gpu_hours = value["gpu_hours"].get<double>(),
                                                      .start = value["start"].get<Time>(), .end = value["end"].get<Time>()});
     }
+    } catch (const std::exception& error) {
+      applied = InternalError("its stored value is damaged: {}", error.what());
+    }
     if (!applied.ok()) spdlog::warn("store: ignoring {} '{}': {}", setting.kind, setting.key, applied.message());
   }
 
@@ -160,16 +216,29 @@ Status Controller::Recover() {
   size_t restored = 0;
   // Running jobs first, so that no pending job can be placed on GPUs a running one still holds.
   std::stable_partition(rows.begin(), rows.end(), [](const JobRow& row) { return row.state == "running"; });
+  // The elements of an array share one parsed submission, as they did before the restart.
+  std::unordered_map<JobId, std::pair<std::shared_ptr<const SubmitRequest>, std::shared_ptr<const json>>> arrays_read;
   for (const JobRow& row : rows) {
     json doc = json::parse(row.doc, nullptr, false);
-    Status status = doc.is_discarded() ? InternalError("its record is not valid JSON") : OkStatus();
+    Status status = doc.is_discarded() || !doc.is_object() ? InternalError("its record is not valid JSON") : OkStatus();
     JobRecord record;
+    // A damaged row (a field of the wrong type, a number out of range) fails its job with the
+    // reason; it never stops the server from starting.
+    try {
     if (status.ok()) {
-      StatusOr<SubmitRequest> request = ParseSubmission(doc["spec"].dump(), fmt::format("job {}", row.id));
-      if (request.ok()) {
-        record.request = std::move(*request);
+      const JobId array_job = doc.value("array_job_id", JobId{0});
+      auto cached = array_job > 0 ? arrays_read.find(array_job) : arrays_read.end();
+      if (cached != arrays_read.end()) {
+        std::tie(record.request, record.spec_doc) = cached->second;
       } else {
-        status = request.status();
+        StatusOr<SubmitRequest> request = ParseSubmission(doc["spec"].dump(), fmt::format("job {}", row.id));
+        if (request.ok()) {
+          record.request = std::make_shared<const SubmitRequest>(std::move(*request));
+          record.spec_doc = std::make_shared<const json>(SubmissionToJson(*record.request));
+          if (array_job > 0) arrays_read[array_job] = {record.request, record.spec_doc};
+        } else {
+          status = request.status();
+        }
       }
     }
     if (status.ok()) {
@@ -198,19 +267,23 @@ Status Controller::Recover() {
           tasks.push_back(allocation);
         }
         if (status.ok()) {
-          status = scheduler_->RestoreRunning(row.id, record.request.spec, row.submit_time, *pool, std::move(tasks),
+          status = scheduler_->RestoreRunning(row.id, record.request->spec, row.submit_time, *pool, std::move(tasks),
                                               doc.value("start_time", Time{0}), doc.value("epoch", uint64_t{0}),
                                               doc.value("restarts", 0));
         }
       } else {
-        status = scheduler_->Submit(row.id, record.request.spec, row.submit_time);
+        status = scheduler_->Submit(row.id, record.request->spec, row.submit_time);
       }
+    }
+    } catch (const std::exception& error) {
+      if (status.ok() && scheduler_->model().FindJob(row.id)) (void)scheduler_->Cancel(row.id, now);
+      status = InternalError("its record is damaged: {}", error.what());
     }
     if (!status.ok()) {
       // The config changed under the job (an account or pool is gone): it cannot be put back.
       // It ends as failed with the reason, rather than vanish.
       spdlog::warn("job {} could not be restored and ends as failed: {}", row.id, status.message());
-      if (doc.is_discarded()) doc = json::object();
+      if (doc.is_discarded() || !doc.is_object()) doc = json::object();
       doc["state"] = "failed";
       doc["end_time"] = now;
       doc["end_reason"] = fmt::format("could not be restored after a restart: {}", status.message());
@@ -223,7 +296,7 @@ Status Controller::Recover() {
     }
     ++restored;
     if (row.state == "pending") {
-      if (!record.request.dependencies.empty()) {
+      if (!record.request->dependencies.empty()) {
         record.waiting_dependencies = true;
         record.dependency_note = "dependencies not checked yet";
         waiting_.insert(row.id);
@@ -232,7 +305,7 @@ Status Controller::Recover() {
     }
     if (record.array_limit > 0) arrays_[record.array_job_id].push_back(row.id);
     if (!record.idempotency_key.empty()) {
-      std::string key = fmt::format("{}\n{}", record.request.spec.user, record.idempotency_key);
+      std::string key = IdempotencyScope(record.request->spec.account, record.request->spec.user, record.idempotency_key);
       json& earlier = submit_replies_[key];
       if (earlier.is_null()) {
         earlier = {{"ids", json::array()}};
@@ -284,6 +357,16 @@ Status Controller::Recover() {
     agent.hostname = value.value("hostname", "");
     agent.address = value.value("address", "");
     agent.marked_down = cluster.node(*node).state == NodeState::kDown;
+  }
+  if (options_.nodes_need_agents) {
+    // Nodes whose agent never registered take no jobs until it does (the first sync brings the
+    // node up). Not stored: it follows from there being no agent record.
+    for (NodeIndex node = 0; node < cluster.nodes().size(); ++node) {
+      if (agents_.contains(node) || cluster.node(node).state == NodeState::kDown) continue;
+      agents_[node].marked_down = true;
+      (void)scheduler_->SetNodeState(node, NodeState::kDown, now);
+      drain_reasons_[node] = "unknown: no agent has registered for this node yet";
+    }
   }
 
   ALLOT_ASSIGN_OR_RETURN(std::vector<TokenRow> tokens, store_->LoadTokens());
@@ -358,7 +441,7 @@ StatusOr<Principal> Controller::Authenticate(std::string_view token) const {
   }
   StatusOr<Role> role = ParseRole(row.role);
   if (!role.ok()) return Status(StatusCode::kUnauthenticated, "the token has an unknown role");
-  Principal principal{.token_id = row.id, .user = row.user, .role = *role, .account = row.account};
+  Principal principal{.token_id = row.id, .user = row.user, .role = *role, .account = row.account, .node = row.node};
   if (!row.account.empty()) {
     // The tree's shape is fixed at start (only quotas change), so a lookup needs no lock.
     StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(row.account);
@@ -460,7 +543,7 @@ json Controller::LiveJobJson(const Job& job, const JobRecord& record) const {
     for (const auto& [task, code] : record.task_exits) exits[std::to_string(task)] = code;
     doc["task_exits"] = exits;
   }
-  doc["spec"] = SubmissionToJson(record.request);
+  doc["spec"] = *record.spec_doc;
   return doc;
 }
 
@@ -484,7 +567,7 @@ JobRow Controller::RowOf(JobId id, const json& doc) const {
                 .user = doc["user"].get<std::string>(),
                 .submit_time = doc["submit_time"].get<Time>(),
                 .end_time = doc["end_time"].get<Time>(),
-                .doc = doc.dump()};
+                .doc = doc.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 void Controller::PersistLive(JobId id, WriteBatch& batch) const {
@@ -517,11 +600,31 @@ json Controller::RecordEnded(const Job& job, const EndInfo& end, Time now, Write
   json doc = EndedJobJson(job, found->second, end, now);
   batch.PutJob(RowOf(job.id, doc));
   ended_states_[job.id] = end.state;
+  if (job.state == JobState::kRunning) {
+    // Its agents ship the last of its output after it ended; remember where its tasks ran.
+    std::vector<NodeIndex>& nodes = ended_nodes_[job.id];
+    for (const TaskAllocation& task : job.tasks) nodes.push_back(task.node);
+    ended_nodes_order_.push_back(job.id);
+    while (ended_nodes_order_.size() > kEndedJobsRemembered) {
+      ended_nodes_.erase(ended_nodes_order_.front());
+      ended_nodes_order_.pop_front();
+    }
+  }
   finished_by_state_[end.state]++;
   NotifyAgents();
   waiting_.erase(job.id);
   records_.erase(found);
   return doc;
+}
+
+bool Controller::TaskRanOn(JobId id, int task, NodeIndex node) const {
+  if (task < 0) return false;
+  const size_t index = static_cast<size_t>(task);
+  if (const Job* job = scheduler_->model().FindJob(id)) {
+    return job->state == JobState::kRunning && index < job->tasks.size() && job->tasks[index].node == node;
+  }
+  auto ended = ended_nodes_.find(id);
+  return ended != ended_nodes_.end() && index < ended->second.size() && ended->second[index] == node;
 }
 
 void Controller::SyncHold(JobId id) {
@@ -549,9 +652,9 @@ std::optional<std::string> Controller::EndedState(JobId id) {
 StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, std::string_view idempotency_key) {
   if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot submit jobs");
   if (idempotency_key.size() > 255) return InvalidArgumentError("the Idempotency-Key header is over 255 characters");
-  const std::string reply_key = idempotency_key.empty() ? "" : fmt::format("{}\n{}", who.user, idempotency_key);
-  ALLOT_ASSIGN_OR_RETURN(SubmitRequest request, ParseSubmission(body, "request"));
-  JobSpec& spec = request.spec;
+  ALLOT_RETURN_IF_ERROR(CheckUtf8(idempotency_key, "the Idempotency-Key header"));
+  ALLOT_ASSIGN_OR_RETURN(SubmitRequest parsed, ParseSubmission(body, "request"));
+  JobSpec& spec = parsed.spec;
   if (spec.account.empty()) {
     if (who.account.empty()) {
       return InvalidArgumentError("the job names no account: add \"account\" (or --account) to the submission");
@@ -559,6 +662,20 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, s
     spec.account = who.account;
   }
   if (!who.is_operator() || spec.user.empty()) spec.user = who.user;
+  // Whether the caller may submit there at all, before anything (an earlier reply included) is
+  // looked up. The tree's shape is fixed at start, so this needs no lock.
+  StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(spec.account);
+  if (!account.ok()) return InvalidArgumentError("unknown account '{}'", spec.account);
+  if (!Sees(who, *account)) {
+    return Status(StatusCode::kPermissionDenied,
+                  fmt::format("account '{}' is outside your account '{}'", spec.account, who.account));
+  }
+  const std::string reply_key = idempotency_key.empty() ? "" : IdempotencyScope(spec.account, spec.user, idempotency_key);
+  // Everything that can fail is done before the state changes: the job documents are made from
+  // these, so a submit either happens whole or not at all.
+  auto request = std::make_shared<const SubmitRequest>(std::move(parsed));
+  auto spec_doc = std::make_shared<const json>(SubmissionToJson(*request));
+  (void)spec_doc->dump();  // throws here, not half-way through the change, if it cannot be written
 
   Store::Ticket ticket;
   json reply;
@@ -587,13 +704,7 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, s
     if (auto done = submit_replies_.find(reply_key); !reply_key.empty() && done != submit_replies_.end()) {
       return done->second;  // a retry raced the first attempt; the first one won
     }
-    StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(spec.account);
-    if (!account.ok()) return InvalidArgumentError("unknown account '{}'", spec.account);
-    if (!Sees(who, *account)) {
-      return Status(StatusCode::kPermissionDenied,
-                    fmt::format("account '{}' is outside your account '{}'", spec.account, who.account));
-    }
-    for (const Dependency& dependency : request.dependencies) {
+    for (const Dependency& dependency : request->dependencies) {
       if (dependency.type == DependencyType::kSingleton) continue;
       const Job* live = scheduler_->model().FindJob(dependency.job);
       bool known = live ? Sees(who, live->account) : false;
@@ -607,10 +718,11 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, s
       if (!known) return InvalidArgumentError("the dependency names job {}, which does not exist", dependency.job);
     }
 
-    std::vector<int> indexes = request.array ? request.array->indexes : std::vector<int>{-1};
+    static const std::vector<int> kSingle = {-1};
+    const std::vector<int>& indexes = request->array ? request->array->indexes : kSingle;
     const JobId first = next_id_;
     for (size_t i = 0; i < indexes.size(); ++i) {
-      Status submitted = scheduler_->Submit(first + i, spec, now);
+      Status submitted = scheduler_->Submit(first + i, request->spec, now);
       if (!submitted.ok()) {
         for (size_t j = 0; j < i; ++j) (void)scheduler_->Cancel(first + j, now);
         return InvalidArgumentError("{}", submitted.message());
@@ -618,21 +730,22 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, s
     }
     WriteBatch batch;
     json ids = json::array();
-    int limit = request.array ? request.array->max_concurrent : 0;
+    int limit = request->array ? request->array->max_concurrent : 0;
     for (size_t i = 0; i < indexes.size(); ++i) {
       JobId id = first + i;
       JobRecord record;
       record.request = request;
-      record.user_held = request.hold;
+      record.spec_doc = spec_doc;
+      record.user_held = request->hold;
       record.idempotency_key = std::string(idempotency_key);
-      if (request.array) {
+      if (request->array) {
         record.array_job_id = first;
         record.array_index = indexes[i];
         record.array_limit = limit;
         record.throttled = limit > 0 && i >= static_cast<size_t>(limit);
         if (limit > 0) arrays_[first].push_back(id);
       }
-      if (!request.dependencies.empty()) {
+      if (!request->dependencies.empty()) {
         record.waiting_dependencies = true;
         record.dependency_note = "dependencies not checked yet";
         waiting_.insert(id);
@@ -646,7 +759,7 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, s
     submits_.fetch_add(indexes.size(), std::memory_order_relaxed);
     ticket = Queue(std::move(batch));
     reply = {{"ids", ids}};
-    if (request.array) reply["array_job_id"] = first;
+    if (request->array) reply["array_job_id"] = first;
     if (!reply_key.empty()) {
       submit_replies_[reply_key] = reply;
       submit_reply_ages_.emplace_back(now, reply_key);
@@ -798,9 +911,11 @@ StatusOr<json> Controller::FinishJob(const Principal& who, JobId id, std::string
     return Status(StatusCode::kPermissionDenied, "only agents and operators report job ends");
   }
   ALLOT_ASSIGN_OR_RETURN(json report, ParseBody(body, {"exit_code", "epoch", "message"}));
-  if (!report.contains("exit_code") || !report["exit_code"].is_number_integer()) {
-    return InvalidArgumentError("exit_code: expected the job's exit status, an integer");
+  if (!report.contains("exit_code") || !report["exit_code"].is_number_integer() ||
+      report["exit_code"].get<int64_t>() < 0 || report["exit_code"].get<int64_t>() > 255) {
+    return InvalidArgumentError("exit_code: expected the job's exit status, an integer from 0 to 255");
   }
+  if (report.contains("message") && !report["message"].is_string()) return InvalidArgumentError("message: expected a string");
   int exit_code = report["exit_code"].get<int>();
   std::optional<uint64_t> epoch;
   if (report.contains("epoch")) {
@@ -810,6 +925,12 @@ StatusOr<json> Controller::FinishJob(const Principal& who, JobId id, std::string
   std::string message = report.value("message", "");
   return ChangeJob(who, id, [&](const Job& job, JobRecord&, WriteBatch& batch, json& ended) -> Status {
     if (job.state != JobState::kRunning) return FailedPreconditionError("job {} is not running", job.id);
+    if (who.role == Role::kAgent) {
+      StatusOr<NodeIndex> node = scheduler_->model().cluster().FindNode(who.node);
+      bool ours = node.ok() && std::any_of(job.tasks.begin(), job.tasks.end(),
+                                           [&](const TaskAllocation& task) { return task.node == *node; });
+      if (!ours) return Status(StatusCode::kPermissionDenied, fmt::format("job {} runs no task on node '{}'", job.id, who.node));
+    }
     // Fencing: a report from an older allocation of this job must not end the current one.
     if (epoch && *epoch != job.epoch) {
       return FailedPreconditionError("job {}: the report is for allocation epoch {}, the job runs in epoch {}",
@@ -1148,13 +1269,22 @@ StatusOr<json> Controller::SchedulerStatus(const Principal&) {
 
 StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view body) {
   if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators create tokens");
-  ALLOT_ASSIGN_OR_RETURN(json request, ParseBody(body, {"role", "account", "user"}));
+  ALLOT_ASSIGN_OR_RETURN(json request, ParseBody(body, {"role", "account", "user", "node"}));
   if (!request.contains("role") || !request["role"].is_string()) {
     return InvalidArgumentError("role: expected operator, tenant or agent");
   }
   ALLOT_ASSIGN_OR_RETURN(Role role, ParseRole(request["role"].get<std::string>()));
-  for (const char* key : {"account", "user"}) {
+  for (const char* key : {"account", "user", "node"}) {
     if (request.contains(key) && !request[key].is_string()) return InvalidArgumentError("{}: expected a string", key);
+  }
+  // An agent's token is its node's alone (docs/security.md): a stolen one speaks for one node.
+  std::string node = request.value("node", "");
+  if (role == Role::kAgent && node.empty()) {
+    return InvalidArgumentError("an agent token is bound to one node: give node (allot token create --role agent --node N)");
+  }
+  if (role != Role::kAgent && !node.empty()) return InvalidArgumentError("node: only agent tokens are bound to a node");
+  if (!node.empty() && !scheduler_->model().cluster().FindNode(node).ok()) {
+    return InvalidArgumentError("node: no node '{}' in the config", node);
   }
   std::string account = request.value("account", "");
   if (role == Role::kTenant && account.empty()) {
@@ -1165,8 +1295,8 @@ StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view bo
   }
   std::string user = request.value("user", role == Role::kTenant ? account : std::string(RoleName(role)));
   std::string token = NewToken();
-  TokenRow row{.hash = HashToken(token), .user = user, .role = std::string(RoleName(role)),
-               .account = account, .created = Now()};
+  TokenRow row{.hash = HashToken(token), .user = role == Role::kAgent && !request.contains("user") ? "agent:" + node : user,
+               .role = std::string(RoleName(role)), .account = account, .created = Now(), .node = node};
   Store::Ticket ticket;
   {
     std::lock_guard lock(mutex_);
@@ -1181,7 +1311,9 @@ StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view bo
     std::unique_lock tokens_lock(tokens_mutex_);
     tokens_by_hash_.emplace(row.hash, row);
   }
-  return json{{"id", row.id}, {"token", token}, {"role", row.role}, {"account", row.account}, {"user", row.user}};
+  json reply = {{"id", row.id}, {"token", token}, {"role", row.role}, {"account", row.account}, {"user", row.user}};
+  if (!row.node.empty()) reply["node"] = row.node;
+  return reply;
 }
 
 StatusOr<json> Controller::ListTokens(const Principal& who) {
@@ -1190,7 +1322,7 @@ StatusOr<json> Controller::ListTokens(const Principal& who) {
   json tokens = json::array();
   for (const TokenRow& row : rows) {
     tokens.push_back({{"id", row.id}, {"role", row.role}, {"account", row.account}, {"user", row.user},
-                      {"created", row.created}, {"revoked", row.revoked}});
+                      {"node", row.node}, {"created", row.created}, {"revoked", row.revoked}});
   }
   return json{{"tokens", tokens}};
 }
@@ -1204,6 +1336,15 @@ StatusOr<json> Controller::RevokeToken(const Principal& who, int64_t id) {
     auto found = std::find_if(tokens_by_hash_.begin(), tokens_by_hash_.end(),
                               [&](const auto& entry) { return entry.second.id == id; });
     if (found == tokens_by_hash_.end()) return NotFoundError("no live token {}", id);
+    if (found->second.role == RoleName(Role::kOperator)) {
+      size_t operators = std::count_if(tokens_by_hash_.begin(), tokens_by_hash_.end(), [](const auto& entry) {
+        return entry.second.role == RoleName(Role::kOperator);
+      });
+      if (operators == 1) {
+        return FailedPreconditionError("token {} is the last operator token; revoking it would lock every operator "
+                                       "out: create another with `allot token create --role operator` first", id);
+      }
+    }
     TokenRow row = found->second;
     row.revoked = true;
     tokens_by_hash_.erase(found);
@@ -1317,7 +1458,7 @@ json Controller::TaskEnvironment(const Job& job, const JobRecord& record, int ta
   auto agent = agents_.find(master);
   std::string master_address = agent != agents_.end() && !agent->second.address.empty() ? agent->second.address
                                                                                        : cluster.node(master).name;
-  const int processes = record.request.processes_per_task;
+  const int processes = record.request->processes_per_task;
   json environment = {
       {"ALLOT_JOB_ID", std::to_string(job.id)},
       {"ALLOT_JOB_NAME", job.spec.name},
@@ -1377,7 +1518,7 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
     for (int task = 0; task < static_cast<int>(job.tasks.size()); ++task) {
       if (job.tasks[task].node != node || record.task_exits.contains(task)) continue;
       if (known.contains({id, job.epoch, task})) continue;
-      const SubmitRequest& request = record.request;
+      const SubmitRequest& request = *record.request;
       int array_job = static_cast<int>(record.array_job_id);
       json assignment = {
           {"job", id}, {"epoch", job.epoch}, {"task", task}, {"name", job.spec.name}, {"user", job.spec.user},
@@ -1399,11 +1540,16 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
   if (who.role != Role::kAgent && !who.is_operator()) {
     return Status(StatusCode::kPermissionDenied, "only agents sync nodes");
   }
+  // An agent's credential is its node's: it syncs, reports and writes output for that node only.
+  if (who.role == Role::kAgent && who.node != node_name) {
+    return Status(StatusCode::kPermissionDenied,
+                  who.node.empty() ? fmt::format("this agent token is bound to no node; give node '{}' its own: allot token "
+                                                 "create --role agent --node {}", node_name, node_name)
+                                   : fmt::format("this agent token is node '{}''s, not '{}''s", who.node, node_name));
+  }
   ALLOT_ASSIGN_OR_RETURN(json report, ParseBody(body, {"hostname", "address", "gpus", "gpu_model", "cpus", "memory",
                                                         "tasks", "logs", "wait_seconds"}));
-  if (!report.value("tasks", json::array()).is_array() || !report.value("logs", json::array()).is_array()) {
-    return InvalidArgumentError("tasks and logs must be arrays");
-  }
+  ALLOT_RETURN_IF_ERROR(CheckAgentReport(report));
   Store::Ticket ticket;
   json reply;
   {
@@ -1450,7 +1596,9 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
       JobId id = chunk.value("job", JobId{0});
       int task = chunk.value("task", 0);
       std::string stream = chunk.value("stream", "out");
-      if (stream != "out" && stream != "err") continue;
+      // Only output of a task this node runs (or ran, for a job that has just ended): an agent
+      // cannot write into another node's jobs' logs.
+      if (!TaskRanOn(id, task, node)) continue;
       std::filesystem::path path = LogPath(id, task, stream);
       std::error_code error;
       std::filesystem::create_directories(path.parent_path(), error);
@@ -1595,7 +1743,14 @@ StatusOr<json> Controller::JobLogs(const Principal& who, JobId id, int task, std
     file.read(data.data(), static_cast<std::streamsize>(kMaxChunk));
     data.resize(static_cast<size_t>(file.gcount()));
   }
-  return json{{"data", data}, {"next_offset", offset + static_cast<int64_t>(data.size())}, {"complete", complete}};
+  // The reply is JSON text, so it carries whole UTF-8 characters: an offset inside one starts at
+  // the next, and a character cut at the end of the chunk waits for the next read (unless the
+  // job has ended and nothing more will come). Bytes that are not UTF-8 at all arrive as U+FFFD.
+  size_t skip = 0;
+  while (skip < data.size() && skip < 3 && (static_cast<unsigned char>(data[skip]) & 0xC0) == 0x80) ++skip;
+  size_t keep = complete && data.size() < (1 << 20) ? data.size() : std::max(skip, CompleteUtf8Prefix(data));
+  return json{{"data", ReplaceInvalidUtf8(data.substr(skip, keep - skip))},
+              {"next_offset", offset + static_cast<int64_t>(keep)}, {"complete", complete}};
 }
 
 // ---- The scheduling loop ----------------------------------------------------------------------
@@ -1628,11 +1783,11 @@ void Controller::ResolveDependencies(WriteBatch&) {
       continue;
     }
     std::string note;
-    for (const Dependency& dependency : record->second.request.dependencies) {
+    for (const Dependency& dependency : record->second.request->dependencies) {
       if (dependency.type == DependencyType::kSingleton) {
         for (const auto& [other_id, other] : records_) {
-          if (other_id < id && other.request.spec.name == record->second.request.spec.name &&
-              other.request.spec.user == record->second.request.spec.user) {
+          if (other_id < id && other.request->spec.name == record->second.request->spec.name &&
+              other.request->spec.user == record->second.request->spec.user) {
             note = fmt::format("singleton: job {} of the same name and user has not ended", other_id);
             break;
           }

@@ -67,6 +67,9 @@ struct ControllerOptions {
   // At most this many long polls wait at once (each holds an API thread); agents beyond it are
   // told to sync again after a quarter heartbeat. allot server sets it to half its --threads.
   int max_long_polls = 32;
+  // A node is down ("unknown") until its agent first syncs, so no job is placed where nothing can
+  // run it. Off: every node of the config is up from the start (job ends come from operators).
+  bool nodes_need_agents = true;
 };
 
 struct ListJobsQuery {
@@ -150,7 +153,10 @@ class Controller {
  private:
   // What the server keeps for a live job beyond the scheduler's Job.
   struct JobRecord {
-    SubmitRequest request;  // as submitted, account and user filled in
+    // As submitted, account and user filled in; shared by all elements of an array (its index
+    // list can be 100,000 long), with its JSON form for the job documents.
+    std::shared_ptr<const SubmitRequest> request;
+    std::shared_ptr<const nlohmann::json> spec_doc;
     JobId array_job_id = 0;
     int array_index = -1;   // -1: not an array element
     int array_limit = 0;    // the array's %N, 0: none
@@ -212,6 +218,8 @@ class Controller {
   std::vector<UsageRow> RunUsage(const Job& job, Time end) const;
   void ChargeRun(const Job& job, Time end, WriteBatch& batch) const;
   void SyncHold(JobId id);
+  // Whether task `task` of job `id` runs on `node` now, or ran there when the job ended.
+  bool TaskRanOn(JobId id, int task, NodeIndex node) const;
   std::optional<std::string> EndedState(JobId id);
   void Tick(Time now, WriteBatch& batch);
   void EnforceTimeLimits(Time now, WriteBatch& batch);
@@ -245,6 +253,11 @@ class Controller {
   std::set<JobId> waiting_;                      // jobs with unresolved dependencies
   std::map<JobId, std::vector<JobId>> arrays_;   // throttled arrays: array job id -> elements
   std::unordered_map<JobId, std::string> ended_states_;  // jobs that ended, for dependencies
+  // Where the tasks of recently ended jobs ran (the last kEndedJobsRemembered), so their agents
+  // may still ship the output that follows the end, and nobody else may.
+  static constexpr size_t kEndedJobsRemembered = 100000;
+  std::unordered_map<JobId, std::vector<NodeIndex>> ended_nodes_;
+  std::deque<JobId> ended_nodes_order_;
   std::map<NodeIndex, std::string> drain_reasons_;
   std::unordered_map<NodeIndex, AgentState> agents_;
   int long_polls_waiting_ = 0;  // over all agents

@@ -27,7 +27,7 @@ class CrashTest : public ::testing::Test {
     data_dir_ = (std::filesystem::temp_directory_path() / fmt::format("allot-crash-{}", getpid())).string();
     std::filesystem::remove_all(data_dir_);
     server_ = std::make_unique<ServerProcess>(ALLOT_BINARY, std::string(ALLOT_SOURCE_DIR) + "/tests/server/pool.yaml",
-                                              data_dir_);
+                                              data_dir_, std::vector<std::string>{"--static-nodes"});
   }
   void TearDown() override {
     server_.reset();

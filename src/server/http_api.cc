@@ -16,7 +16,7 @@ using Handler = std::function<void(const httplib::Request&, httplib::Response&)>
 void WriteError(httplib::Response& response, const Status& status) {
   response.status = HttpStatusOf(status.code());
   json body = {{"code", ErrorCodeName(status.code())}, {"message", status.message()}};
-  response.set_content(body.dump(), "application/json");
+  response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void WriteJson(httplib::Response& response, const StatusOr<json>& result, int success = 200) {
@@ -25,7 +25,9 @@ void WriteJson(httplib::Response& response, const StatusOr<json>& result, int su
     return;
   }
   response.status = success;
-  response.set_content(result->dump(), "application/json");
+  // Replacing, not throwing: a reply that cannot be written must not turn into a 500 after the
+  // change it reports has been made.
+  response.set_content(result->dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 StatusOr<JobId> JobIdOf(const httplib::Request& request) {
@@ -300,7 +302,13 @@ void HttpApi::Register() {
     WriteJson(response, c.ListTokens(who));
   }));
   server_.Delete("/v1/tokens/" + kId, authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
-    WriteJson(response, c.RevokeToken(who, std::stoll(request.matches[1].str())));
+    const std::string text = request.matches[1].str();
+    int64_t id = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
+    if (error != std::errc() || end != text.data() + text.size()) {
+      return WriteError(response, NotFoundError("no live token {}", text));
+    }
+    WriteJson(response, c.RevokeToken(who, id));
   }));
 }
 

@@ -9,7 +9,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <thread>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <string_view>
 
 #include "agent/agent.h"
 #include "server/http_api.h"
@@ -54,6 +58,15 @@ policy:
 )", host);
 }
 
+// Jobs of `allot server --dev` never run as root: as the user who started it, or, when root
+// started it, as the user behind sudo, else nobody. "" means the server's own (non-root) user.
+std::string DevJobUser() {
+  if (::geteuid() != 0) return "";
+  const char* sudo_user = std::getenv("SUDO_USER");
+  if (sudo_user && *sudo_user && std::string_view(sudo_user) != "root") return sudo_user;
+  return "nobody";
+}
+
 int Fail(const Status& status) {
   std::fprintf(stderr, "allot server: %s\n", status.message().c_str());
   return status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound ? 2 : 1;
@@ -61,12 +74,19 @@ int Fail(const Status& status) {
 
 }  // namespace
 
-int RunServe(const ServeCommand& command) {
+int RunServe(const ServeCommand& given) {
+  ServeCommand command = given;
+  // Absolute from here on: the embedded agent's tasks run in other working directories, and the
+  // hints printed below work from any shell.
+  std::error_code absolute_error;
+  command.data_dir = std::filesystem::absolute(command.data_dir, absolute_error).lexically_normal().string();
   // Logs go to stderr; stdout carries only the lines users and scripts read.
   spdlog::set_default_logger(spdlog::stderr_color_mt("allot"));
   spdlog::set_level(spdlog::level::from_str(command.log_level));
   StatusOr<std::pair<std::string, int>> listen = ParseListen(command.listen);
   if (!listen.ok()) return Fail(listen.status());
+  // Whatever the server writes (the store, logs, tokens) is for its own user only.
+  ::umask(077);
   std::string host = DevNodeName();
   StatusOr<Config> config = command.config.empty() && command.dev
                                 ? ParseConfig(DevConfig(host), "<allot server --dev>")
@@ -84,10 +104,15 @@ int RunServe(const ServeCommand& command) {
                                        .heartbeat_seconds = command.heartbeat_seconds,
                                        .missed_heartbeats = command.missed_heartbeats,
                                        .kill_grace_seconds = command.kill_grace_seconds,
-                                       .max_long_polls = std::max(1, command.threads / 2)};
+                                       .max_long_polls = std::max(1, command.threads / 2),
+                                       .nodes_need_agents = !command.static_nodes};
   if (command.dev) controller_options.operator_account = "default";
   StatusOr<std::unique_ptr<Controller>> controller = Controller::Open(std::move(*config), controller_options);
   if (!controller.ok()) return Fail(controller.status());
+  // The data directory is the server's alone (0700). With --dev it also holds the embedded
+  // agent's directory, which jobs running as another user pass through to their working
+  // directories: 0711 then, still listed and read by nobody else (everything in it is 0600/0700).
+  ::chmod(command.data_dir.c_str(), command.dev ? 0711 : 0700);
   HttpApi api(**controller, {.threads = command.threads});
   StatusOr<int> port = api.Bind(listen->first, listen->second);
   if (!port.ok()) return Fail(port.status());
@@ -102,13 +127,13 @@ int RunServe(const ServeCommand& command) {
   std::thread agent_thread;
   if (command.dev) {
     StatusOr<nlohmann::json> token = (*controller)->CreateToken(
-        Principal{.user = "operator", .role = Role::kOperator}, R"({"role": "agent", "user": "dev-agent"})");
+        Principal{.user = "operator", .role = Role::kOperator}, nlohmann::json{{"role", "agent"}, {"user", "dev-agent"}, {"node", host}}.dump());
     if (!token.ok()) return Fail(token.status());
     std::string local = listen->first == "0.0.0.0" ? "127.0.0.1" : listen->first;
     StatusOr<std::unique_ptr<Agent>> created = Agent::Create(
         {.server = fmt::format("http://{}:{}", local, *port), .token = (*token)["token"], .node = host,
          .address = local, .state_dir = (std::filesystem::path(command.data_dir) / "agent").string(),
-         .gpus = {.count = 8, .model = "H200"}});
+         .gpus = {.count = 8, .model = "H200"}, .run_as = DevJobUser()});
     if (!created.ok()) return Fail(created.status());
     agent = std::move(*created);
     agent_thread = std::thread([&agent] {

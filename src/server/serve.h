@@ -19,6 +19,9 @@ struct ServeCommand {
   double heartbeat_seconds = 5;
   int missed_heartbeats = 3;
   double kill_grace_seconds = 30;
+  // Nodes are up without an agent (--static-nodes); by default a node is down until its agent
+  // registers.
+  bool static_nodes = false;
 };
 
 // Prints "listening on http://HOST:PORT" on stdout once requests are accepted (tests wait for

@@ -80,7 +80,8 @@ class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     data_dir_ = TempDir("server-test");
-    server_ = new ServerProcess(ALLOT_BINARY, std::string(ALLOT_SOURCE_DIR) + "/tests/server/pool.yaml", data_dir_);
+    server_ = new ServerProcess(ALLOT_BINARY, std::string(ALLOT_SOURCE_DIR) + "/tests/server/pool.yaml", data_dir_,
+                                std::vector<std::string>{"--static-nodes"});
     Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started.message();
     Api op(*server_, server_->OperatorToken());
@@ -174,7 +175,7 @@ TEST_F(ServerTest, JobsStartAndAgentsReportTheirEnd) {
   EXPECT_EQ(job["allocation"][0]["gpus"].size(), 8u);
   EXPECT_EQ(job["pool"], "gpu");
 
-  Reply agent_token = op.Post("/v1/tokens", R"({"role": "agent"})");
+  Reply agent_token = op.Post("/v1/tokens", json{{"role", "agent"}, {"node", job["nodes"][0]}}.dump());
   ASSERT_EQ(agent_token.status, 201);
   Api agent(*server_, agent_token.body["token"]);
   // A report for an older allocation is fenced off.

@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
   }
   std::string data_dir = (std::filesystem::temp_directory_path() / fmt::format("allot-bench-{}", getpid())).string();
   std::filesystem::remove_all(data_dir);
-  allot::ServerProcess server(ALLOT_BINARY, config, data_dir);
+  // No agents here: the pool's nodes take jobs without one, as before agents registered nodes.
+  allot::ServerProcess server(ALLOT_BINARY, config, data_dir, {"--static-nodes"});
   if (allot::Status started = server.Start(); !started.ok()) {
     std::fprintf(stderr, "%s\n", started.message().c_str());
     return 1;

@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -43,6 +45,10 @@ constexpr const char* kMigrations[] = {
       value TEXT NOT NULL,
       PRIMARY KEY (kind, key)
     ) WITHOUT ROWID;
+    )sql",
+    // 2: agent tokens bound to one node each.
+    R"sql(
+    ALTER TABLE tokens ADD COLUMN node TEXT NOT NULL DEFAULT '';
     )sql",
 };
 
@@ -168,6 +174,9 @@ struct Store::PendingCommit {
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   ALLOT_ASSIGN_OR_RETURN(sqlite3* writer, OpenConnection(path));
+  // The store holds every tenant's jobs and the token hashes: its owner's alone, whatever the
+  // umask was when an older allot created it.
+  for (const char* suffix : {"", "-wal", "-shm"}) ::chmod((path + suffix).c_str(), 0600);
   if (Status migrated = Migrate(writer); !migrated.ok()) {
     sqlite3_close(writer);
     return migrated;
@@ -238,9 +247,9 @@ Status Store::ApplyGroup(const std::vector<Ticket>& group) {
                         "state = ?2, account = ?3, user = ?4, submit_time = ?5, end_time = ?6, doc = ?7");
   Statement add_usage(db, "INSERT INTO usage (account, pool, day, gpu_seconds) VALUES (?1, ?2, ?3, ?4) "
                           "ON CONFLICT (account, pool, day) DO UPDATE SET gpu_seconds = gpu_seconds + ?4");
-  Statement put_token(db, "INSERT INTO tokens (id, hash, user, role, account, created, revoked) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE SET "
-                          "hash = ?2, user = ?3, role = ?4, account = ?5, created = ?6, revoked = ?7");
+  Statement put_token(db, "INSERT INTO tokens (id, hash, user, role, account, created, revoked, node) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO UPDATE SET "
+                          "hash = ?2, user = ?3, role = ?4, account = ?5, created = ?6, revoked = ?7, node = ?8");
   Statement put_setting(db, "INSERT INTO settings (kind, key, value) VALUES (?1, ?2, ?3) "
                             "ON CONFLICT (kind, key) DO UPDATE SET value = ?3");
   Statement delete_setting(db, "DELETE FROM settings WHERE kind = ?1 AND key = ?2");
@@ -280,6 +289,7 @@ Status Store::ApplyGroup(const std::vector<Ticket>& group) {
       put_token.Bind(5, token->account);
       put_token.Bind(6, token->created);
       put_token.Bind(7, int64_t{token->revoked});
+      put_token.Bind(8, token->node);
       return run(put_token);
     }
     if (const auto* setting = std::get_if<SettingRow>(&op)) {
@@ -369,14 +379,14 @@ StatusOr<JobId> Store::MaxJobId() {
 
 StatusOr<std::vector<TokenRow>> Store::LoadTokens() {
   std::lock_guard lock(read_mutex_);
-  Statement statement(read_db_, "SELECT id, hash, user, role, account, created, revoked FROM tokens ORDER BY id");
+  Statement statement(read_db_, "SELECT id, hash, user, role, account, created, revoked, node FROM tokens ORDER BY id");
   if (!statement.ok()) return statement.Error("prepare");
   std::vector<TokenRow> rows;
   int result;
   while ((result = statement.Step()) == SQLITE_ROW) {
     rows.push_back({.id = statement.Int(0), .hash = statement.Text(1), .user = statement.Text(2),
                     .role = statement.Text(3), .account = statement.Text(4),
-                    .created = statement.Int(5), .revoked = statement.Int(6) != 0});
+                    .created = statement.Int(5), .revoked = statement.Int(6) != 0, .node = statement.Text(7)});
   }
   if (result != SQLITE_DONE) return statement.Error("read tokens");
   return rows;

@@ -62,6 +62,7 @@ struct TokenRow {
   std::string account;
   Time created = 0;
   bool revoked = false;
+  std::string node;  // agent tokens: the node they are bound to
 };
 
 // An operator change kept across restarts: (kind, key) -> JSON value, e.g.
