@@ -109,16 +109,25 @@ Status CheckDate(std::string_view text, std::string_view flag) {
   return OkStatus();
 }
 
+// At most what the server takes in one request (1 MiB): reading stops there, so a device such as
+// /dev/zero or a huge file is refused instead of filling memory.
+constexpr size_t kMaxSubmitFileBytes = 1 << 20;
+
 StatusOr<std::string> ReadSubmitFile(const std::string& file, std::istream& in) {
-  std::stringstream text;
-  if (file == "-") {
-    text << in.rdbuf();
-    return text.str();
+  std::ifstream stream;
+  if (file != "-") {
+    stream.open(file, std::ios::binary);
+    if (!stream) return InvalidArgumentError("cannot read {}: {}", file, std::strerror(errno));
   }
-  std::ifstream stream(file);
-  if (!stream) return InvalidArgumentError("cannot read {}: {}", file, std::strerror(errno));
-  text << stream.rdbuf();
-  return text.str();
+  std::istream& source = file == "-" ? in : stream;
+  std::string text(kMaxSubmitFileBytes + 1, '\0');
+  source.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(source.gcount()));
+  if (text.size() > kMaxSubmitFileBytes) {
+    return InvalidArgumentError("{} is over {} KiB; a job spec or batch script is far smaller (is it the right file?)",
+                                file == "-" ? "standard input" : file, kMaxSubmitFileBytes >> 10);
+  }
+  return text;
 }
 
 // The names of the nodes a job holds: `nodes`, or those of `allocation` when the server left

@@ -226,6 +226,13 @@ TEST_F(CommandsTest, SubmitNameOverrideAndJsonOutput) {
   EXPECT_EQ(json::parse(OnlyRequest().body)["name"], "new");
 }
 
+TEST_F(CommandsTest, AnEndlessSubmitFileIsRefusedNotReadWhole) {
+  // /dev/zero used to be read until the client ran out of memory (bad_alloc).
+  EXPECT_EQ(RunSubmit(client_, {.file = "/dev/zero"}, Env()), kExitBadInput);
+  EXPECT_THAT(err_.str(), HasSubstr("/dev/zero is over 1024 KiB"));
+  EXPECT_TRUE(server_.requests().empty());
+}
+
 TEST_F(CommandsTest, ABadSubmitFileExitsTwoBeforeAnyRequest) {
   in_.str("#!/bin/bash\n#SBATCH --gpuz=8\nhostname\n");
   EXPECT_EQ(RunSubmit(client_, {.file = "-"}, Env()), kExitBadInput);

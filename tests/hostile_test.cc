@@ -1,0 +1,248 @@
+// The hostile-client suite (docs/security.md): every attack the security review found, against a
+// real `allot server` on loopback. Each asserts a clear 4xx or a refusal, and that nothing
+// changed: the same job list, no file touched, memory near its baseline, the server still up.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "server/server_process.h"
+#include "store/store.h"
+
+namespace allot {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+struct Reply {
+  int status = 0;
+  json body;
+};
+
+class HostileClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           fmt::format("allot-hostile-{}-{}", getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    server_ = std::make_unique<ServerProcess>(ALLOT_BINARY, std::string(ALLOT_SOURCE_DIR) + "/tests/server/pool.yaml",
+                                              (dir_ / "data").string(), ServerArgs());
+    Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started.message();
+    operator_ = server_->OperatorToken();
+  }
+  void TearDown() override {
+    server_.reset();
+    fs::remove_all(dir_);
+  }
+  virtual std::vector<std::string> ServerArgs() const { return {"--static-nodes"}; }
+
+  Reply Call(const std::string& method, const std::string& path, const std::string& body = "",
+             const std::string& token = "") {
+    httplib::Client client = server_->Client();
+    httplib::Headers headers = {{"Authorization", "Bearer " + (token.empty() ? operator_ : token)}};
+    httplib::Result result = method == "GET"      ? client.Get(path, headers)
+                             : method == "DELETE" ? client.Delete(path, headers)
+                                                  : client.Post(path, headers, body, "application/json");
+    Reply reply;
+    if (!result) return reply;
+    reply.status = result->status;
+    reply.body = json::parse(result->body, nullptr, false);
+    return reply;
+  }
+  std::string Token(const json& request) { return Call("POST", "/v1/tokens", request.dump()).body.value("token", ""); }
+  json Jobs() { return Call("GET", "/v1/jobs?state=pending,running,completed,failed,cancelled").body["jobs"]; }
+  bool Alive() { return Call("GET", "/v1/scheduler").status == 200; }
+
+  fs::path dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::string operator_;
+};
+
+TEST_F(HostileClientTest, BytesThatAreNotUtf8AreRefusedAndLeaveNoGhostJob) {
+  std::string tenant = Token({{"role", "tenant"}, {"account", "lab-a"}});
+  std::string body = "{\"name\": \"x\xFF\", \"gpus\": 1, \"command\": [\"true\"]}";
+  Reply refused = Call("POST", "/v1/jobs", body, tenant);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_THAT(refused.body.value("message", ""), HasSubstr("not valid UTF-8 at byte 11"));
+  EXPECT_TRUE(Jobs().empty());
+  // The same in YAML, and in a header.
+  EXPECT_EQ(Call("POST", "/v1/jobs", "name: \"x\xC0\xAF\"\ngpus: 1\ncommand: [\"true\"]\n", tenant).status, 400);
+  // The next submit gets job 1 and the passes go on.
+  Reply next = Call("POST", "/v1/jobs", R"({"gpus": 1, "command": ["true"]})", tenant);
+  ASSERT_EQ(next.status, 201);
+  EXPECT_EQ(next.body["ids"][0], 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(Alive());
+  EXPECT_EQ(Call("GET", "/v1/jobs").status, 200);
+}
+
+TEST_F(HostileClientTest, ValidEscapesOutsideTheBasicPlaneAreAccepted) {
+  Reply submitted = Call("POST", "/v1/jobs", R"({"name": "launch-\ud83d\ude80", "account": "lab-a", "gpus": 1, "command": ["true"]})");
+  ASSERT_EQ(submitted.status, 201) << submitted.body.dump();
+  Reply job = Call("GET", fmt::format("/v1/jobs/{}", submitted.body["ids"][0].get<int>()));
+  EXPECT_EQ(job.body["name"], "launch-\xF0\x9F\x9A\x80");
+}
+
+TEST_F(HostileClientTest, DeeplyNestedBodiesAreRefusedOnEveryRoute) {
+  std::string agent = Token({{"role", "agent"}, {"node", "n1"}});
+  std::string deep = "{\"tasks\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  Reply sync = Call("POST", "/v1/agents/n1/sync", deep, agent);
+  EXPECT_EQ(sync.status, 400);
+  EXPECT_THAT(sync.body.value("message", ""), HasSubstr("nested more than 64 levels"));
+  EXPECT_EQ(Call("POST", "/v1/jobs", std::string(50000, '[')).status, 400);
+  EXPECT_TRUE(Alive());
+}
+
+TEST_F(HostileClientTest, YamlAliasesCannotMultiplyASmallBody) {
+  // A billion-laughs body: each level names the one above ten times.
+  std::string yaml = "a0: &a0 [\"" + std::string(100, 'x') + "\"]\n";
+  for (int level = 1; level <= 8; ++level) {
+    yaml += fmt::format("a{}: &a{} [", level, level);
+    for (int i = 0; i < 10; ++i) yaml += fmt::format("{}*a{}", i ? ", " : "", level - 1);
+    yaml += "]\n";
+  }
+  yaml += "gpus: 1\ncommand: *a8\n";
+  size_t before = server_->ResidentBytes();
+  Reply refused = Call("POST", "/v1/jobs", yaml);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_THAT(refused.body.value("message", ""), HasSubstr("expands to more than"));
+  EXPECT_LT(server_->ResidentBytes(), before + (64u << 20));
+  EXPECT_TRUE(Jobs().empty());
+}
+
+TEST_F(HostileClientTest, AnArrayCostsMemoryLinearInItsElements) {
+  size_t before = server_->ResidentBytes();
+  Reply submitted = Call("POST", "/v1/jobs",
+                         R"({"account": "lab-a", "gpus": 1, "command": ["true"], "array": "0-9999", "hold": true})");
+  ASSERT_EQ(submitted.status, 201) << submitted.body.dump();
+  EXPECT_EQ(submitted.body["ids"].size(), 10000u);
+  // 10,000 elements used to add 416 MB (each kept its own copy of the index list).
+  EXPECT_LT(server_->ResidentBytes(), before + (64u << 20));
+}
+
+TEST_F(HostileClientTest, MalformedNumbersAndOutOfRangeValuesAreClientErrors) {
+  EXPECT_EQ(Call("DELETE", "/v1/tokens/99999999999999999999").status, 404);
+  Reply submitted = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 1, "command": ["true"]})");
+  ASSERT_EQ(submitted.status, 201);
+  int id = submitted.body["ids"][0];
+  for (int i = 0; i < 100 && Call("GET", fmt::format("/v1/jobs/{}", id)).body["state"] != "running"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Reply huge = Call("POST", fmt::format("/v1/jobs/{}/finish", id), R"({"exit_code": 4294967296})");
+  EXPECT_EQ(huge.status, 400);
+  EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}", id)).body["state"], "running");
+}
+
+TEST_F(HostileClientTest, TheLastOperatorTokenCannotBeRevoked) {
+  Reply tokens = Call("GET", "/v1/tokens");
+  int64_t id = tokens.body["tokens"][0]["id"];
+  Reply refused = Call("DELETE", fmt::format("/v1/tokens/{}", id));
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_THAT(refused.body.value("message", ""), HasSubstr("last operator token"));
+  EXPECT_EQ(Call("GET", "/v1/whoami").status, 200);
+}
+
+TEST_F(HostileClientTest, IdempotencyKeysBelongToTheirAccount) {
+  std::string kim_a = Token({{"role", "tenant"}, {"account", "lab-a"}, {"user", "kim"}});
+  std::string kim_b = Token({{"role", "tenant"}, {"account", "lab-b"}, {"user", "kim"}});
+  auto submit = [&](const std::string& token) {
+    httplib::Client client = server_->Client();
+    httplib::Result result = client.Post("/v1/jobs", {{"Authorization", "Bearer " + token}, {"Idempotency-Key", "k1"}},
+                                         R"({"gpus": 1, "command": ["true"], "hold": true})", "application/json");
+    return result ? json::parse(result->body, nullptr, false) : json();
+  };
+  json first = submit(kim_a);
+  json second = submit(kim_b);
+  ASSERT_TRUE(first.contains("ids") && second.contains("ids"));
+  EXPECT_NE(first["ids"], second["ids"]);
+  EXPECT_EQ(Jobs().size(), 2u);
+  EXPECT_EQ(submit(kim_a)["ids"], first["ids"]);  // a retry still gets its own first reply
+}
+
+TEST_F(HostileClientTest, AnAgentTokenSpeaksForItsOwnNodeOnly) {
+  EXPECT_EQ(Call("POST", "/v1/tokens", R"({"role": "agent"})").status, 400);  // no fleet-wide agent tokens
+  std::string n1 = Token({{"role", "agent"}, {"node", "n1"}});
+  Reply other = Call("POST", "/v1/agents/n2/sync", R"({"gpus": 8, "gpu_model": "H200"})", n1);
+  EXPECT_EQ(other.status, 403);
+  EXPECT_THAT(other.body.value("message", ""), HasSubstr("node 'n1''s, not 'n2''s"));
+  // A job on n2 (the only node with 8 free GPUs left once n1's are taken): n1's agent can neither
+  // end it nor write into its log.
+  Reply held = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus_per_task": 8, "tasks": 2, "command": ["true"]})");
+  ASSERT_EQ(held.status, 201);
+  int id = held.body["ids"][0];
+  json job;
+  for (int i = 0; i < 100 && (job = Call("GET", fmt::format("/v1/jobs/{}", id)).body)["state"] != "running"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(job["state"], "running");
+  std::string elsewhere;
+  for (const char* node : {"n1", "n2", "n3", "n4"}) {
+    if (std::find(job["nodes"].begin(), job["nodes"].end(), node) == job["nodes"].end()) elsewhere = node;
+  }
+  std::string outsider = Token({{"role", "agent"}, {"node", elsewhere}});
+  EXPECT_EQ(Call("POST", fmt::format("/v1/jobs/{}/finish", id), R"({"exit_code": 0})", outsider).status, 403);
+  json forged = {{"gpus", 8}, {"gpu_model", "H200"}, {"tasks", json::array()},
+                 {"logs", {{{"job", id}, {"task", 0}, {"stream", "out"}, {"offset", 0}, {"data", "forged\n"}}}}};
+  EXPECT_EQ(Call("POST", fmt::format("/v1/agents/{}/sync", elsewhere), forged.dump(), outsider).status, 200);
+  EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}/logs", id)).body.value("data", "?"), "");
+  EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}", id)).body["state"], "running");
+}
+
+TEST_F(HostileClientTest, TheStoreAndTokenAreTheServersAlone) {
+  struct stat info {};
+  ASSERT_EQ(stat((dir_ / "data").c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0700u);
+  for (const char* file : {"allot.db", "operator.token"}) {
+    ASSERT_EQ(stat((dir_ / "data" / file).c_str(), &info), 0) << file;
+    EXPECT_EQ(info.st_mode & 0777, 0600u) << file;
+  }
+}
+
+TEST_F(HostileClientTest, ADamagedRowFailsItsJobButNotTheStart) {
+  Reply submitted = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 1, "command": ["true"], "hold": true})");
+  ASSERT_EQ(submitted.status, 201);
+  server_->Kill();
+  {
+    StatusOr<std::unique_ptr<Store>> store = Store::Open((dir_ / "data" / "allot.db").string());
+    ASSERT_TRUE(store.ok());
+    WriteBatch batch;
+    batch.PutJob({.id = 2, .state = "running", .account = "lab-a", .user = "x", .submit_time = 1, .end_time = 0,
+                  .doc = R"({"spec": {"gpus": 1, "command": ["true"]}, "task_exits": {"zero": "one"}, "pool": 7})"});
+    ASSERT_TRUE((*store)->Commit(std::move(batch)).ok());
+  }
+  ASSERT_TRUE(server_->Start().ok());
+  Reply damaged = Call("GET", "/v1/jobs/2");
+  EXPECT_EQ(damaged.body["state"], "failed");
+  EXPECT_THAT(damaged.body.value("end_reason", ""), HasSubstr("could not be restored"));
+  EXPECT_EQ(Call("GET", "/v1/jobs/1").body["state"], "pending");
+}
+
+class UnregisteredNodesTest : public HostileClientTest {
+ protected:
+  std::vector<std::string> ServerArgs() const override { return {}; }
+};
+
+TEST_F(UnregisteredNodesTest, NodesTakeNoJobsUntilTheirAgentRegisters) {
+  Reply submitted = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 1, "command": ["true"]})");
+  ASSERT_EQ(submitted.status, 201);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(Call("GET", "/v1/jobs/1").body["state"], "pending");
+  Reply nodes = Call("GET", "/v1/nodes?pool=gpu");
+  ASSERT_EQ(nodes.body["nodes"].size(), 4u);
+  EXPECT_EQ(nodes.body["nodes"][0]["state"], "down");
+  EXPECT_THAT(nodes.body["nodes"][0].value("reason", ""), HasSubstr("no agent has registered"));
+}
+
+}  // namespace
+}  // namespace allot
