@@ -64,6 +64,13 @@ int main(int argc, char** argv) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // The state in memory says every job has ended; the clock stops once every end record is
+  // durable too: ended jobs are listed from the store, which shows only committed rows.
+  auto ended_in_store = [&] {
+    auto reply = client.Get(fmt::format("/v1/jobs?state=completed,failed,cancelled,timeout&limit={}", jobs), headers);
+    return reply && reply->status == 200 ? static_cast<int>(json::parse(reply->body)["jobs"].size()) : -1;
+  };
+  while (ended_in_store() < jobs) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   int completed = 0;
   if (auto reply = client.Get("/v1/jobs?state=completed&limit=100000", headers); reply && reply->status == 200) {
