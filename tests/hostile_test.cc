@@ -228,6 +228,33 @@ TEST_F(HostileClientTest, ADamagedRowFailsItsJobButNotTheStart) {
   EXPECT_EQ(Call("GET", "/v1/jobs/1").body["state"], "pending");
 }
 
+TEST_F(HostileClientTest, PrivilegedActionsAreAuditedDurablyForOperatorsOnly) {
+  std::string tenant = Token({{"role", "tenant"}, {"account", "lab-a"}, {"user", "kim"}});
+  ASSERT_EQ(Call("POST", "/v1/nodes/n3/drain", R"({"reason": "bad fan"})").status, 200);
+  httplib::Client client = server_->Client();
+  auto put = client.Put("/v1/accounts/lab-a/quotas/gpu", {{"Authorization", "Bearer " + operator_}},
+                        R"({"nominal": 8})", "application/json");
+  ASSERT_TRUE(put && put->status == 200);
+  server_->Kill();  // acknowledged, so durable
+  ASSERT_TRUE(server_->Start().ok());
+  Reply log = Call("GET", "/v1/audit");
+  ASSERT_EQ(log.status, 200);
+  const json& entries = log.body["entries"];
+  ASSERT_EQ(entries.size(), 3u) << entries.dump();  // newest first
+  EXPECT_EQ(entries[0]["action"], "quota.set");
+  EXPECT_EQ(entries[0]["target"], "lab-a/gpu");
+  EXPECT_EQ(entries[0]["detail"]["nominal"], 8);
+  EXPECT_EQ(entries[1]["action"], "node.drain");
+  EXPECT_EQ(entries[1]["detail"]["reason"], "bad fan");
+  EXPECT_EQ(entries[2]["action"], "token.create");
+  EXPECT_EQ(entries[2]["detail"]["user"], "kim");
+  EXPECT_EQ(entries[2]["user"], "operator");
+  EXPECT_THAT(entries[2].value("remote", ""), HasSubstr("127.0.0.1:"));
+  EXPECT_EQ(log.body.dump().find(tenant), std::string::npos);  // never a token's text
+  EXPECT_EQ(Call("GET", "/v1/audit?action=token.").body["entries"].size(), 1u);
+  EXPECT_EQ(Call("GET", "/v1/audit", "", tenant).status, 403);
+}
+
 class UnregisteredNodesTest : public HostileClientTest {
  protected:
   std::vector<std::string> ServerArgs() const override { return {}; }

@@ -676,6 +676,28 @@ int RunTokenList(ApiClient& client, OutputFormat output, const CommandEnv& env) 
   return kExitOk;
 }
 
+int RunAudit(ApiClient& client, const AuditOptions& options, const CommandEnv& env) {
+  ApiClient::Query query = {{"limit", std::to_string(options.limit)}};
+  for (const auto& [name, value] : {std::pair{"since", &options.since}, std::pair{"until", &options.until},
+                                    std::pair{"action", &options.action}, std::pair{"user", &options.user}}) {
+    if (!value->empty()) query.emplace_back(name, *value);
+  }
+  StatusOr<json> reply = client.Get("/v1/audit", query);
+  if (!reply.ok()) return ReportError(reply.status(), env.err);
+  if (options.output == OutputFormat::kJson) return PrintJson(*reply, env.out);
+  const json* entries = ListField(*reply, "entries");
+  if (entries == nullptr) return ReportError(MissingList(client, "entries"), env.err);
+  Table table({{"TIME"}, {"USER"}, {"ROLE"}, {"ACTION"}, {"TARGET"}, {"FROM"}, {"DETAIL"}});
+  for (const json& entry : *entries) {
+    const json& detail = Field(entry, "detail");
+    table.AddRow({FormatTimestamp(Integer(entry, "time")), Text(entry, "user"), Text(entry, "role"),
+                  Text(entry, "action"), Text(entry, "target"), OrDash(Text(entry, "remote")),
+                  detail.is_null() ? "-" : detail.is_string() ? detail.get<std::string>() : detail.dump()});
+  }
+  table.Print(env.out);
+  return kExitOk;
+}
+
 int RunTokenRevoke(ApiClient& client, std::string_view id, const CommandEnv& env) {
   StatusOr<int64_t> token = ParseId(id, "token");
   if (!token.ok()) return ReportError(token.status(), env.err);

@@ -131,6 +131,17 @@ struct TokenCreateOptions {
 };
 int RunTokenCreate(ApiClient& client, const TokenCreateOptions& options, const CommandEnv& env);
 
+// `allot audit`: GET /v1/audit as TIME USER ROLE ACTION TARGET FROM DETAIL, newest first.
+struct AuditOptions {
+  std::string since;   // Unix seconds or YYYY-MM-DD
+  std::string until;
+  std::string action;  // e.g. token.create, or a prefix ending in '.' (token.)
+  std::string user;
+  int limit = 100;
+  OutputFormat output = OutputFormat::kTable;
+};
+int RunAudit(ApiClient& client, const AuditOptions& options, const CommandEnv& env);
+
 // `allot token list`: GET /v1/tokens as ID ROLE ACCOUNT USER CREATED.
 int RunTokenList(ApiClient& client, OutputFormat output, const CommandEnv& env);
 

@@ -213,6 +213,7 @@ struct ClientCommandLine {
   NodesOptions nodes;
   UsageOptions usage;
   TokenCreateOptions token_create;
+  AuditOptions audit;
   std::string job;                             // show
   std::vector<std::string> jobs;               // cancel, hold, release
   std::string token_id;                        // token revoke
@@ -337,6 +338,16 @@ void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
   logs->add_option("--task", line.logs.task, "Task index (default 0)")->check(CLI::NonNegativeNumber);
   logs->add_option("--stream", line.logs.stream, "out (default) or err")->check(CLI::IsMember({"out", "err"}));
   logs->add_flag("-f,--follow", line.logs.follow, "Keep printing new output until the job ends");
+
+  CLI::App* audit = add(app, "audit", "The audit log of privileged actions, newest first (operators)",
+                        [&line](ApiClient& client, const CommandEnv& env) { return RunAudit(client, line.audit, env); });
+  audit->add_option("--since", line.audit.since, "From this time: Unix seconds or YYYY-MM-DD (UTC)");
+  audit->add_option("--until", line.audit.until, "Before this time");
+  audit->add_option("--action", line.audit.action, "One action (token.create), or a prefix ending in '.' (token.)");
+  audit->add_option("-u,--user", line.audit.user, "Actions of this user only");
+  audit->add_option("-n,--limit", line.audit.limit, "At most this many entries")->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  add_output(audit, line.audit.output);
 
   CLI::App* token = app.add_subcommand("token", "Create, list and revoke API tokens (operators)");
   token->require_subcommand(1);

@@ -30,6 +30,7 @@ struct Principal {
   std::string account;  // tenants: the root of the subtree they may use
   AccountIndex account_index = kNoAccount;
   std::string node;     // agents: the one node whose reports this token may make
+  std::string remote;   // where the request came from (address:port), for the audit log
 
   bool is_operator() const { return role == Role::kOperator; }
 };

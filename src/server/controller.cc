@@ -617,6 +617,14 @@ json Controller::RecordEnded(const Job& job, const EndInfo& end, Time now, Write
   return doc;
 }
 
+void Controller::Audit(const Principal& who, std::string_view action, std::string target, const json& detail,
+                       WriteBatch& batch) const {
+  batch.AddAudit({.time = Now(), .user = who.user, .token_id = who.token_id, .role = std::string(RoleName(who.role)),
+                  .action = std::string(action), .target = std::move(target),
+                  .detail = detail.is_null() ? "" : detail.dump(-1, ' ', false, json::error_handler_t::replace),
+                  .remote = who.remote});
+}
+
 bool Controller::TaskRanOn(JobId id, int task, NodeIndex node) const {
   if (task < 0) return false;
   const size_t index = static_cast<size_t>(task);
@@ -881,6 +889,7 @@ StatusOr<json> Controller::CancelJob(const Principal& who, JobId id) {
     const Time now = Now();
     ALLOT_ASSIGN_OR_RETURN(Job stopped, scheduler_->Cancel(job.id, now));
     ended = RecordEnded(stopped, {"cancelled", -1, fmt::format("cancelled by {}", who.user)}, now, batch);
+    if (who.is_operator()) Audit(who, "job.cancel", std::to_string(job.id), json{{"user", job.spec.user}, {"account", job.spec.account}}, batch);
     return OkStatus();
   });
 }
@@ -941,6 +950,7 @@ StatusOr<json> Controller::FinishJob(const Principal& who, JobId id, std::string
     EndInfo end{exit_code == 0 ? "completed" : "failed", exit_code,
                 message.empty() ? fmt::format("exited with status {}", exit_code) : message};
     ended = RecordEnded(stopped, end, now, batch);
+    if (who.is_operator()) Audit(who, "job.finish", std::to_string(job.id), report, batch);
     return OkStatus();
   });
 }
@@ -1027,6 +1037,7 @@ StatusOr<json> Controller::SetQuota(const Principal& who, std::string_view accou
                    {"borrow_limit", Limit(quota.borrow_limit)}, {"lend_limit", Limit(quota.lend_limit)}};
     WriteBatch batch;
     batch.PutSetting({"quota", fmt::format("{}/{}", account_name, pool_name), stored.dump()});
+    Audit(who, "quota.set", fmt::format("{}/{}", account_name, pool_name), request, batch);
     ticket = Queue(std::move(batch));
     reply = AccountJson(account);
   }
@@ -1054,6 +1065,7 @@ StatusOr<json> Controller::SetGrant(const Principal& who, std::string_view accou
     WriteBatch batch;
     json stored = {{"gpu_hours", grant.gpu_hours}, {"start", grant.start}, {"end", grant.end}};
     batch.PutSetting({"grant", fmt::format("{}/{}", account_name, grant_name), stored.dump()});
+    Audit(who, "grant.set", fmt::format("{}/{}", account_name, grant_name), request, batch);
     ticket = Queue(std::move(batch));
     reply = AccountJson(account);
   }
@@ -1122,6 +1134,7 @@ StatusOr<json> Controller::DrainNode(const Principal& who, std::string_view name
     drain_reasons_[node] = reason;
     WriteBatch batch;
     batch.PutSetting({"node", std::string(name), json{{"state", "draining"}, {"reason", reason}}.dump()});
+    Audit(who, "node.drain", std::string(name), json{{"reason", reason}}, batch);
     ticket = Queue(std::move(batch));
     reply = NodeJson(node);
   }
@@ -1141,6 +1154,7 @@ StatusOr<json> Controller::ResumeNode(const Principal& who, std::string_view nam
     drain_reasons_.erase(node);
     WriteBatch batch;
     batch.DeleteSetting("node", std::string(name));
+    Audit(who, "node.resume", std::string(name), json(), batch);
     ticket = Queue(std::move(batch));
     reply = NodeJson(node);
   }
@@ -1304,6 +1318,10 @@ StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view bo
     row.id = next_token_id_++;
     WriteBatch batch;
     batch.PutToken(row);
+    // What the token may do, never the token itself.
+    json detail = {{"role", row.role}, {"account", row.account}, {"user", row.user}};
+    if (!row.node.empty()) detail["node"] = row.node;
+    Audit(who, "token.create", std::to_string(row.id), detail, batch);
     ticket = Queue(std::move(batch));
   }
   WaitDurable(ticket);
@@ -1350,10 +1368,25 @@ StatusOr<json> Controller::RevokeToken(const Principal& who, int64_t id) {
     tokens_by_hash_.erase(found);
     WriteBatch batch;
     batch.PutToken(row);
+    Audit(who, "token.revoke", std::to_string(id), json{{"role", row.role}, {"account", row.account}, {"user", row.user}}, batch);
     ticket = Queue(std::move(batch));
   }
   WaitDurable(ticket);
   return json{{"id", id}, {"revoked", true}};
+}
+
+StatusOr<json> Controller::ListAudit(const Principal& who, const AuditQuery& query) {
+  if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators read the audit log");
+  if (query.limit == 0 || query.limit > 100000) return InvalidArgumentError("limit must be between 1 and 100000");
+  ALLOT_ASSIGN_OR_RETURN(std::vector<AuditRow> rows, store_->ListAudit(query));
+  json entries = json::array();
+  for (const AuditRow& row : rows) {
+    json detail = row.detail.empty() ? json(nullptr) : json::parse(row.detail, nullptr, false);
+    entries.push_back({{"id", row.id}, {"time", row.time}, {"user", row.user}, {"token_id", row.token_id},
+                       {"role", row.role}, {"action", row.action}, {"target", row.target},
+                       {"detail", detail.is_discarded() ? json(row.detail) : detail}, {"remote", row.remote}});
+  }
+  return json{{"entries", entries}};
 }
 
 // ---- Metrics ----------------------------------------------------------------------------------

@@ -134,6 +134,8 @@ class Controller {
   StatusOr<nlohmann::json> CreateToken(const Principal& who, std::string_view body);
   StatusOr<nlohmann::json> ListTokens(const Principal& who);
   StatusOr<nlohmann::json> RevokeToken(const Principal& who, int64_t id);
+  // The audit log of privileged actions (operators only), newest first.
+  StatusOr<nlohmann::json> ListAudit(const Principal& who, const AuditQuery& query);
 
   // The agent protocol: an agent reports its node and tasks (running, exited) and log output,
   // and gets the tasks it should run and those it should kill (docs/agents.md).
@@ -218,6 +220,9 @@ class Controller {
   std::vector<UsageRow> RunUsage(const Job& job, Time end) const;
   void ChargeRun(const Job& job, Time end, WriteBatch& batch) const;
   void SyncHold(JobId id);
+  // Records a privileged action in the batch that makes the change, so both are durable together.
+  void Audit(const Principal& who, std::string_view action, std::string target, const nlohmann::json& detail,
+             WriteBatch& batch) const;
   // Whether task `task` of job `id` runs on `node` now, or ran there when the job ended.
   bool TaskRanOn(JobId id, int task, NodeIndex node) const;
   std::optional<std::string> EndedState(JobId id);

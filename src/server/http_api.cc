@@ -5,6 +5,8 @@
 #include <charconv>
 #include <functional>
 
+#include "core/config.h"
+
 namespace allot {
 namespace {
 
@@ -50,6 +52,18 @@ std::vector<std::string> SplitList(const std::string& text) {
     start = comma + 1;
   }
   return items;
+}
+
+// A time parameter of the audit query: Unix seconds or a date; 0 when absent.
+StatusOr<Time> AuditTime(const httplib::Request& request, const char* name) {
+  if (!request.has_param(name)) return Time{0};
+  const std::string text = request.get_param_value(name);
+  Time value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error == std::errc() && end == text.data() + text.size()) return value;
+  StatusOr<Time> date = ParseTimePoint(text);
+  if (!date.ok()) return InvalidArgumentError("{}: '{}' is neither Unix seconds nor a date YYYY-MM-DD", name, text);
+  return *date;
 }
 
 }  // namespace
@@ -157,7 +171,8 @@ std::vector<RouteName> HttpApi::Routes() {
           {"get", "/v1/scheduler"},
           {"post", "/v1/tokens"},
           {"get", "/v1/tokens"},
-          {"delete", "/v1/tokens/{id}"}};
+          {"delete", "/v1/tokens/{id}"},
+          {"get", "/v1/audit"}};
 }
 
 void HttpApi::Register() {
@@ -171,6 +186,7 @@ void HttpApi::Register() {
         WriteError(response, who.status());
         return;
       }
+      who->remote = fmt::format("{}:{}", request.remote_addr, request.remote_port);
       handler(*who, request, response);
     };
   };
@@ -309,6 +325,23 @@ void HttpApi::Register() {
       return WriteError(response, NotFoundError("no live token {}", text));
     }
     WriteJson(response, c.RevokeToken(who, id));
+  }));
+  server_.Get("/v1/audit", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    AuditQuery query{.action = request.get_param_value("action"), .user = request.get_param_value("user")};
+    StatusOr<Time> since = AuditTime(request, "since");
+    StatusOr<Time> until = AuditTime(request, "until");
+    if (!since.ok()) return WriteError(response, since.status());
+    if (!until.ok()) return WriteError(response, until.status());
+    query.since = *since;
+    query.until = *until;
+    if (request.has_param("limit")) {
+      const std::string text = request.get_param_value("limit");
+      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), query.limit);
+      if (error != std::errc() || end != text.data() + text.size()) {
+        return WriteError(response, InvalidArgumentError("limit: '{}' is not a number", text));
+      }
+    }
+    WriteJson(response, c.ListAudit(who, query));
   }));
 }
 

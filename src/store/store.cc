@@ -46,9 +46,21 @@ constexpr const char* kMigrations[] = {
       PRIMARY KEY (kind, key)
     ) WITHOUT ROWID;
     )sql",
-    // 2: agent tokens bound to one node each.
+    // 2: agent tokens bound to one node each; the audit log of privileged actions.
     R"sql(
     ALTER TABLE tokens ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    CREATE TABLE audit (
+      id INTEGER PRIMARY KEY,
+      time INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      token_id INTEGER NOT NULL,
+      role TEXT NOT NULL,
+      action TEXT NOT NULL,
+      target TEXT NOT NULL,
+      detail TEXT NOT NULL,
+      remote TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit(time);
     )sql",
 };
 
@@ -253,7 +265,9 @@ Status Store::ApplyGroup(const std::vector<Ticket>& group) {
   Statement put_setting(db, "INSERT INTO settings (kind, key, value) VALUES (?1, ?2, ?3) "
                             "ON CONFLICT (kind, key) DO UPDATE SET value = ?3");
   Statement delete_setting(db, "DELETE FROM settings WHERE kind = ?1 AND key = ?2");
-  for (const Statement* statement : {&put_job, &add_usage, &put_token, &put_setting, &delete_setting}) {
+  Statement add_audit(db, "INSERT INTO audit (time, user, token_id, role, action, target, detail, remote) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  for (const Statement* statement : {&put_job, &add_usage, &put_token, &put_setting, &delete_setting, &add_audit}) {
     if (!statement->ok()) return statement->Error("prepare");
   }
 
@@ -297,6 +311,17 @@ Status Store::ApplyGroup(const std::vector<Ticket>& group) {
       put_setting.Bind(2, setting->key);
       put_setting.Bind(3, setting->value);
       return run(put_setting);
+    }
+    if (const auto* audit = std::get_if<AuditRow>(&op)) {
+      add_audit.Bind(1, audit->time);
+      add_audit.Bind(2, audit->user);
+      add_audit.Bind(3, audit->token_id);
+      add_audit.Bind(4, audit->role);
+      add_audit.Bind(5, audit->action);
+      add_audit.Bind(6, audit->target);
+      add_audit.Bind(7, audit->detail);
+      add_audit.Bind(8, audit->remote);
+      return run(add_audit);
     }
     const auto& deleted = std::get<WriteBatch::DeletedSetting>(op);
     delete_setting.Bind(1, deleted.kind);
@@ -375,6 +400,32 @@ StatusOr<JobId> Store::MaxJobId() {
   Statement statement(read_db_, "SELECT COALESCE(MAX(id), 0) FROM jobs");
   if (!statement.ok() || statement.Step() != SQLITE_ROW) return statement.Error("read max job id");
   return static_cast<JobId>(statement.Int(0));
+}
+
+StatusOr<std::vector<AuditRow>> Store::ListAudit(const AuditQuery& query) {
+  std::string sql = "SELECT id, time, user, token_id, role, action, target, detail, remote FROM audit WHERE time >= ?1";
+  if (query.until > 0) sql += " AND time < ?2";
+  if (!query.action.empty()) {
+    sql += query.action.back() == '.' ? " AND substr(action, 1, length(?3)) = ?3" : " AND action = ?3";
+  }
+  if (!query.user.empty()) sql += " AND user = ?4";
+  sql += fmt::format(" ORDER BY id DESC LIMIT {}", query.limit);
+  std::lock_guard lock(read_mutex_);
+  Statement statement(read_db_, sql.c_str());
+  if (!statement.ok()) return statement.Error("prepare");
+  statement.Bind(1, query.since);
+  if (query.until > 0) statement.Bind(2, query.until);
+  if (!query.action.empty()) statement.Bind(3, query.action);
+  if (!query.user.empty()) statement.Bind(4, query.user);
+  std::vector<AuditRow> rows;
+  int result;
+  while ((result = statement.Step()) == SQLITE_ROW) {
+    rows.push_back({.id = statement.Int(0), .time = statement.Int(1), .user = statement.Text(2),
+                    .token_id = statement.Int(3), .role = statement.Text(4), .action = statement.Text(5),
+                    .target = statement.Text(6), .detail = statement.Text(7), .remote = statement.Text(8)});
+  }
+  if (result != SQLITE_DONE) return statement.Error("read the audit log");
+  return rows;
 }
 
 StatusOr<std::vector<TokenRow>> Store::LoadTokens() {

@@ -73,6 +73,28 @@ struct SettingRow {
   std::string value;
 };
 
+// One privileged action, for the audit log (docs/security.md): who did what to what, when,
+// and from where. Written in the same transaction as the change it records.
+struct AuditRow {
+  int64_t id = 0;  // assigned by the store
+  Time time = 0;
+  std::string user;
+  int64_t token_id = 0;
+  std::string role;
+  std::string action;  // e.g. token.create, quota.set, node.drain, job.cancel
+  std::string target;  // what it acted on: a token id, account/pool, node, job id
+  std::string detail;  // the request's own words (JSON), or ""
+  std::string remote;  // the client's address and port
+};
+
+struct AuditQuery {
+  Time since = 0;
+  Time until = 0;       // 0: now
+  std::string action;   // "": any; "job." matches a prefix
+  std::string user;
+  size_t limit = 1000;
+};
+
 class WriteBatch {
  public:
   void PutJob(JobRow row) { ops_.emplace_back(std::move(row)); }
@@ -84,6 +106,7 @@ class WriteBatch {
   void DeleteSetting(std::string kind, std::string key) {
     ops_.emplace_back(DeletedSetting{std::move(kind), std::move(key)});
   }
+  void AddAudit(AuditRow row) { ops_.emplace_back(std::move(row)); }
   void Append(WriteBatch&& other);
 
   bool empty() const { return ops_.empty(); }
@@ -95,7 +118,7 @@ class WriteBatch {
     std::string kind;
     std::string key;
   };
-  using Op = std::variant<JobRow, UsageRow, TokenRow, SettingRow, DeletedSetting>;
+  using Op = std::variant<JobRow, UsageRow, TokenRow, SettingRow, DeletedSetting, AuditRow>;
   std::vector<Op> ops_;
 };
 
@@ -139,6 +162,8 @@ class Store {
   StatusOr<std::vector<JobRow>> ListJobs(const JobQuery& query);
   StatusOr<JobId> MaxJobId();
   StatusOr<std::vector<TokenRow>> LoadTokens();
+  // Audit rows, newest first.
+  StatusOr<std::vector<AuditRow>> ListAudit(const AuditQuery& query);
   StatusOr<std::vector<SettingRow>> LoadSettings();
   // Usage rows with day in [start, end).
   StatusOr<std::vector<UsageRow>> LoadUsage(Time start, Time end);
