@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "api/agent_protocol.h"
 #include "api/submission.h"
 #include "core/input_limits.h"
 
@@ -46,47 +47,6 @@ StatusOr<json> ParseBody(std::string_view body, const std::vector<std::string_vi
     }
   }
   return parsed;
-}
-
-constexpr uint64_t kMaxTaskIndex = 1000000;  // a job has at most a million tasks (config.cc)
-
-// The shape of an agent's report, checked whole before any of it is applied, so a malformed
-// report changes nothing (and never throws half-way through a sync).
-Status CheckAgentReport(const json& report) {
-  auto bad = [](std::string_view what) { return InvalidArgumentError("agent report: {}", what); };
-  for (const char* key : {"hostname", "address", "gpu_model"}) {
-    if (report.contains(key) && !report[key].is_string()) return bad(fmt::format("{} must be a string", key));
-  }
-  if (report.contains("gpus") && !report["gpus"].is_number_unsigned()) return bad("gpus must be a count");
-  if (report.contains("wait_seconds") && !report["wait_seconds"].is_number()) return bad("wait_seconds must be a number");
-  const json tasks = report.value("tasks", json::array());
-  const json logs = report.value("logs", json::array());
-  if (!tasks.is_array() || !logs.is_array()) return bad("tasks and logs must be arrays");
-  auto unsigned_field = [](const json& item, const char* key) {
-    return item.contains(key) && item[key].is_number_unsigned();
-  };
-  for (const json& task : tasks) {
-    if (!task.is_object() || !unsigned_field(task, "job") || !unsigned_field(task, "epoch") || !unsigned_field(task, "task") ||
-        task["task"].get<uint64_t>() > kMaxTaskIndex || !task.contains("state") ||
-        (task["state"] != "running" && task["state"] != "exited")) {
-      return bad("each task needs job, epoch, task (non-negative integers) and state (running or exited)");
-    }
-    if (task.contains("exit_code") && (!task["exit_code"].is_number_unsigned() || task["exit_code"].get<uint64_t>() > 255)) {
-      return bad("exit_code must be an integer from 0 to 255");
-    }
-    for (const char* flag : {"timed_out", "out_of_memory"}) {
-      if (task.contains(flag) && !task[flag].is_boolean()) return bad(fmt::format("{} must be true or false", flag));
-    }
-  }
-  for (const json& chunk : logs) {
-    if (!chunk.is_object() || !unsigned_field(chunk, "job") || !unsigned_field(chunk, "task") ||
-        chunk["task"].get<uint64_t>() > kMaxTaskIndex || !unsigned_field(chunk, "offset") ||
-        !chunk.contains("stream") || (chunk["stream"] != "out" && chunk["stream"] != "err") || !chunk.contains("data") ||
-        !chunk["data"].is_string()) {
-      return bad("each log chunk needs job, task, offset (non-negative integers), stream (out or err) and data");
-    }
-  }
-  return OkStatus();
 }
 
 StatusOr<std::optional<int64_t>> OptionalCount(const json& body, const char* key) {
@@ -1580,9 +1540,7 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
                                                  "create --role agent --node {}", node_name, node_name)
                                    : fmt::format("this agent token is node '{}''s, not '{}''s", who.node, node_name));
   }
-  ALLOT_ASSIGN_OR_RETURN(json report, ParseBody(body, {"hostname", "address", "gpus", "gpu_model", "cpus", "memory",
-                                                        "tasks", "logs", "wait_seconds"}));
-  ALLOT_RETURN_IF_ERROR(CheckAgentReport(report));
+  ALLOT_ASSIGN_OR_RETURN(json report, ParseAgentReport(body));
   Store::Ticket ticket;
   json reply;
   {
