@@ -255,6 +255,35 @@ TEST_F(HostileClientTest, PrivilegedActionsAreAuditedDurablyForOperatorsOnly) {
   EXPECT_EQ(Call("GET", "/v1/audit", "", tenant).status, 403);
 }
 
+class RateLimitTest : public HostileClientTest {
+ protected:
+  std::vector<std::string> ServerArgs() const override {
+    return {"--static-nodes", "--submit-rate", "0.5", "--submit-burst", "3"};
+  }
+};
+
+TEST_F(RateLimitTest, ATenantOverItsSubmitRateGets429WithRetryAfter) {
+  std::string tenant = Token({{"role", "tenant"}, {"account", "lab-a"}});
+  httplib::Client client = server_->Client();
+  httplib::Headers headers = {{"Authorization", "Bearer " + tenant}};
+  const std::string spec = R"({"gpus": 1, "command": ["true"], "hold": true})";
+  for (int i = 0; i < 3; ++i) {
+    auto accepted = client.Post("/v1/jobs", headers, spec, "application/json");
+    ASSERT_TRUE(accepted);
+    EXPECT_EQ(accepted->status, 201) << i;
+  }
+  auto limited = client.Post("/v1/jobs", headers, spec, "application/json");
+  ASSERT_TRUE(limited);
+  EXPECT_EQ(limited->status, 429);
+  EXPECT_EQ(limited->get_header_value("Retry-After"), "1");
+  EXPECT_THAT(limited->body, HasSubstr("submits more than 0.5 requests a second"));
+  EXPECT_EQ(Jobs().size(), 3u);
+  // Another tenant's token has its own bucket; operators are not limited.
+  std::string other = Token({{"role", "tenant"}, {"account", "lab-b"}});
+  EXPECT_EQ(Call("POST", "/v1/jobs", spec, other).status, 201);
+  EXPECT_EQ(Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 1, "command": ["true"], "hold": true})").status, 201);
+}
+
 class UnregisteredNodesTest : public HostileClientTest {
  protected:
   std::vector<std::string> ServerArgs() const override { return {}; }

@@ -213,6 +213,8 @@ StatusCode CodeForHttpStatus(int http_status) {
       return StatusCode::kNotFound;
     case 409:
       return StatusCode::kFailedPrecondition;
+    case 429:
+      return StatusCode::kTooManyRequests;
     case 502:
     case 503:
     case 504:

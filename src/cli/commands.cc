@@ -338,6 +338,7 @@ int ExitCodeFor(const Status& status) {
     case StatusCode::kPermissionDenied:
       return kExitNotAllowed;
     case StatusCode::kUnavailable:
+    case StatusCode::kTooManyRequests:
     case StatusCode::kInternal:
       break;
   }

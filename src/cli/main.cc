@@ -464,6 +464,11 @@ int main(int argc, char** argv) {
   server->add_option("--kill-grace", serve_command.kill_grace_seconds,
                      "Seconds between SIGTERM and SIGKILL when a task is cancelled, preempted or out of time")
       ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
+  server->add_option("--submit-rate", serve_command.submit_rate,
+                     "Submit requests a tenant's token may make per second (0: no limit); over it, 429")
+      ->check(CLI::Range(0.0, 1e9))->capture_default_str();
+  server->add_option("--submit-burst", serve_command.submit_burst, "Submits a tenant's token may make at once above the rate")
+      ->check(CLI::Range(1.0, 1e9))->capture_default_str();
   server->add_flag("--static-nodes", serve_command.static_nodes,
                    "Nodes count as up without an agent (job ends are reported with POST /v1/jobs/{id}/finish); "
                    "by default a node is down until its agent registers, as Slurm keeps it unknown until slurmd does");

@@ -29,6 +29,7 @@ enum class StatusCode {
   kAlreadyExists,       // a thing with that name or id exists already
   kFailedPrecondition,  // the request is well formed but the current state forbids it
   kResourceExhausted,   // a limit (size, quota) was hit
+  kTooManyRequests,     // a rate limit was hit; retry later
   kPermissionDenied,
   kUnauthenticated,
   kUnavailable,

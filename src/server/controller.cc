@@ -617,8 +617,27 @@ std::optional<std::string> Controller::EndedState(JobId id) {
 
 // ---- Jobs -----------------------------------------------------------------------------------
 
+Status Controller::TakeSubmitToken(const Principal& who) {
+  if (who.is_operator() || options_.submit_rate_per_token <= 0) return OkStatus();
+  const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::lock_guard lock(rate_mutex_);
+  auto [bucket, fresh] = submit_buckets_.try_emplace(who.token_id);
+  if (fresh) bucket->second = {.tokens = options_.submit_burst, .refilled_at = now};
+  TokenBucket& tokens = bucket->second;
+  tokens.tokens = std::min(options_.submit_burst, tokens.tokens + (now - tokens.refilled_at) * options_.submit_rate_per_token);
+  tokens.refilled_at = now;
+  if (tokens.tokens < 1) {
+    return Status(StatusCode::kTooManyRequests,
+                  fmt::format("token {} submits more than {} requests a second; wait and retry (an array of jobs "
+                              "is one request)", who.token_id, options_.submit_rate_per_token));
+  }
+  tokens.tokens -= 1;
+  return OkStatus();
+}
+
 StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, std::string_view idempotency_key) {
   if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot submit jobs");
+  ALLOT_RETURN_IF_ERROR(TakeSubmitToken(who));
   if (idempotency_key.size() > 255) return InvalidArgumentError("the Idempotency-Key header is over 255 characters");
   ALLOT_RETURN_IF_ERROR(CheckUtf8(idempotency_key, "the Idempotency-Key header"));
   ALLOT_ASSIGN_OR_RETURN(SubmitRequest parsed, ParseSubmission(body, "request"));

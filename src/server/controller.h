@@ -67,6 +67,11 @@ struct ControllerOptions {
   // At most this many long polls wait at once (each holds an API thread); agents beyond it are
   // told to sync again after a quarter heartbeat. allot server sets it to half its --threads.
   int max_long_polls = 32;
+  // Submit requests a tenant's token may make per second, with bursts of up to submit_burst
+  // (a token bucket per token; an array counts once). Over it: 429 with Retry-After. Operators'
+  // tokens are not limited. 0: no limit.
+  double submit_rate_per_token = 100;
+  double submit_burst = 1000;
   // A node is down ("unknown") until its agent first syncs, so no job is placed where nothing can
   // run it. Off: every node of the config is up from the start (job ends come from operators).
   bool nodes_need_agents = true;
@@ -278,6 +283,15 @@ class Controller {
   double last_pass_seconds_ = 0;
   Histogram pass_seconds_;
   std::map<std::string, uint64_t> finished_by_state_;
+
+  // Per-token submit rate limits (options_.submit_rate_per_token).
+  struct TokenBucket {
+    double tokens = 0;
+    double refilled_at = 0;  // steady seconds
+  };
+  Status TakeSubmitToken(const Principal& who);
+  std::mutex rate_mutex_;
+  std::unordered_map<int64_t, TokenBucket> submit_buckets_;  // by token id
 
   mutable std::shared_mutex tokens_mutex_;
   std::unordered_map<std::string, TokenRow> tokens_by_hash_;

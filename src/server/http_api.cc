@@ -17,6 +17,10 @@ using Handler = std::function<void(const httplib::Request&, httplib::Response&)>
 
 void WriteError(httplib::Response& response, const Status& status) {
   response.status = HttpStatusOf(status.code());
+  // Rate-limited or shed: when to come back, so well-behaved clients back off instead of retrying at once.
+  if (status.code() == StatusCode::kTooManyRequests || status.code() == StatusCode::kUnavailable) {
+    response.set_header("Retry-After", "1");
+  }
   json body = {{"code", ErrorCodeName(status.code())}, {"message", status.message()}};
   response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
@@ -78,6 +82,7 @@ int HttpStatusOf(StatusCode code) {
     case StatusCode::kAlreadyExists: return 409;
     case StatusCode::kFailedPrecondition: return 409;
     case StatusCode::kResourceExhausted: return 413;
+    case StatusCode::kTooManyRequests: return 429;
     case StatusCode::kUnavailable: return 503;
     case StatusCode::kInternal: return 500;
   }
@@ -94,6 +99,7 @@ std::string_view ErrorCodeName(StatusCode code) {
     case StatusCode::kAlreadyExists: return "already_exists";
     case StatusCode::kFailedPrecondition: return "failed_precondition";
     case StatusCode::kResourceExhausted: return "payload_too_large";
+    case StatusCode::kTooManyRequests: return "too_many_requests";
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kInternal: return "internal";
   }

@@ -105,6 +105,8 @@ int RunServe(const ServeCommand& given) {
                                        .missed_heartbeats = command.missed_heartbeats,
                                        .kill_grace_seconds = command.kill_grace_seconds,
                                        .max_long_polls = std::max(1, command.threads / 2),
+                                       .submit_rate_per_token = command.submit_rate,
+                                       .submit_burst = command.submit_burst,
                                        .nodes_need_agents = !command.static_nodes};
   if (command.dev) controller_options.operator_account = "default";
   StatusOr<std::unique_ptr<Controller>> controller = Controller::Open(std::move(*config), controller_options);

@@ -22,6 +22,9 @@ struct ServeCommand {
   // Nodes are up without an agent (--static-nodes); by default a node is down until its agent
   // registers.
   bool static_nodes = false;
+  // Per tenant token: submit requests a second, and the burst allowed above that rate.
+  double submit_rate = 100;
+  double submit_burst = 1000;
 };
 
 // Prints "listening on http://HOST:PORT" on stdout once requests are accepted (tests wait for
