@@ -199,6 +199,27 @@ TEST_F(HostileClientTest, AnAgentTokenSpeaksForItsOwnNodeOnly) {
   EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}", id)).body["state"], "running");
 }
 
+TEST_F(HostileClientTest, ABootstrapTokenEnrolsEachNodeOnceAndDoesNothingElse) {
+  std::string bootstrap = Token({{"role", "bootstrap"}});
+  ASSERT_FALSE(bootstrap.empty());
+  Reply enrolled = Call("POST", "/v1/agents/n1/register", "{}", bootstrap);
+  ASSERT_EQ(enrolled.status, 201) << enrolled.body.dump();
+  EXPECT_EQ(enrolled.body["node"], "n1");
+  std::string n1 = enrolled.body["token"];
+  EXPECT_EQ(Call("POST", "/v1/agents/n1/sync", R"({"gpus": 8, "gpu_model": "H200"})", n1).status, 200);
+  EXPECT_EQ(Call("POST", "/v1/agents/n2/sync", R"({"gpus": 8})", n1).status, 403);
+  // Once per node: a stolen bootstrap token cannot take over an enrolled node.
+  Reply again = Call("POST", "/v1/agents/n1/register", "{}", bootstrap);
+  EXPECT_EQ(again.status, 409);
+  EXPECT_THAT(again.body.value("message", ""), HasSubstr("enrolled already"));
+  EXPECT_EQ(Call("POST", "/v1/agents/nowhere/register", "{}", bootstrap).status, 404);
+  for (const char* path : {"/v1/jobs", "/v1/tokens", "/v1/nodes", "/v1/whoami"}) {
+    EXPECT_EQ(Call("GET", path, "", bootstrap).status, 403) << path;
+  }
+  EXPECT_EQ(Call("POST", "/v1/agents/n2/sync", R"({"gpus": 8})", bootstrap).status, 403);
+  EXPECT_EQ(Call("GET", "/v1/audit?action=node.enrol").body["entries"].size(), 1u);
+}
+
 TEST_F(HostileClientTest, TheStoreAndTokenAreTheServersAlone) {
   struct stat info {};
   ASSERT_EQ(stat((dir_ / "data").c_str(), &info), 0);

@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -49,6 +50,44 @@ std::string ReadFrom(const std::string& path, int64_t offset, size_t limit) {
   return data;
 }
 
+// The node's own token: kept from an earlier enrolment, or minted now with the bootstrap token
+// (POST /v1/agents/{node}/register) and kept for the next start.
+StatusOr<std::string> EnrolledToken(const AgentOptions& options) {
+  const fs::path kept = fs::path(options.state_dir) / "node.token";
+  if (std::ifstream file(kept); file) {
+    std::string token;
+    std::getline(file, token);
+    if (!token.empty()) return token;
+  }
+  httplib::Client client(options.server);
+  client.set_connection_timeout(5, 0);
+  client.set_bearer_token_auth(options.token);
+  for (int attempt = 1;; ++attempt) {
+    httplib::Result result = client.Post(fmt::format("/v1/agents/{}/register", options.node), "{}", "application/json");
+    if (result && result->status == 201) {
+      nlohmann::json reply = nlohmann::json::parse(result->body, nullptr, false);
+      std::string token = reply.is_object() ? reply.value("token", "") : "";
+      if (token.empty()) return InternalError("the server's enrolment reply holds no token");
+      int fd = ::open(kept.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+      if (fd < 0) return InternalError("cannot keep the node's token in {}: {}", kept.string(), std::strerror(errno));
+      std::string line = token + "\n";
+      bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+      ::close(fd);
+      if (!written) return InternalError("cannot keep the node's token in {}", kept.string());
+      spdlog::info("node {} enrolled; its token is kept in {}", options.node, kept.string());
+      return token;
+    }
+    if (result) {
+      nlohmann::json reply = nlohmann::json::parse(result->body, nullptr, false);
+      return Status(StatusCode::kFailedPrecondition,
+                    fmt::format("the server refused to enrol node '{}': {}", options.node,
+                                reply.is_object() ? reply.value("message", result->body) : result->body));
+    }
+    if (attempt == 30) return Status(StatusCode::kUnavailable, fmt::format("cannot reach {} to enrol", options.server));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
@@ -86,6 +125,10 @@ StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   }
   if (options.server.rfind("http://", 0) != 0) {
     return InvalidArgumentError("--server '{}': expected http://HOST:PORT", options.server);
+  }
+  if (options.enrol) {
+    ALLOT_ASSIGN_OR_RETURN(options.token, EnrolledToken(options));
+    options.enrol = false;
   }
   if (options.shim.empty()) options.shim = (fs::read_symlink("/proc/self/exe", error).parent_path() / "allot-shim").string();
   if (::access(options.shim.c_str(), X_OK) != 0) {

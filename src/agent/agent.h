@@ -46,6 +46,9 @@ namespace allot {
 struct AgentOptions {
   std::string server = "http://127.0.0.1:8080";
   std::string token;
+  // `token` is a bootstrap token: enrol the node with it (once; the node's own token is kept in
+  // STATE/node.token, mode 0600) and sync with the node's token.
+  bool enrol = false;
   std::string node;       // the node's name in the server's config; default: the host name
   std::string address;    // how other nodes reach this one (MASTER_ADDR); default: the node name
   std::string state_dir = "allot-agent";

@@ -631,9 +631,9 @@ int RunUsage(ApiClient& client, const UsageOptions& options, const CommandEnv& e
 }
 
 int RunTokenCreate(ApiClient& client, const TokenCreateOptions& options, const CommandEnv& env) {
-  if (options.role != "operator" && options.role != "tenant" && options.role != "agent") {
+  if (options.role != "operator" && options.role != "tenant" && options.role != "agent" && options.role != "bootstrap") {
     return ReportError(
-        InvalidArgumentError("--role '{}': write operator, tenant or agent", options.role),
+        InvalidArgumentError("--role '{}': write operator, tenant, agent or bootstrap", options.role),
         env.err);
   }
   json body = {{"role", options.role}};

@@ -425,7 +425,7 @@ TEST_F(CommandsTest, TokenCreatePrintsOnlyTheTokenOnStdout) {
 
 TEST_F(CommandsTest, TokenCreateChecksTheRole) {
   EXPECT_EQ(RunTokenCreate(client_, {.role = "admin"}, Env()), kExitBadInput);
-  EXPECT_EQ(err_.str(), "allot: --role 'admin': write operator, tenant or agent\n");
+  EXPECT_EQ(err_.str(), "allot: --role 'admin': write operator, tenant, agent or bootstrap\n");
   EXPECT_THAT(server_.requests(), IsEmpty());
 }
 

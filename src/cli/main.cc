@@ -356,7 +356,7 @@ void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
           [&line](ApiClient& client, const CommandEnv& env) {
             return RunTokenCreate(client, line.token_create, env);
           });
-  create->add_option("--role", line.token_create.role, "operator, tenant or agent")->required();
+  create->add_option("--role", line.token_create.role, "operator, tenant, agent (with --node) or bootstrap (enrols nodes)")->required();
   create->add_option("-A,--account", line.token_create.account, "The tenant's account");
   create->add_option("-u,--user", line.token_create.user, "The tenant's user name");
   create->add_option("--node", line.token_create.node, "The node an agent token speaks for (required for agents)");
@@ -483,7 +483,11 @@ int main(int argc, char** argv) {
   std::string agent_token;
   CLI::App* agent = app.add_subcommand("agent", "Run the node agent: it runs the tasks the server assigns to this node");
   agent->add_option("--server", agent_server, "Server URL (else ALLOT_SERVER, the config file)");
-  agent->add_option("--token", agent_token, "An agent token, or @FILE (else ALLOT_TOKEN, the config file)");
+  agent->add_option("--token", agent_token, "The node's agent token, or @FILE (else ALLOT_TOKEN, the config file)");
+  std::string agent_bootstrap;
+  agent->add_option("--bootstrap-token", agent_bootstrap,
+                    "Instead: a bootstrap token, or @FILE, that enrols this node once; the node's own token is "
+                    "kept in STATE/node.token and used from then on");
   agent->add_option("--node", agent_options.node, "The node's name in the server's config (default: the host name)");
   agent->add_option("--address", agent_options.address, "Address other nodes reach this one at (default: the node name)");
   agent->add_option("--state", agent_options.state_dir, "Directory for task state and output")->capture_default_str();
@@ -518,7 +522,12 @@ int main(int argc, char** argv) {
     return allot::RunServe(serve_command);
   }
   if (*agent) {
-    allot::StatusOr<allot::ClientSettings> settings = allot::ResolveClientSettings({agent_server, agent_token});
+    if (!agent_bootstrap.empty() && !agent_token.empty()) {
+      return allot::Fail(allot::InvalidArgumentError("give --token or --bootstrap-token, not both"));
+    }
+    agent_options.enrol = !agent_bootstrap.empty();
+    allot::StatusOr<allot::ClientSettings> settings =
+        allot::ResolveClientSettings({agent_server, agent_options.enrol ? agent_bootstrap : agent_token});
     if (!settings.ok()) return allot::Fail(settings.status());
     agent_options.server = settings->server;
     agent_options.token = settings->token;

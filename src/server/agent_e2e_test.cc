@@ -225,6 +225,43 @@ TEST_F(AgentEndToEndTest, ALostAgentsJobRunsElsewhereAndTheAgentComingBackCannot
       << "the node should be up again once its agent syncs";
 }
 
+TEST_F(AgentEndToEndTest, AnAgentEnrolsWithABootstrapTokenOnceAndKeepsItsOwn) {
+  agents_.clear();
+  // The nodes are enrolled already with the fixture's tokens: an operator revokes those first.
+  const json tokens = Call("GET", "/v1/tokens")["tokens"];
+  for (const json& token : tokens) {
+    if (token["role"] == "agent") {
+      httplib::Client client = server_->Client();
+      httplib::Result revoked = client.Delete(fmt::format("/v1/tokens/{}", token["id"].get<int64_t>()),
+                                              {{"Authorization", "Bearer " + server_->OperatorToken()}});
+      ASSERT_TRUE(revoked && revoked->status == 200) << (revoked ? revoked->body : "no reply");
+    }
+  }
+  std::string bootstrap = Call("POST", "/v1/tokens", R"({"role": "bootstrap"})")["token"];
+  fs::path token_file = dir_ / "bootstrap.token";
+  std::ofstream(token_file) << bootstrap << "\n";
+  auto start = [&](const std::string& node) {
+    auto agent = std::make_unique<AgentProcess>(
+        ALLOT_BINARY, std::vector<std::string>{"--server", server_->url(), "--bootstrap-token", "@" + token_file.string(),
+                                               "--node", node, "--gpus", "4", "--gpu-model", "H200"},
+        (dir_ / ("agent-" + node)).string());
+    ASSERT_TRUE(agent->Start().ok());
+    agents_[node] = std::move(agent);
+  };
+  for (const char* node : {"a1", "a2"}) start(node);
+  JobId id = Submit({{"tasks", 2}, {"gpus_per_task", 4}, {"command", {"true"}}});
+  EXPECT_EQ(WaitForState(id, "completed")["state"], "completed");
+  fs::path kept = dir_ / "agent-a1" / "node.token";
+  ASSERT_TRUE(fs::exists(kept));
+  EXPECT_EQ(fs::status(kept).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  // A restart uses the kept token: no second enrolment (which the server would refuse).
+  agents_["a1"]->Stop();
+  start("a1");
+  JobId again = Submit({{"tasks", 2}, {"gpus_per_task", 4}, {"command", {"true"}}});
+  EXPECT_EQ(WaitForState(again, "completed")["state"], "completed");
+  EXPECT_EQ(Call("GET", "/v1/audit?action=node.enrol")["entries"].size(), 2u);
+}
+
 TEST_F(AgentEndToEndTest, EachJobRunsAsTheUnixUserItsUserMapsTo) {
   if (geteuid() != 0) GTEST_SKIP() << "switching users needs root";
   if (!getpwnam("nobody")) GTEST_SKIP() << "no user 'nobody' here";

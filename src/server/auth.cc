@@ -30,15 +30,17 @@ std::string_view RoleName(Role role) {
       return "tenant";
     case Role::kAgent:
       return "agent";
+    case Role::kBootstrap:
+      return "bootstrap";
   }
   return "unknown";
 }
 
 StatusOr<Role> ParseRole(std::string_view name) {
-  for (Role role : {Role::kOperator, Role::kTenant, Role::kAgent}) {
+  for (Role role : {Role::kOperator, Role::kTenant, Role::kAgent, Role::kBootstrap}) {
     if (RoleName(role) == name) return role;
   }
-  return InvalidArgumentError("unknown role '{}'; use operator, tenant or agent", name);
+  return InvalidArgumentError("unknown role '{}'; use operator, tenant, agent or bootstrap", name);
 }
 
 std::string NewToken() {

@@ -18,7 +18,9 @@
 
 namespace allot {
 
-enum class Role : uint8_t { kOperator, kTenant, kAgent };
+// kBootstrap: may only enrol nodes (POST /v1/agents/{node}/register), each once, getting that
+// node's own agent token; the kubelet TLS bootstrap, with tokens.
+enum class Role : uint8_t { kOperator, kTenant, kAgent, kBootstrap };
 std::string_view RoleName(Role role);
 StatusOr<Role> ParseRole(std::string_view name);
 

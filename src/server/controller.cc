@@ -1264,7 +1264,7 @@ StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view bo
   if (!who.is_operator()) return Status(StatusCode::kPermissionDenied, "only operators create tokens");
   ALLOT_ASSIGN_OR_RETURN(json request, ParseBody(body, {"role", "account", "user", "node"}));
   if (!request.contains("role") || !request["role"].is_string()) {
-    return InvalidArgumentError("role: expected operator, tenant or agent");
+    return InvalidArgumentError("role: expected operator, tenant, agent or bootstrap");
   }
   ALLOT_ASSIGN_OR_RETURN(Role role, ParseRole(request["role"].get<std::string>()));
   for (const char* key : {"account", "user", "node"}) {
@@ -1280,6 +1280,7 @@ StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view bo
     return InvalidArgumentError("node: no node '{}' in the config", node);
   }
   std::string account = request.value("account", "");
+  if (role == Role::kBootstrap && !account.empty()) return InvalidArgumentError("account: a bootstrap token has none");
   if (role == Role::kTenant && account.empty()) {
     return InvalidArgumentError("a tenant token needs an account: the root of the subtree it may use");
   }
@@ -1311,6 +1312,37 @@ StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view bo
   json reply = {{"id", row.id}, {"token", token}, {"role", row.role}, {"account", row.account}, {"user", row.user}};
   if (!row.node.empty()) reply["node"] = row.node;
   return reply;
+}
+
+StatusOr<json> Controller::RegisterAgent(const Principal& who, std::string_view node) {
+  if (who.role != Role::kBootstrap && !who.is_operator()) {
+    return Status(StatusCode::kPermissionDenied, "only bootstrap and operator tokens enrol nodes");
+  }
+  if (!scheduler_->model().cluster().FindNode(node).ok()) return NotFoundError("no node '{}' in the config", node);
+  std::string token = NewToken();
+  TokenRow row{.hash = HashToken(token), .user = fmt::format("agent:{}", node), .role = std::string(RoleName(Role::kAgent)),
+               .created = Now(), .node = std::string(node)};
+  Store::Ticket ticket;
+  {
+    std::lock_guard lock(mutex_);
+    std::unique_lock tokens_lock(tokens_mutex_);
+    for (const auto& [hash, live] : tokens_by_hash_) {
+      if (live.role == RoleName(Role::kAgent) && live.node == node) {
+        return Status(StatusCode::kAlreadyExists,
+                      fmt::format("node '{}' is enrolled already (agent token {}); an operator revokes that token "
+                                  "(allot token revoke {}) to enrol the node again", node, live.id, live.id));
+      }
+    }
+    row.id = next_token_id_++;
+    WriteBatch batch;
+    batch.PutToken(row);
+    Audit(who, "node.enrol", std::string(node), json{{"token_id", row.id}}, batch);
+    ticket = Queue(std::move(batch));
+    // Visible at once (under the lock), so a second enrolment of the node racing this one fails.
+    tokens_by_hash_.emplace(row.hash, row);
+  }
+  WaitDurable(ticket);
+  return json{{"id", row.id}, {"token", token}, {"role", row.role}, {"user", row.user}, {"node", row.node}};
 }
 
 StatusOr<json> Controller::ListTokens(const Principal& who) {

@@ -146,6 +146,9 @@ class Controller {
   // and gets the tasks it should run and those it should kill (docs/agents.md).
   StatusOr<nlohmann::json> AgentSync(const Principal& who, std::string_view node, std::string_view body);
   // A task's output from `offset`: {"data", "next_offset", "complete"}.
+  // Enrols a node: mints the agent token bound to it, once (a bootstrap or operator token may;
+  // a node that has a live agent token already is refused until that one is revoked).
+  StatusOr<nlohmann::json> RegisterAgent(const Principal& who, std::string_view node);
   StatusOr<nlohmann::json> JobLogs(const Principal& who, JobId id, int task, std::string_view stream,
                                    int64_t offset);
 

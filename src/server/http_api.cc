@@ -163,6 +163,7 @@ std::vector<RouteName> HttpApi::Routes() {
           {"post", "/v1/jobs/{id}/release"},
           {"post", "/v1/jobs/{id}/finish"},
           {"get", "/v1/jobs/{id}/logs"},
+          {"post", "/v1/agents/{name}/register"},
           {"post", "/v1/agents/{name}/sync"},
           {"get", "/v1/accounts"},
           {"get", "/v1/accounts/{name}"},
@@ -184,12 +185,19 @@ std::vector<RouteName> HttpApi::Routes() {
 void HttpApi::Register() {
   Controller& c = controller_;
   // Wraps a handler that needs a caller: authenticates first.
-  auto authed = [&c](std::function<void(const Principal&, const httplib::Request&, httplib::Response&)> handler) {
-    return [&c, handler](const httplib::Request& request, httplib::Response& response) {
+  // A bootstrap token is good for enrolling nodes and nothing else.
+  auto authed = [&c](std::function<void(const Principal&, const httplib::Request&, httplib::Response&)> handler,
+                     bool enrols = false) {
+    return [&c, handler, enrols](const httplib::Request& request, httplib::Response& response) {
       StatusOr<Principal> who = c.Authenticate(BearerToken(request.get_header_value("Authorization")));
       if (!who.ok()) {
         response.set_header("WWW-Authenticate", "Bearer");
         WriteError(response, who.status());
+        return;
+      }
+      if (who->role == Role::kBootstrap && !enrols) {
+        WriteError(response, Status(StatusCode::kPermissionDenied,
+                                    "a bootstrap token only enrols nodes (POST /v1/agents/{node}/register)"));
         return;
       }
       who->remote = fmt::format("{}:{}", request.remote_addr, request.remote_port);
@@ -273,6 +281,9 @@ void HttpApi::Register() {
     std::string stream = request.has_param("stream") ? request.get_param_value("stream") : "out";
     return c.JobLogs(who, id, task, stream, offset);
   }));
+  server_.Post("/v1/agents/" + kName + "/register", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+    WriteJson(response, c.RegisterAgent(who, request.matches[1].str()), 201);
+  }, /*enrols=*/true));
   server_.Post("/v1/agents/" + kName + "/sync", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
     WriteJson(response, c.AgentSync(who, request.matches[1].str(), request.body));
   }));
