@@ -3,10 +3,16 @@
 // changed: the same job list, no file touched, memory near its baseline, the server still up.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -26,6 +32,47 @@ namespace fs = std::filesystem;
 struct Reply {
   int status = 0;
   json body;
+};
+
+// A raw TCP connection to the server, for what no well-behaved client sends.
+class RawConnection {
+ public:
+  explicit RawConnection(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+  }
+  ~RawConnection() { ::close(fd_); }
+  bool connected() const { return connected_; }
+  // Sends what it can; the server may close the connection half-way (that is the point).
+  void Send(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t sent = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (sent <= 0) return;
+      data.remove_prefix(static_cast<size_t>(sent));
+    }
+  }
+  // What the server sends until it closes, or until `seconds` pass.
+  std::string Receive(double seconds) {
+    std::string text;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd wait{fd_, POLLIN, 0};
+      if (::poll(&wait, 1, 50) <= 0) continue;
+      char buffer[4096];
+      ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (got <= 0) break;
+      text.append(buffer, static_cast<size_t>(got));
+    }
+    return text;
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
 };
 
 class HostileClientTest : public ::testing::Test {
@@ -303,6 +350,122 @@ TEST_F(RateLimitTest, ATenantOverItsSubmitRateGets429WithRetryAfter) {
   std::string other = Token({{"role", "tenant"}, {"account", "lab-b"}});
   EXPECT_EQ(Call("POST", "/v1/jobs", spec, other).status, 201);
   EXPECT_EQ(Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 1, "command": ["true"], "hold": true})").status, 201);
+}
+
+TEST_F(HostileClientTest, ChunkedBodiesAreLimitedLikeAnyOther) {
+  RawConnection connection(server_->port());
+  connection.Send(fmt::format("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n"
+                              "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", operator_));
+  const std::string chunk = "10000\r\n" + std::string(0x10000, ' ') + "\r\n";
+  for (int i = 0; i < 40; ++i) connection.Send(chunk);  // 2.5 MiB: 32 MiB used to be taken
+  connection.Send("0\r\n\r\n");
+  std::string reply = connection.Receive(5);
+  EXPECT_THAT(reply, testing::StartsWith("HTTP/1.1 413"));
+  EXPECT_THAT(reply, HasSubstr("payload_too_large"));
+  EXPECT_TRUE(Jobs().empty());
+}
+
+TEST_F(HostileClientTest, HeadersAreLimitedInCountAndSize) {
+  size_t before = server_->ResidentBytes();
+  std::string many = "GET /v1/jobs HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 200; ++i) many += fmt::format("X-Filler-{}: 1\r\n", i);
+  RawConnection count(server_->port());
+  count.Send(many + "\r\n");
+  EXPECT_THAT(count.Receive(5), testing::StartsWith("HTTP/1.1 431"));
+  RawConnection size(server_->port());
+  size.Send("GET /v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(96 << 10, 'x') + "\r\n\r\n");
+  EXPECT_THAT(size.Receive(5), testing::StartsWith("HTTP/1.1 431"));
+  EXPECT_LT(server_->ResidentBytes(), before + (64u << 20));
+  EXPECT_TRUE(Alive());
+}
+
+TEST_F(HostileClientTest, SlowClientsDoNotStallTheApi) {
+  // 64 connections that send one header byte now and then used to take every API thread.
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < 64; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(server_->port()));
+    slow.back()->Send("GET /v1/jobs HTTP/1.1\r\nX-");
+  }
+  for (auto& connection : slow) connection->Send("a");
+  auto started = std::chrono::steady_clock::now();
+  std::string command = fmt::format("{} queue --server {} --token {} >/dev/null 2>&1", ALLOT_BINARY, server_->url(), operator_);
+  EXPECT_EQ(std::system(command.c_str()), 0);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_LT(seconds, 1.0) << "allot queue took " << seconds << " s beside 64 slow clients";
+}
+
+class ConnectionCapTest : public HostileClientTest {
+ protected:
+  std::vector<std::string> ServerArgs() const override { return {"--static-nodes", "--max-connections", "8"}; }
+};
+
+TEST_F(ConnectionCapTest, ConnectionsOverTheCapGet503AndRetryAfter) {
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 8; ++i) held.push_back(std::make_unique<RawConnection>(server_->port()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  RawConnection over(server_->port());
+  over.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  std::string reply = over.Receive(5);
+  EXPECT_THAT(reply, testing::StartsWith("HTTP/1.1 503"));
+  EXPECT_THAT(reply, HasSubstr("Retry-After: 1"));
+  held.clear();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(Alive());
+}
+
+// TLS on the server's one port: the CLI verifies the server against a CA file; plain HTTP still
+// answers on the same port (for --dev and loopback).
+class TlsTest : public HostileClientTest {
+ protected:
+  void SetUp() override {
+    tls_dir_ = fs::temp_directory_path() / fmt::format("allot-tls-{}", getpid());
+    fs::create_directories(tls_dir_);
+    std::string make = fmt::format(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout {0}/key.pem -out {0}/cert.pem -days 1 -subj /CN=localhost "
+        "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", tls_dir_.string());
+    ASSERT_EQ(std::system(make.c_str()), 0) << "openssl could not make a test certificate";
+    HostileClientTest::SetUp();
+  }
+  void TearDown() override {
+    HostileClientTest::TearDown();
+    fs::remove_all(tls_dir_);
+  }
+  std::vector<std::string> ServerArgs() const override {
+    // No --static-nodes: only the node whose agent registers (over TLS) takes jobs.
+    return {"--tls-cert", (tls_dir_ / "cert.pem").string(), "--tls-key", (tls_dir_ / "key.pem").string()};
+  }
+  int Cli(const std::string& server, const std::string& extra) {
+    std::string command = fmt::format("{} queue --server {} --token {} {} >/dev/null 2>&1", ALLOT_BINARY, server,
+                                      operator_, extra);
+    return WEXITSTATUS(std::system(command.c_str()));
+  }
+  fs::path tls_dir_;
+};
+
+TEST_F(TlsTest, TheCliVerifiesTheServerAndPlainHttpStillAnswers) {
+  std::string https = fmt::format("https://127.0.0.1:{}", server_->port());
+  EXPECT_EQ(Cli(https, "--ca-file " + (tls_dir_ / "cert.pem").string()), 0);
+  EXPECT_NE(Cli(https, ""), 0);  // an unknown CA is refused
+  EXPECT_EQ(Cli(fmt::format("http://127.0.0.1:{}", server_->port()), ""), 0);
+}
+
+TEST_F(TlsTest, AnAgentRunsJobsOverTls) {
+  std::string node_token = Token({{"role", "agent"}, {"node", "n1"}});
+  AgentProcess agent(ALLOT_BINARY,
+                     {"--server", fmt::format("https://127.0.0.1:{}", server_->port()), "--ca-file",
+                      (tls_dir_ / "cert.pem").string(), "--token", node_token, "--node", "n1", "--gpus", "8",
+                      "--gpu-model", "H200"},
+                     (dir_ / "agent-n1").string());
+  ASSERT_TRUE(agent.Start().ok());
+  Reply submitted = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 8, "command": ["sh", "-c", "echo over-tls"]})");
+  ASSERT_EQ(submitted.status, 201);
+  int id = submitted.body["ids"][0];
+  std::string output;
+  for (int i = 0; i < 200 && output.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    output = Call("GET", fmt::format("/v1/jobs/{}/logs", id)).body.value("data", "");
+  }
+  EXPECT_EQ(output, "over-tls\n");
 }
 
 class UnregisteredNodesTest : public HostileClientTest {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -60,6 +61,8 @@ StatusOr<std::string> EnrolledToken(const AgentOptions& options) {
     if (!token.empty()) return token;
   }
   httplib::Client client(options.server);
+  if (!options.ca_file.empty()) client.set_ca_cert_path(options.ca_file.c_str());
+  client.enable_server_certificate_verification(true);
   client.set_connection_timeout(5, 0);
   client.set_bearer_token_auth(options.token);
   for (int attempt = 1;; ++attempt) {
@@ -123,8 +126,8 @@ StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options) {
   if (users && geteuid() != 0) {
     return InvalidArgumentError("--run-as and --user-map need the agent to run as root, to switch users");
   }
-  if (options.server.rfind("http://", 0) != 0) {
-    return InvalidArgumentError("--server '{}': expected http://HOST:PORT", options.server);
+  if (options.server.rfind("http://", 0) != 0 && options.server.rfind("https://", 0) != 0) {
+    return InvalidArgumentError("--server '{}': expected http://HOST:PORT or https://HOST:PORT", options.server);
   }
   if (options.enrol) {
     ALLOT_ASSIGN_OR_RETURN(options.token, EnrolledToken(options));
@@ -149,16 +152,11 @@ Agent::Agent(AgentOptions options, GpuInventory gpus, TaskCgroups cgroups, std::
     : options_(std::move(options)),
       gpus_(std::move(gpus)),
       runner_((fs::path(options_.state_dir) / "tasks").string(), options_.shim, std::move(cgroups)),
-      client_(std::make_unique<httplib::Client>(options_.server)),
+      client_(NewClient()),
       exit_watcher_(std::make_unique<ExitWatcher>([this] { OnTaskExit(); })),
       users_(std::move(users)) {
   // A connection per sync: the server gives each open connection a thread of its own, so a
   // kept-alive connection per agent would take one of its threads for good.
-  client_->set_keep_alive(false);
-  client_->set_tcp_nodelay(true);
-  client_->set_connection_timeout(5, 0);
-  client_->set_read_timeout(30, 0);
-  client_->set_bearer_token_auth(options_.token);
   // Tasks that outlived a previous agent on this node.
   for (RunningTask& running : runner_.Recover()) {
     TaskKey key{running.job, running.epoch, running.task_index};
@@ -169,6 +167,33 @@ Agent::Agent(AgentOptions options, GpuInventory gpus, TaskCgroups cgroups, std::
   }
 }
 
+std::shared_ptr<httplib::Client> Agent::NewClient() const {
+  auto client = std::make_shared<httplib::Client>(options_.server);
+  // A connection per sync: the server gives each open connection a thread of its own, so a
+  // kept-alive connection per agent would take one of its threads for good.
+  client->set_keep_alive(false);
+  if (!options_.ca_file.empty()) client->set_ca_cert_path(options_.ca_file.c_str());
+  client->enable_server_certificate_verification(true);
+  client->set_tcp_nodelay(true);
+  client->set_connection_timeout(5, 0);
+  client->set_read_timeout(30, 0);
+  client->set_bearer_token_auth(options_.token);
+  return client;
+}
+
+void Agent::InterruptSync() const {
+  // The request in flight fails at once when its socket is shut down. Not httplib's stop(): over
+  // TLS that shuts the SSL session down from this thread while the sync's thread is inside it,
+  // and OpenSSL's sessions are not thread-safe.
+  std::shared_ptr<httplib::Client> client = Client();
+  if (socket_t fd = client->socket(); fd != INVALID_SOCKET) ::shutdown(fd, SHUT_RDWR);
+}
+
+std::shared_ptr<httplib::Client> Agent::Client() const {
+  std::lock_guard lock(client_mutex_);
+  return client_;
+}
+
 Agent::~Agent() {
   exit_watcher_.reset();
   // The agent's cgroup parent goes when empty; tasks still running keep it (and it them).
@@ -177,7 +202,7 @@ Agent::~Agent() {
 
 void Agent::Stop() {
   stopping_ = true;
-  client_->stop();
+  InterruptSync();
   std::lock_guard lock(wake_mutex_);
   wake_.notify_all();
 }
@@ -186,7 +211,7 @@ void Agent::OnTaskExit() {
   // Counted first, then checked: SyncOnce does the reverse (sets in_long_poll_, then looks at
   // the count), so with sequentially consistent atomics one of the two always sees the other.
   ++exits_seen_;
-  if (in_long_poll_) client_->stop();
+  if (in_long_poll_) InterruptSync();
   std::lock_guard lock(wake_mutex_);
   wake_.notify_all();
 }
@@ -334,12 +359,17 @@ Status Agent::SyncOnce() {
   report["wait_seconds"] = wait;
 
   std::string path = fmt::format("/v1/agents/{}/sync", options_.node);
-  httplib::Result result = client_->Post(path, report.dump(-1, ' ', false, json::error_handler_t::replace),
-                                         "application/json");
+  httplib::Result result = Client()->Post(path, report.dump(-1, ' ', false, json::error_handler_t::replace),
+                                          "application/json");
   in_long_poll_ = false;
   if (!result) {
-    // Interrupted on purpose (a task exited, or Stop): sync again at once.
-    if (stopping_ || exits_seen_ != exits_before) return OkStatus();
+    // Interrupted on purpose (a task exited, or Stop): sync again at once, on a fresh client
+    // (an https client that was stopped mid-request does not recover).
+    if (stopping_ || exits_seen_ != exits_before) {
+      std::lock_guard lock(client_mutex_);
+      if (!stopping_) client_ = NewClient();
+      return OkStatus();
+    }
     // The server is away: tasks go on, and everything is reported again.
     spdlog::warn("sync with {} failed: {}; retrying", options_.server, httplib::to_string(result.error()));
     std::this_thread::sleep_for(std::chrono::seconds(1));

@@ -49,6 +49,7 @@ struct AgentOptions {
   // `token` is a bootstrap token: enrol the node with it (once; the node's own token is kept in
   // STATE/node.token, mode 0600) and sync with the node's token.
   bool enrol = false;
+  std::string ca_file;  // https: the CA certificates (PEM) the server's certificate is verified against
   std::string node;       // the node's name in the server's config; default: the host name
   std::string address;    // how other nodes reach this one (MASTER_ADDR); default: the node name
   std::string state_dir = "allot-agent";
@@ -101,7 +102,14 @@ class Agent {
   AgentOptions options_;
   GpuInventory gpus_;
   TaskRunner runner_;
-  std::unique_ptr<httplib::Client> client_;
+  std::shared_ptr<httplib::Client> NewClient() const;
+  // Ends the sync in flight, if any, from another thread (an exit, or Stop).
+  void InterruptSync() const;
+  // The client for the next request; replaced after an interrupted one. Shared, because the exit
+  // watcher's thread may stop the one a sync is using while the sync replaces it.
+  std::shared_ptr<httplib::Client> Client() const;
+  mutable std::mutex client_mutex_;
+  std::shared_ptr<httplib::Client> client_;
   std::unique_ptr<ExitWatcher> exit_watcher_;
   bool watching_exits_ = true;             // false where the kernel has no pidfds: poll then
   std::atomic<uint64_t> exits_seen_{0};    // shims that exited, counted by the watcher

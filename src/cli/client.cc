@@ -256,7 +256,9 @@ StatusOr<ClientSettings> ResolveClientSettings(const ClientFlags& flags) {
     return url.status().WithContext(fmt::format("server from {}", server->origin));
   }
   ALLOT_ASSIGN_OR_RETURN(std::string token_value, TokenValue(*token));
-  return ClientSettings{.server = server->value, .token = std::move(token_value)};
+  std::optional<Setting> ca_file = FromFlagOrEnvironment(flags.ca_file, "--ca-file", "ALLOT_CA_FILE");
+  return ClientSettings{.server = server->value, .token = std::move(token_value),
+                        .ca_file = ca_file ? ca_file->value : ""};
 }
 
 StatusOr<ApiClient> ApiClient::Create(const ClientSettings& settings) {
@@ -265,6 +267,9 @@ StatusOr<ApiClient> ApiClient::Create(const ClientSettings& settings) {
   http->set_connection_timeout(kConnectTimeoutSeconds);
   http->set_read_timeout(kReadTimeoutSeconds);
   http->set_write_timeout(kReadTimeoutSeconds);
+  // https verifies the server's certificate: against --ca-file, else the system's CAs.
+  if (!settings.ca_file.empty()) http->set_ca_cert_path(settings.ca_file.c_str());
+  http->enable_server_certificate_verification(true);
   return ApiClient(settings.server, std::move(url.base_path), settings.token, std::move(http));
 }
 

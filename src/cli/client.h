@@ -30,12 +30,15 @@ inline constexpr std::string_view kDefaultServer = "http://127.0.0.1:8080";
 struct ClientSettings {
   std::string server;  // "http://HOST:PORT", optionally with a path prefix ("https://h/allot")
   std::string token;   // the bearer token itself, never "@FILE"
+  // https: the CA certificates (PEM) to verify the server against; "": the system's.
+  std::string ca_file;
 };
 
 // What the command line said; an empty string means the flag was not given.
 struct ClientFlags {
   std::string server;  // --server URL
   std::string token;   // --token TOKEN, or --token @FILE
+  std::string ca_file;  // --ca-file FILE (else ALLOT_CA_FILE)
 };
 
 // Each setting comes from the first of: the flag, the environment (ALLOT_SERVER, ALLOT_TOKEN; an

@@ -233,6 +233,8 @@ void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
         ->add_option("--server", line.flags.server,
                      "Server URL (else ALLOT_SERVER, the config file, http://127.0.0.1:8080)")
         ->type_name("URL");
+    command->add_option("--ca-file", line.flags.ca_file, "https: CA certificates (PEM) to verify the server with "
+                        "(else ALLOT_CA_FILE, the system's)")->type_name("FILE");
     command
         ->add_option("--token", line.flags.token,
                      "Bearer token, or @FILE to read it from a file (else ALLOT_TOKEN, the "
@@ -401,6 +403,10 @@ std::optional<int> RunClientCommand(const ClientCommandLine& line) {
 }  // namespace allot
 
 int main(int argc, char** argv) {
+  // A peer that closes its end makes a write fail with EPIPE instead of killing the process (TLS
+  // writes through OpenSSL do not pass MSG_NOSIGNAL). Tasks get every signal at its default again
+  // (allot-shim).
+  ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"allot: a workload manager for a national GPU pool"};
   app.require_subcommand(1);
 
@@ -469,6 +475,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e9))->capture_default_str();
   server->add_option("--submit-burst", serve_command.submit_burst, "Submits a tenant's token may make at once above the rate")
       ->check(CLI::Range(1.0, 1e9))->capture_default_str();
+  server->add_option("--max-connections", serve_command.max_connections,
+                     "Client and agent connections at once; more are answered 503 with Retry-After")
+      ->check(CLI::Range(1, 10000000))->capture_default_str();
+  server->add_option("--tls-cert", serve_command.tls_certificate_file,
+                     "PEM certificate chain: TLS on the same port as plain HTTP (clients pass --ca-file)")
+      ->check(CLI::ExistingFile);
+  server->add_option("--tls-key", serve_command.tls_key_file, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
   server->add_flag("--static-nodes", serve_command.static_nodes,
                    "Nodes count as up without an agent (job ends are reported with POST /v1/jobs/{id}/finish); "
                    "by default a node is down until its agent registers, as Slurm keeps it unknown until slurmd does");
@@ -485,6 +498,8 @@ int main(int argc, char** argv) {
   agent->add_option("--server", agent_server, "Server URL (else ALLOT_SERVER, the config file)");
   agent->add_option("--token", agent_token, "The node's agent token, or @FILE (else ALLOT_TOKEN, the config file)");
   std::string agent_bootstrap;
+  std::string agent_ca_file;
+  agent->add_option("--ca-file", agent_ca_file, "https: CA certificates (PEM) to verify the server with (else ALLOT_CA_FILE)");
   agent->add_option("--bootstrap-token", agent_bootstrap,
                     "Instead: a bootstrap token, or @FILE, that enrols this node once; the node's own token is "
                     "kept in STATE/node.token and used from then on");
@@ -527,10 +542,11 @@ int main(int argc, char** argv) {
     }
     agent_options.enrol = !agent_bootstrap.empty();
     allot::StatusOr<allot::ClientSettings> settings =
-        allot::ResolveClientSettings({agent_server, agent_options.enrol ? agent_bootstrap : agent_token});
+        allot::ResolveClientSettings({agent_server, agent_options.enrol ? agent_bootstrap : agent_token, agent_ca_file});
     if (!settings.ok()) return allot::Fail(settings.status());
     agent_options.server = settings->server;
     agent_options.token = settings->token;
+    agent_options.ca_file = settings->ca_file;
     agent_options.cgroups = !no_cgroups;
     return allot::RunAgent(std::move(agent_options));
   }

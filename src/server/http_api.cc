@@ -12,10 +12,10 @@ namespace {
 
 using nlohmann::json;
 
-// Parts of a route: a method, an httplib pattern with regex groups, and the OpenAPI path.
-using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+// Parts of a route: a method, a path pattern with regex groups, and the OpenAPI path.
+using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
 
-void WriteError(httplib::Response& response, const Status& status) {
+void WriteError(HttpResponse& response, const Status& status) {
   response.status = HttpStatusOf(status.code());
   // Rate-limited or shed: when to come back, so well-behaved clients back off instead of retrying at once.
   if (status.code() == StatusCode::kTooManyRequests || status.code() == StatusCode::kUnavailable) {
@@ -25,7 +25,7 @@ void WriteError(httplib::Response& response, const Status& status) {
   response.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void WriteJson(httplib::Response& response, const StatusOr<json>& result, int success = 200) {
+void WriteJson(HttpResponse& response, const StatusOr<json>& result, int success = 200) {
   if (!result.ok()) {
     WriteError(response, result.status());
     return;
@@ -36,7 +36,7 @@ void WriteJson(httplib::Response& response, const StatusOr<json>& result, int su
   response.set_content(result->dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-StatusOr<JobId> JobIdOf(const httplib::Request& request) {
+StatusOr<JobId> JobIdOf(const HttpRequest& request) {
   const std::string& text = request.matches[1];
   JobId id = 0;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
@@ -59,7 +59,7 @@ std::vector<std::string> SplitList(const std::string& text) {
 }
 
 // A time parameter of the audit query: Unix seconds or a date; 0 when absent.
-StatusOr<Time> AuditTime(const httplib::Request& request, const char* name) {
+StatusOr<Time> AuditTime(const HttpRequest& request, const char* name) {
   if (!request.has_param(name)) return Time{0};
   const std::string text = request.get_param_value(name);
   Time value = 0;
@@ -107,45 +107,26 @@ std::string_view ErrorCodeName(StatusCode code) {
 }
 
 HttpApi::HttpApi(Controller& controller, HttpOptions options)
-    : controller_(controller), options_(options) {
-  int threads = options_.threads;
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  server_.set_payload_max_length(options_.max_body_bytes);
-  // Without TCP_NODELAY a reply written as headers then body waits out the client's delayed ACK
-  // (Nagle), some 40 ms per request.
-  server_.set_tcp_nodelay(true);
-  server_.set_keep_alive_max_count(100000);
-  // An idle keep-alive connection holds a server thread, and Stop waits for it: short, so a
-  // shutdown is quick; clients reconnect as needed.
-  server_.set_keep_alive_timeout(2);
-  server_.set_read_timeout(30);
-  // Errors that httplib raises itself (no route, body too large, unreadable request) get the same
-  // JSON shape as ours.
-  server_.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
-    if (!response.body.empty()) return;
-    switch (response.status) {
-      case 404:
-        WriteError(response, NotFoundError("no route {} {}; see /openapi.json", request.method, request.path));
-        break;
-      case 413:
-        WriteError(response, Status(StatusCode::kResourceExhausted, "the request body is over 1 MiB"));
-        break;
-      default:
-        response.set_content(json{{"code", response.status >= 500 ? "internal" : "invalid_argument"},
-                                  {"message", fmt::format("HTTP status {}", response.status)}}.dump(),
-                             "application/json");
-    }
-  });
-  server_.set_exception_handler([](const httplib::Request& request, httplib::Response& response, std::exception_ptr error) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& exception) {
-      what = exception.what();
-    } catch (...) {
-    }
-    spdlog::error("{} {}: {}", request.method, request.path, what);
-    WriteError(response, InternalError("internal error: {}", what));
+    : controller_(controller),
+      options_(options),
+      server_({.network_threads = options.network_threads,
+               .worker_threads = options.threads,
+               .max_body_bytes = options.max_body_bytes,
+               .max_connections = options.max_connections,
+               .tls_certificate_file = options.tls_certificate_file,
+               .tls_key_file = options.tls_key_file}) {
+  // Errors the front end answers by itself (no route, a limit, overload, a handler that threw)
+  // get the same JSON shape as ours.
+  server_.SetErrorWriter([](const HttpRequest&, HttpResponse& response, const std::string& message) {
+    std::string_view code = response.status == 404   ? "not_found"
+                            : response.status == 405 ? "method_not_allowed"
+                            : response.status == 413 ? "payload_too_large"
+                            : response.status == 431 ? "headers_too_large"
+                            : response.status == 503 ? "unavailable"
+                            : response.status >= 500 ? "internal"
+                                                     : "invalid_argument";
+    response.set_content(json{{"code", code}, {"message", message}}.dump(-1, ' ', false, json::error_handler_t::replace),
+                         "application/json");
   });
   Register();
 }
@@ -186,9 +167,9 @@ void HttpApi::Register() {
   Controller& c = controller_;
   // Wraps a handler that needs a caller: authenticates first.
   // A bootstrap token is good for enrolling nodes and nothing else.
-  auto authed = [&c](std::function<void(const Principal&, const httplib::Request&, httplib::Response&)> handler,
+  auto authed = [&c](std::function<void(const Principal&, const HttpRequest&, HttpResponse&)> handler,
                      bool enrols = false) {
-    return [&c, handler, enrols](const httplib::Request& request, httplib::Response& response) {
+    return [&c, handler, enrols](const HttpRequest& request, HttpResponse& response) {
       StatusOr<Principal> who = c.Authenticate(BearerToken(request.get_header_value("Authorization")));
       if (!who.ok()) {
         response.set_header("WWW-Authenticate", "Bearer");
@@ -207,27 +188,27 @@ void HttpApi::Register() {
   const std::string kName = "([^/]+)";
   const std::string kId = "([0-9]+)";
 
-  server_.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/healthz", [](const HttpRequest&, HttpResponse& response) {
     response.set_content(R"({"status": "ok"})", "application/json");
   });
-  server_.Get("/openapi.json", [](const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/openapi.json", [](const HttpRequest&, HttpResponse& response) {
     response.set_content(std::string(OpenApiDocument()), "application/json");
   });
-  server_.Get("/metrics", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/metrics", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     StatusOr<std::string> text = c.Metrics(who);
     if (!text.ok()) return WriteError(response, text.status());
     response.set_content(*text, "text/plain; version=0.0.4");
   }));
-  server_.Get("/v1/whoami", authed([](const Principal& who, const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/v1/whoami", authed([](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, json{{"user", who.user}, {"role", RoleName(who.role)}, {"account", who.account}});
   }));
 
-  server_.Post("/v1/jobs", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("POST", "/v1/jobs", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     StatusOr<json> result = c.Submit(who, request.body, request.get_header_value("Idempotency-Key"));
     if (!result.ok()) c.CountSubmitError();
     WriteJson(response, result, 201);
   }));
-  server_.Get("/v1/jobs", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("GET", "/v1/jobs", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     ListJobsQuery query;
     query.states = SplitList(request.get_param_value("state"));
     query.account = request.get_param_value("account");
@@ -241,30 +222,30 @@ void HttpApi::Register() {
     }
     WriteJson(response, c.ListJobs(who, query));
   }));
-  auto job_route = [&](std::function<StatusOr<json>(const Principal&, JobId, const httplib::Request&)> call) {
-    return authed([call](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  auto job_route = [&](std::function<StatusOr<json>(const Principal&, JobId, const HttpRequest&)> call) {
+    return authed([call](const Principal& who, const HttpRequest& request, HttpResponse& response) {
       StatusOr<JobId> id = JobIdOf(request);
       if (!id.ok()) return WriteError(response, id.status());
       WriteJson(response, call(who, *id, request));
     });
   };
-  server_.Get("/v1/jobs/" + kId, job_route([&c](const Principal& who, JobId id, const httplib::Request&) {
+  server_.Route("GET", "/v1/jobs/" + kId, job_route([&c](const Principal& who, JobId id, const HttpRequest&) {
     return c.GetJob(who, id);
   }));
-  server_.Post("/v1/jobs/" + kId + "/cancel", job_route([&c](const Principal& who, JobId id, const httplib::Request&) {
+  server_.Route("POST", "/v1/jobs/" + kId + "/cancel", job_route([&c](const Principal& who, JobId id, const HttpRequest&) {
     return c.CancelJob(who, id);
   }));
-  server_.Post("/v1/jobs/" + kId + "/hold", job_route([&c](const Principal& who, JobId id, const httplib::Request&) {
+  server_.Route("POST", "/v1/jobs/" + kId + "/hold", job_route([&c](const Principal& who, JobId id, const HttpRequest&) {
     return c.HoldJob(who, id);
   }));
-  server_.Post("/v1/jobs/" + kId + "/release", job_route([&c](const Principal& who, JobId id, const httplib::Request&) {
+  server_.Route("POST", "/v1/jobs/" + kId + "/release", job_route([&c](const Principal& who, JobId id, const HttpRequest&) {
     return c.ReleaseJob(who, id);
   }));
-  server_.Post("/v1/jobs/" + kId + "/finish", job_route([&c](const Principal& who, JobId id, const httplib::Request& request) {
+  server_.Route("POST", "/v1/jobs/" + kId + "/finish", job_route([&c](const Principal& who, JobId id, const HttpRequest& request) {
     return c.FinishJob(who, id, request.body);
   }));
 
-  server_.Get("/v1/jobs/" + kId + "/logs", job_route([&c](const Principal& who, JobId id, const httplib::Request& request) -> StatusOr<json> {
+  server_.Route("GET", "/v1/jobs/" + kId + "/logs", job_route([&c](const Principal& who, JobId id, const HttpRequest& request) -> StatusOr<json> {
     int task = 0;
     int64_t offset = 0;
     for (auto [name, target] : {std::pair<const char*, int64_t*>{"offset", &offset}}) {
@@ -281,60 +262,60 @@ void HttpApi::Register() {
     std::string stream = request.has_param("stream") ? request.get_param_value("stream") : "out";
     return c.JobLogs(who, id, task, stream, offset);
   }));
-  server_.Post("/v1/agents/" + kName + "/register", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("POST", "/v1/agents/" + kName + "/register", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.RegisterAgent(who, request.matches[1].str()), 201);
   }, /*enrols=*/true));
-  server_.Post("/v1/agents/" + kName + "/sync", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("POST", "/v1/agents/" + kName + "/sync", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.AgentSync(who, request.matches[1].str(), request.body));
   }));
 
-  server_.Get("/v1/accounts", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/v1/accounts", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.ListAccounts(who));
   }));
-  server_.Get("/v1/accounts/" + kName, authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("GET", "/v1/accounts/" + kName, authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.GetAccount(who, request.matches[1].str()));
   }));
-  server_.Put("/v1/accounts/" + kName + "/quotas/" + kName,
-              authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("PUT", "/v1/accounts/" + kName + "/quotas/" + kName,
+              authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
                 WriteJson(response, c.SetQuota(who, request.matches[1].str(), request.matches[2].str(), request.body));
               }));
-  server_.Put("/v1/accounts/" + kName + "/grants/" + kName,
-              authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("PUT", "/v1/accounts/" + kName + "/grants/" + kName,
+              authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
                 WriteJson(response, c.SetGrant(who, request.matches[1].str(), request.matches[2].str(), request.body));
               }));
 
-  server_.Get("/v1/nodes", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("GET", "/v1/nodes", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.ListNodes(who, request.get_param_value("pool"), request.get_param_value("state")));
   }));
-  server_.Post("/v1/nodes/" + kName + "/drain", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("POST", "/v1/nodes/" + kName + "/drain", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.DrainNode(who, request.matches[1].str(), request.body));
   }));
-  server_.Post("/v1/nodes/" + kName + "/resume", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("POST", "/v1/nodes/" + kName + "/resume", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.ResumeNode(who, request.matches[1].str()));
   }));
-  server_.Get("/v1/pools", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/v1/pools", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.ListPools(who));
   }));
 
-  server_.Get("/v1/usage", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("GET", "/v1/usage", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     UsageQuery query{request.get_param_value("start"), request.get_param_value("end"),
                      request.get_param_value("period"), request.get_param_value("account")};
     WriteJson(response, c.Usage(who, query));
   }));
-  server_.Get("/v1/reasons", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/v1/reasons", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.PendingReasons(who));
   }));
-  server_.Get("/v1/scheduler", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/v1/scheduler", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.SchedulerStatus(who));
   }));
 
-  server_.Post("/v1/tokens", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("POST", "/v1/tokens", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.CreateToken(who, request.body), 201);
   }));
-  server_.Get("/v1/tokens", authed([&c](const Principal& who, const httplib::Request&, httplib::Response& response) {
+  server_.Route("GET", "/v1/tokens", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.ListTokens(who));
   }));
-  server_.Delete("/v1/tokens/" + kId, authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("DELETE", "/v1/tokens/" + kId, authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     const std::string text = request.matches[1].str();
     int64_t id = 0;
     auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), id);
@@ -343,7 +324,7 @@ void HttpApi::Register() {
     }
     WriteJson(response, c.RevokeToken(who, id));
   }));
-  server_.Get("/v1/audit", authed([&c](const Principal& who, const httplib::Request& request, httplib::Response& response) {
+  server_.Route("GET", "/v1/audit", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     AuditQuery query{.action = request.get_param_value("action"), .user = request.get_param_value("user")};
     StatusOr<Time> since = AuditTime(request, "since");
     StatusOr<Time> until = AuditTime(request, "until");
@@ -362,21 +343,10 @@ void HttpApi::Register() {
   }));
 }
 
-StatusOr<int> HttpApi::Bind(const std::string& host, int port) {
-  if (port == 0) {
-    int bound = server_.bind_to_any_port(host);
-    if (bound < 0) return Status(StatusCode::kUnavailable, fmt::format("cannot listen on {}", host));
-    return bound;
-  }
-  if (!server_.bind_to_port(host, port)) {
-    return Status(StatusCode::kUnavailable,
-                  fmt::format("cannot listen on {}:{} (in use, or not an address of this machine)", host, port));
-  }
-  return port;
-}
+StatusOr<int> HttpApi::Bind(const std::string& host, int port) { return server_.Bind(host, port); }
 
-void HttpApi::Serve() { server_.listen_after_bind(); }
+void HttpApi::Serve() { server_.Serve(); }
 
-void HttpApi::Stop() { server_.stop(); }
+void HttpApi::Stop() { server_.Stop(); }
 
 }  // namespace allot

@@ -1,15 +1,13 @@
-// HttpApi: the REST routes of docs/api.md over a Controller, served by cpp-httplib.
+// HttpApi: the REST routes of docs/api.md over a Controller, served by HttpServer (Beast).
 //
 //   HttpApi api(controller, {.threads = 64});
 //   ALLOT_ASSIGN_OR_RETURN(int port, api.Bind("127.0.0.1", 8080));  // port 0: any free port
 //   api.Serve();  // until Stop() from another thread
 //
 // Each route authenticates the bearer token, calls the controller, and answers JSON; errors are
-// {"code", "message"} with the HTTP status of the error's kind. Bodies over 1 MiB are refused
-// before they are read whole.
+// {"code", "message"} with the HTTP status of the error's kind. The front end's limits (body and
+// header sizes, deadlines, connections, overload) are HttpServer's.
 #pragma once
-
-#include <httplib.h>
 
 #include <string>
 #include <string_view>
@@ -18,12 +16,17 @@
 
 #include "core/status.h"
 #include "server/controller.h"
+#include "server/http_server.h"
 
 namespace allot {
 
 struct HttpOptions {
-  int threads = 64;  // requests in flight; a submit holds its thread until its commit is durable
+  int threads = 64;  // handlers at once; a submit holds its worker until its commit is durable
+  int network_threads = 1;
   size_t max_body_bytes = 1 << 20;
+  size_t max_connections = 10000;
+  std::string tls_certificate_file;  // with tls_key_file: TLS on the same port as plain HTTP
+  std::string tls_key_file;
 };
 
 // A route as OpenAPI names it: ("post", "/v1/jobs/{id}/cancel").
@@ -50,7 +53,7 @@ class HttpApi {
 
   Controller& controller_;
   HttpOptions options_;
-  httplib::Server server_;
+  HttpServer server_;
 };
 
 // The OpenAPI 3 document (src/server/openapi.json), compiled in.

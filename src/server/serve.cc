@@ -115,7 +115,11 @@ int RunServe(const ServeCommand& given) {
   // agent's directory, which jobs running as another user pass through to their working
   // directories: 0711 then, still listed and read by nobody else (everything in it is 0600/0700).
   ::chmod(command.data_dir.c_str(), command.dev ? 0711 : 0700);
-  HttpApi api(**controller, {.threads = command.threads});
+  if (command.tls_certificate_file.empty() != command.tls_key_file.empty()) {
+    return Fail(InvalidArgumentError("TLS needs both --tls-cert FILE and --tls-key FILE"));
+  }
+  HttpApi api(**controller, {.threads = command.threads, .max_connections = command.max_connections,
+                             .tls_certificate_file = command.tls_certificate_file, .tls_key_file = command.tls_key_file});
   StatusOr<int> port = api.Bind(listen->first, listen->second);
   if (!port.ok()) return Fail(port.status());
   (*controller)->StartLoop();
@@ -143,7 +147,7 @@ int RunServe(const ServeCommand& given) {
     });
   }
 
-  std::string url = fmt::format("http://{}:{}", listen->first, *port);
+  std::string url = fmt::format("{}://{}:{}", command.tls_certificate_file.empty() ? "http" : "https", listen->first, *port);
   std::printf("allot server listening on %s (data in %s)\n", url.c_str(), command.data_dir.c_str());
   if (command.dev) {
     std::printf("\nA one-node cluster: node %s with 8 emulated H200 GPUs, account 'default'. Next, in another shell:\n"

@@ -25,6 +25,10 @@ struct ServeCommand {
   // Per tenant token: submit requests a second, and the burst allowed above that rate.
   double submit_rate = 100;
   double submit_burst = 1000;
+  // The front end (HttpServer): connections at once (more get 503), and TLS on the same port.
+  size_t max_connections = 10000;
+  std::string tls_certificate_file;
+  std::string tls_key_file;
 };
 
 // Prints "listening on http://HOST:PORT" on stdout once requests are accepted (tests wait for

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 namespace allot {
@@ -54,11 +55,11 @@ Status ServerProcess::Start() {
   while (fgets(line, sizeof line, out)) {
     output_ += line;
     std::string text(line);
-    size_t at = text.find("listening on http://127.0.0.1:");
-    if (at != std::string::npos) {
-      port_ = std::stoi(text.substr(at + std::string("listening on http://127.0.0.1:").size()));
-      break;
+    for (std::string_view prefix : {"listening on http://127.0.0.1:", "listening on https://127.0.0.1:"}) {
+      size_t at = text.find(prefix);
+      if (at != std::string::npos) port_ = std::stoi(text.substr(at + prefix.size()));
     }
+    if (port_ != 0) break;
   }
   // The rest of stdout is not needed; a thread drains it so the server never blocks on a pipe.
   std::thread([out] {
