@@ -110,6 +110,23 @@ TEST(SubmissionTest, ErrorsSayWhatToFix) {
   EXPECT_THAT(MustFail(R"({"exclusive": "sometimes"})"), HasSubstr("job.exclusive"));
 }
 
+// Found by submission_fuzzer: text that is not UTF-8 once parsed could not be written back as
+// JSON, so the server answered 500 instead of saying what is wrong.
+TEST(SubmissionTest, WhatComesOutIsUtf8OrItIsRefused) {
+  EXPECT_THAT(MustFail("name: \"a\\N\"\ngpus: 1\n"), HasSubstr("not UTF-8"));  // YAML's \N is U+0085
+  EXPECT_THAT(MustFail("name: \"a\xFF\"\n"), HasSubstr("not valid UTF-8 at byte 8 (line 1)"));
+  EXPECT_THAT(MustFail(std::string(100, '[')), HasSubstr("nested more than 64 levels"));
+  EXPECT_THAT(MustFail("a: &a [x]\nb: [*a, *a]\ngpus: 1\n" + std::string("c: [") + [] {
+                std::string many;
+                for (int i = 0; i < 6000; ++i) many += "*a, ";
+                return many;
+              }() + "*a]\n"),
+              HasSubstr("expands to more than 10000 values"));
+  StatusOr<SubmitRequest> rocket = ParseSubmission(R"({"name": "go-\ud83d\ude80", "gpus": 1})", "t");
+  ASSERT_TRUE(rocket.ok()) << rocket.status().message();
+  EXPECT_EQ(rocket->spec.name, "go-\xF0\x9F\x9A\x80");
+}
+
 TEST(SubmissionTest, FormatsSlurmText) {
   EXPECT_EQ(FormatArraySpec({{0, 1, 2, 5, 7, 8}, 0}), "0-2,5,7-8");
   EXPECT_EQ(FormatArraySpec({{3}, 4}), "3%4");

@@ -353,16 +353,20 @@ namespace {
 
 // Counts the values of a YAML tree as a reader will see them: an alias counts every time it is
 // met, so `[*a, *a, ...]` over a large anchor counts its expanded size. Stops at the budget.
-bool WithinYamlBudget(const YAML::Node& node, size_t& budget, int depth) {
+bool WithinYamlBudget(const YAML::Node& node, size_t& budget, int depth, bool& utf8) {
   if (budget == 0 || depth > kMaxNestingDepth) return false;
   --budget;
+  // yaml-cpp writes some escapes (\N, \_ ...) as raw Latin-1 bytes: what comes out of it must
+  // be UTF-8 again, or writing it as JSON later would fail.
+  if (node.IsScalar() && !CheckUtf8(node.Scalar(), "").ok()) utf8 = false;
   if (node.IsSequence()) {
     for (const YAML::Node& item : node) {
-      if (!WithinYamlBudget(item, budget, depth + 1)) return false;
+      if (!WithinYamlBudget(item, budget, depth + 1, utf8)) return false;
     }
   } else if (node.IsMap()) {
     for (const auto& entry : node) {
-      if (!WithinYamlBudget(entry.first, budget, depth + 1) || !WithinYamlBudget(entry.second, budget, depth + 1)) {
+      if (!WithinYamlBudget(entry.first, budget, depth + 1, utf8) ||
+          !WithinYamlBudget(entry.second, budget, depth + 1, utf8)) {
         return false;
       }
     }
@@ -384,10 +388,15 @@ StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source, s
                                 error.mark.column + 1, error.msg);
   }
   size_t budget = max_values;
-  if (!WithinYamlBudget(root, budget, 0)) {
+  bool utf8 = true;
+  if (!WithinYamlBudget(root, budget, 0, utf8)) {
     return InvalidArgumentError("{}: the document expands to more than {} values or {} levels (YAML aliases "
                                 "repeat what they name); write it out without aliases", source, max_values,
                                 kMaxNestingDepth);
+  }
+  if (!utf8) {
+    return InvalidArgumentError("{}: an escape sequence makes a value that is not UTF-8 (write the character itself)",
+                                source);
   }
   return root;
 }
