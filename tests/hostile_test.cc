@@ -191,6 +191,28 @@ TEST_F(HostileClientTest, MalformedNumbersAndOutOfRangeValuesAreClientErrors) {
   EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}", id)).body["state"], "running");
 }
 
+TEST_F(HostileClientTest, ALogReadInsideACharacterStartsAtTheNextOne) {
+  Reply submitted = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 8, "command": ["true"]})");
+  ASSERT_EQ(submitted.status, 201);
+  int id = submitted.body["ids"][0];
+  json job;
+  for (int i = 0; i < 100 && (job = Call("GET", fmt::format("/v1/jobs/{}", id)).body)["state"] != "running"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(job["state"], "running");
+  std::string node = job["nodes"][0];
+  std::string agent = Token({{"role", "agent"}, {"node", node}});
+  json report = {{"gpus", 8}, {"gpu_model", "H200"},
+                 {"tasks", {{{"job", id}, {"epoch", job["epoch"]}, {"task", 0}, {"state", "running"}}}},
+                 {"logs", {{{"job", id}, {"task", 0}, {"stream", "out"}, {"offset", 0}, {"data", "\xED\x95\x9C\xEA\xB8\x80!"}}}}};
+  ASSERT_EQ(Call("POST", fmt::format("/v1/agents/{}/sync", node), report.dump(), agent).status, 200);
+  // Byte 1 is inside 한 (3 bytes): the reply starts at 글 and says where the next read starts.
+  Reply inside = Call("GET", fmt::format("/v1/jobs/{}/logs?offset=1", id));
+  ASSERT_EQ(inside.status, 200) << inside.body.dump();  // was 500 (the reply could not be written)
+  EXPECT_EQ(inside.body["data"], "\xEA\xB8\x80!");
+  EXPECT_EQ(inside.body["next_offset"], 7);
+}
+
 TEST_F(HostileClientTest, TheLastOperatorTokenCannotBeRevoked) {
   Reply tokens = Call("GET", "/v1/tokens");
   int64_t id = tokens.body["tokens"][0]["id"];
