@@ -276,15 +276,22 @@ void Agent::Launch(const json& assignment) {
     }
   }
   fs::path work = assignment.value("working_directory", "");
-  if (work.empty()) {
+  const bool fallback = assignment.value("fallback_to_own_directory", false);
+  if (work.empty() || fallback) {
     // The job's own directory under the agent's work/ (which only root may change, so the path
     // cannot be swapped for a link): created here, then given to the job's user.
-    work = fs::path(options_.state_dir) / "work" / std::to_string(job);
+    fs::path own = fs::path(options_.state_dir) / "work" / std::to_string(job);
     struct stat info {};
-    if (::mkdir(work.c_str(), 0700) == 0 || (::lstat(work.c_str(), &info) == 0 && S_ISDIR(info.st_mode))) {
-      if (launch.uid >= 0) (void)::lchown(work.c_str(), static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
+    if (::mkdir(own.c_str(), 0700) == 0 || (::lstat(own.c_str(), &info) == 0 && S_ISDIR(info.st_mode))) {
+      if (launch.uid >= 0) (void)::lchown(own.c_str(), static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
+    }
+    if (work.empty()) {
+      work = own;
+    } else {
+      launch.fallback_working_directory = own.string();
     }
   }
+  launch.stdout_optional = assignment.value("stdout_optional", false);
   launch.working_directory = work.is_absolute() ? work.string() : (fs::path(options_.state_dir) / "work" / work).string();
   // The job's own output files, opened by the shim as the job's user. Slurm's rule: with an
   // output file and no error file, stderr goes to the output file too.

@@ -51,6 +51,8 @@ struct ShimOptions {
   std::string stderr_path;  // the job's file for stderr; "": none
   bool merge = false;       // stderr goes where stdout goes (--stderr-to-stdout)
   std::string working_directory;
+  std::string fallback_working_directory;  // when the user cannot enter working_directory
+  bool stdout_optional = false;            // a stdout file that cannot be opened is skipped
   std::string cgroup;
   int uid = -1;
   int gid = -1;
@@ -73,6 +75,10 @@ bool ParseOptions(int argc, char** argv, ShimOptions& options) {
       options.merge = true;
       continue;
     }
+    if (name == "--stdout-optional") {
+      options.stdout_optional = true;
+      continue;
+    }
     if (name == "--") {
       if (i + 1 >= argc) return false;
       options.argv = argv + i + 1;
@@ -84,6 +90,7 @@ bool ParseOptions(int argc, char** argv, ShimOptions& options) {
     else if (name == "--stdout") options.stdout_path = value;
     else if (name == "--stderr") options.stderr_path = value;
     else if (name == "--workdir") options.working_directory = value;
+    else if (name == "--fallback-workdir") options.fallback_working_directory = value;
     else if (name == "--cgroup") options.cgroup = value;
     else if (name == "--uid") { if (!ParseNumber(value, options.uid)) return false; }
     else if (name == "--gid") { if (!ParseNumber(value, options.gid)) return false; }
@@ -266,6 +273,20 @@ int main(int argc, char** argv) {
   const bool merged = options.merge || (!options.stderr_path.empty() && options.stderr_path == options.stdout_path);
   Stream out{.agent_copy = OpenAgentCopy(options, "stdout")};
   Stream err{.agent_copy = merged ? -1 : OpenAgentCopy(options, "stderr")};
+  const int notes = merged ? out.agent_copy : err.agent_copy;  // what the task is told on its stderr
+  // A working directory the user cannot enter (a submit directory the node lacks, or cannot
+  // reach as that user): the fallback, as Slurm falls back to /tmp, and the task's stderr says so.
+  if (!options.fallback_working_directory.empty() && !options.working_directory.empty()) {
+    int dir = AsUser(options, [&] { return ::open(options.working_directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); });
+    if (dir >= 0) {
+      ::close(dir);
+    } else {
+      std::string note = "allot: cannot enter the working directory " + options.working_directory + ": " +
+                         std::strerror(errno) + "; running in " + options.fallback_working_directory + " instead\n";
+      if (notes >= 0) WriteAll(notes, note.data(), note.size());
+      options.working_directory = options.fallback_working_directory;
+    }
+  }
   // The job's own files, opened as its user. One that cannot be opened fails the task before it
   // starts, with the reason in the output the agent ships, as Slurm fails a job whose output
   // file it cannot open.
@@ -278,7 +299,19 @@ int main(int argc, char** argv) {
     }
     return fd;
   };
-  if (!options.stdout_path.empty()) out.job_file = open_job_file(options.stdout_path);
+  if (!options.stdout_path.empty()) {
+    if (options.stdout_optional) {
+      // Slurm's default output file: written where the user may, else only shipped.
+      out.job_file = OpenJobFile(options, options.stdout_path);
+      if (out.job_file < 0 && notes >= 0) {
+        std::string note = "allot: cannot write " + options.stdout_path + " in " + options.working_directory + ": " +
+                           std::strerror(errno) + "; the output is kept by allot (allot logs)\n";
+        WriteAll(notes, note.data(), note.size());
+      }
+    } else {
+      out.job_file = open_job_file(options.stdout_path);
+    }
+  }
   if (!merged && !options.stderr_path.empty()) err.job_file = open_job_file(options.stderr_path);
   if (out.agent_copy < 0 || (!merged && err.agent_copy < 0) || !refused.empty()) {
     if (out.agent_copy >= 0) WriteAll(out.agent_copy, refused.data(), refused.size());

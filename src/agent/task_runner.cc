@@ -93,6 +93,10 @@ StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
   WritePrivateFile(dir / "launch.json", record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 
   std::vector<std::string> shim_argv = {shim_, "--state-dir", task.state_dir, "--workdir", launch.working_directory};
+  if (!launch.fallback_working_directory.empty()) {
+    shim_argv.insert(shim_argv.end(), {"--fallback-workdir", launch.fallback_working_directory});
+  }
+  if (launch.stdout_optional) shim_argv.push_back("--stdout-optional");
   if (!launch.stdout_path.empty()) shim_argv.insert(shim_argv.end(), {"--stdout", launch.stdout_path});
   if (merged) {
     shim_argv.push_back("--stderr-to-stdout");

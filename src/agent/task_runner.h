@@ -42,11 +42,15 @@ struct TaskLaunch {
   std::string script;
   std::map<std::string, std::string> environment;  // the task's whole environment
   std::string working_directory;                   // must exist
+  // Where the task runs instead when its user cannot enter working_directory (as Slurm falls
+  // back when the submit directory is not there on the node); "": no fallback, the task fails.
+  std::string fallback_working_directory;
   // The files the job named for its output ("": none), opened by the shim as the task's user;
   // relative to the working directory. The agent's own copies are in the task's state directory.
   std::string stdout_path;
   std::string stderr_path;
   bool stderr_to_stdout = false;  // stderr goes where stdout goes (one copy of both)
+  bool stdout_optional = false;   // a stdout_path that cannot be opened is skipped, not fatal
   // Run as this unprivileged user (the agent must be root); -1: as the agent's own user.
   int uid = -1;
   int gid = -1;

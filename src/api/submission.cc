@@ -15,7 +15,7 @@ namespace {
 // Fields a submission adds to a job spec.
 const std::vector<std::string_view> kSubmissionFields = {
     "script", "processes_per_task", "array", "dependency", "output", "error", "chdir", "exclusive",
-    "hold"};
+    "hold", "batch", "submit_dir"};
 
 }  // namespace
 
@@ -55,6 +55,8 @@ nlohmann::json SubmissionToJson(const SubmitRequest& request) {
   if (!request.chdir.empty()) json["chdir"] = request.chdir;
   if (request.exclusive) json["exclusive"] = true;
   if (request.hold) json["hold"] = true;
+  if (request.batch) json["batch"] = true;
+  if (!request.submit_dir.empty()) json["submit_dir"] = request.submit_dir;
   return json;
 }
 
@@ -97,6 +99,13 @@ StatusOr<SubmitRequest> ParseSubmission(std::string_view text, std::string_view 
     ALLOT_RETURN_IF_ERROR(text_field("output", request.output));
     ALLOT_RETURN_IF_ERROR(text_field("error", request.error));
     ALLOT_RETURN_IF_ERROR(text_field("chdir", request.chdir));
+    ALLOT_RETURN_IF_ERROR(text_field("submit_dir", request.submit_dir));
+    if (root["batch"]) {
+      ALLOT_ASSIGN_OR_RETURN(request.batch, reader.Bool(root["batch"], "job.batch"));
+    }
+    if (request.batch && request.script.empty()) {
+      return reader.Error(root["batch"], "job.batch", "a batch job runs a script: give script");
+    }
     if (!request.script.empty() && !request.spec.command.empty()) {
       return reader.Error(root["script"], "job.script",
                           "give a script or a command, not both");

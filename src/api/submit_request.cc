@@ -867,6 +867,7 @@ StatusOr<SubmitRequest> ParseBatchScript(std::string_view text, std::string_view
   }
   ALLOT_ASSIGN_OR_RETURN(SubmitRequest request, std::move(reader).Finish());
   request.script = std::string(text);
+  request.batch = true;
   return request;
 }
 

@@ -47,7 +47,8 @@
 //   * --array, --dependency: see ParseArraySpec and ParseDependencies. --output, --error, --chdir
 //     are kept as written, Slurm's %j/%A/%a patterns included; the agent expands them.
 // The job's command is the script itself: spec.command stays empty and `script` holds the text;
-// the agent writes it to a file and runs it with the interpreter its shebang names.
+// the agent writes it to a file and runs it with the interpreter its shebang names, once, on the
+// first node (`batch`).
 #pragma once
 
 #include <cstdint>
@@ -110,6 +111,12 @@ struct SubmitRequest {
   std::string chdir;       // working directory; "": the submit directory
   bool exclusive = false;  // no other job may share the job's nodes
   bool hold = false;       // submitted held (sbatch --hold): it waits for `allot release`
+  // Slurm's batch semantics (a script read from #SBATCH syntax): the script runs once, as the
+  // batch step on the allocation's first node, in the submit directory, with the SLURM_*
+  // environment, and writes slurm-%j.out there by default. A YAML spec runs its command or
+  // script as every task.
+  bool batch = false;
+  std::string submit_dir;  // where `allot submit` ran (SLURM_SUBMIT_DIR); the default working directory
 };
 
 // Reads a Slurm batch script; `source` names it in messages ("train.sh:4: ..."). Errors are

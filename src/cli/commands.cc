@@ -371,6 +371,11 @@ int RunSubmit(ApiClient& client, const SubmitOptions& options, const CommandEnv&
   if (request->spec.name.empty() && !request->script.empty() && options.file != "-") {
     request->spec.name = std::filesystem::path(options.file).filename().string();
   }
+  // A batch script runs where sbatch was called, as under Slurm (SLURM_SUBMIT_DIR).
+  if (request->batch) {
+    std::error_code error;
+    request->submit_dir = std::filesystem::current_path(error).string();
+  }
 
   StatusOr<json> reply = client.PostOnce("/v1/jobs", SubmissionToJson(*request));
   if (!reply.ok()) return ReportError(reply.status(), env.err);

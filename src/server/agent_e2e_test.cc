@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -262,6 +263,41 @@ TEST_F(AgentEndToEndTest, AnAgentEnrolsWithABootstrapTokenOnceAndKeepsItsOwn) {
   EXPECT_EQ(Call("GET", "/v1/audit?action=node.enrol")["entries"].size(), 2u);
 }
 
+// Slurm's batch semantics for a script submitted as a Slurm user would: `allot submit` from the
+// submit directory; the script runs once, on the first node, there, with SLURM_* set, and writes
+// slurm-<id>.out there.
+TEST_F(AgentEndToEndTest, ABatchScriptRunsOnceInTheSubmitDirectoryAsUnderSlurm) {
+  fs::path submit_dir = dir_ / "work" / "project";
+  fs::create_directories(submit_dir);
+  fs::permissions(submit_dir, fs::perms::all);
+  std::ofstream(submit_dir / "train.sh") << "#!/bin/sh\n"
+                                            "#SBATCH --job-name=ddp --nodes=2 --gpus-per-node=4\n"
+                                            "echo \"id=$SLURM_JOB_ID nodes=$SLURM_NNODES list=$SLURM_JOB_NODELIST "
+                                            "procid=$SLURM_PROCID gpus=$SLURM_GPUS_ON_NODE dir=$SLURM_SUBMIT_DIR\"\n"
+                                            "pwd\n"
+                                            "echo ran >> runs.txt\n"
+                                            "exit 3\n";
+  std::string command = fmt::format("cd {} && {} submit train.sh --server {} --token {} 2>&1", submit_dir.string(),
+                                    ALLOT_BINARY, server_->url(), server_->OperatorToken() + " -A lab");
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char line[256] = {};
+  std::string said = fgets(line, sizeof line, pipe) ? line : "";
+  pclose(pipe);
+  ASSERT_THAT(said, testing::StartsWith("Submitted job ")) << said;
+  JobId id = std::stoull(said.substr(14));
+  json done = WaitForState(id, "failed");
+  ASSERT_EQ(done["state"], "failed") << done.dump();
+  EXPECT_EQ(done["exit_code"], 3);
+  EXPECT_EQ(done["nodes"].size(), 2u);
+  EXPECT_EQ(Read(submit_dir / "runs.txt"), "ran\n");  // once, not once per node
+  std::string out;
+  ASSERT_TRUE(WaitUntil([&] { return !(out = Read(submit_dir / fmt::format("slurm-{}.out", id))).empty(); }));
+  EXPECT_THAT(out, HasSubstr(fmt::format("id={} nodes=2 list=a1,a2 procid=0 gpus=4 dir={}\n", id, submit_dir.string())));
+  EXPECT_THAT(out, HasSubstr(submit_dir.string() + "\n"));  // pwd
+  EXPECT_TRUE(WaitUntil([&] { return Logs(id, 0) == out; }));  // and shipped for allot logs
+}
+
 TEST_F(AgentEndToEndTest, EachJobRunsAsTheUnixUserItsUserMapsTo) {
   if (geteuid() != 0) GTEST_SKIP() << "switching users needs root";
   if (!getpwnam("nobody")) GTEST_SKIP() << "no user 'nobody' here";
@@ -288,6 +324,43 @@ TEST_F(AgentEndToEndTest, EachJobRunsAsTheUnixUserItsUserMapsTo) {
     return !why.empty();
   }));
   EXPECT_THAT(why, HasSubstr("no Unix user is mapped for user 'carol' of account 'lab'"));
+}
+
+// The path a new user walks: `allot server --dev`, then an #SBATCH script through `allot submit`
+// from their own directory (which the job's user, nobody when root runs --dev, may not enter).
+// It used to fail with 127: the embedded agent's state directory was relative.
+TEST(DevClusterTest, AnSbatchScriptRunsOnTheOneCommandCluster) {
+  fs::path dir = fs::temp_directory_path() / fmt::format("allot-dev-{}", getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir / "home");
+  fs::permissions(dir / "home", fs::perms::owner_all);  // like /root
+  ServerProcess server(ALLOT_BINARY, "", (dir / "home" / ".allot").string(), {"--dev"});
+  ASSERT_TRUE(server.Start().ok());
+  std::ofstream(dir / "home" / "hello.sh") << "#!/bin/bash\n#SBATCH --gpus=1\necho \"hello from $SLURM_JOB_ID as $(id -un)\"\n";
+  std::string command = fmt::format("cd {} && {} submit hello.sh --server {} --token @.allot/operator.token 2>&1",
+                                    (dir / "home").string(), ALLOT_BINARY, server.url());
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  httplib::Client client = server.Client();
+  httplib::Headers headers = {{"Authorization", "Bearer " + server.OperatorToken()}};
+  json job;
+  ASSERT_TRUE(WaitUntil([&] {
+    auto reply = client.Get("/v1/jobs/1", headers);
+    job = reply ? json::parse(reply->body, nullptr, false) : json();
+    return job.is_object() && job.value("state", "") == "completed";
+  })) << job.dump();
+  std::string out;
+  ASSERT_TRUE(WaitUntil([&] {
+    auto reply = client.Get("/v1/jobs/1/logs", headers);
+    out = reply ? json::parse(reply->body, nullptr, false).value("data", "") : "";
+    return !out.empty();
+  }));
+  EXPECT_THAT(out, HasSubstr(fmt::format("hello from 1 as {}\n", geteuid() == 0 ? "nobody" : getpwuid(geteuid())->pw_name)));
+  if (geteuid() == 0) {
+    // nobody cannot enter a private home: the script ran in its own directory, and says so.
+    EXPECT_THAT(out, HasSubstr("cannot enter the working directory " + (dir / "home").string()));
+  }
+  server.Stop();
+  fs::remove_all(dir);
 }
 
 // A server with 2 API threads lets only one agent long-poll at a time; the other is told to come

@@ -1526,6 +1526,35 @@ json Controller::TaskEnvironment(const Job& job, const JobRecord& record, int ta
     environment["ALLOT_ARRAY_JOB_ID"] = std::to_string(record.array_job_id);
     environment["ALLOT_ARRAY_TASK_ID"] = std::to_string(record.array_index);
   }
+  // What Slurm sets for a batch script (and a step's tasks), so existing scripts find what they
+  // read. A Slurm "node" is an allot task; a Slurm task is one of its processes.
+  const std::string slurm_tasks = std::to_string(job.spec.tasks * processes);
+  const SubmitRequest& request = *record.request;
+  std::map<std::string, std::string> slurm = {
+      {"SLURM_JOB_ID", std::to_string(job.id)}, {"SLURM_JOBID", std::to_string(job.id)},
+      {"SLURM_JOB_NAME", job.spec.name}, {"SLURM_JOB_ACCOUNT", job.spec.account},
+      {"SLURM_JOB_USER", job.spec.user}, {"SLURM_JOB_PARTITION", cluster.pool(job.pool).name},
+      {"SLURM_CLUSTER_NAME", "allot"},
+      {"SLURM_JOB_NUM_NODES", std::to_string(job.spec.tasks)}, {"SLURM_NNODES", std::to_string(job.spec.tasks)},
+      {"SLURM_JOB_NODELIST", fmt::format("{}", fmt::join(nodes, ","))},
+      {"SLURM_NODELIST", fmt::format("{}", fmt::join(nodes, ","))},
+      {"SLURM_NTASKS", slurm_tasks}, {"SLURM_NPROCS", slurm_tasks},
+      {"SLURM_NTASKS_PER_NODE", std::to_string(processes)},
+      {"SLURM_TASKS_PER_NODE", job.spec.tasks > 1 ? fmt::format("{}(x{})", processes, job.spec.tasks) : std::to_string(processes)},
+      {"SLURM_NODEID", std::to_string(task)}, {"SLURM_PROCID", std::to_string(task * processes)},
+      {"SLURM_LOCALID", "0"}, {"SLURM_GPUS_ON_NODE", std::to_string(std::popcount(job.tasks[task].gpu_mask))},
+      {"SLURM_JOB_GPUS", gpus}, {"SLURM_STEP_GPUS", gpus},
+  };
+  if (job.spec.cpus_per_task > 0) {
+    slurm["SLURM_CPUS_PER_TASK"] = std::to_string(std::max<int64_t>(1, job.spec.cpus_per_task / processes));
+    slurm["SLURM_CPUS_ON_NODE"] = std::to_string(job.spec.cpus_per_task);
+  }
+  if (!request.submit_dir.empty()) slurm["SLURM_SUBMIT_DIR"] = request.submit_dir;
+  if (record.array_index >= 0) {
+    slurm["SLURM_ARRAY_JOB_ID"] = std::to_string(record.array_job_id);
+    slurm["SLURM_ARRAY_TASK_ID"] = std::to_string(record.array_index);
+  }
+  for (auto& [name, value] : slurm) environment[name] = std::move(value);
   return environment;
 }
 
@@ -1559,21 +1588,37 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
   for (JobId id : model.JobsOnNode(node)) {
     const Job& job = *model.FindJob(id);
     const JobRecord& record = records_.at(id);
-    for (int task = 0; task < static_cast<int>(job.tasks.size()); ++task) {
+    const SubmitRequest& request = *record.request;
+    // A batch script runs once, as the batch step on the allocation's first node; its other
+    // nodes are the job's, for the steps the script starts.
+    const int runs = request.batch ? 1 : static_cast<int>(job.tasks.size());
+    for (int task = 0; task < runs; ++task) {
       if (job.tasks[task].node != node || record.task_exits.contains(task)) continue;
       if (known.contains({id, job.epoch, task})) continue;
-      const SubmitRequest& request = *record.request;
       int array_job = static_cast<int>(record.array_job_id);
+      // The working directory: --chdir (relative to the submit directory), else the submit
+      // directory for a batch script, else the agent's own directory for the job.
+      std::string working_directory = request.chdir;
+      if (!request.submit_dir.empty() && (working_directory.empty() || working_directory[0] != '/')) {
+        working_directory = working_directory.empty() ? request.submit_dir : request.submit_dir + "/" + working_directory;
+      }
+      // Slurm's default output for a batch script, in its working directory: written when the
+      // node may write there, and shipped to `allot logs` either way.
+      std::string output = request.output;
+      bool default_output = request.batch && output.empty();
+      if (default_output) output = record.array_index >= 0 ? "slurm-%A_%a.out" : "slurm-%j.out";
       json assignment = {
           {"job", id}, {"epoch", job.epoch}, {"task", task}, {"name", job.spec.name}, {"user", job.spec.user},
           {"account", job.spec.account},
           {"argv", job.spec.command}, {"script", request.script},
-          {"environment", TaskEnvironment(job, record, task)}, {"working_directory", request.chdir},
-          {"stdout", ExpandOutputPattern(request.output, job, array_job, record.array_index, task)},
+          {"environment", TaskEnvironment(job, record, task)}, {"working_directory", working_directory},
+          {"stdout", ExpandOutputPattern(output, job, array_job, record.array_index, task)},
           {"stderr", ExpandOutputPattern(request.error, job, array_job, record.array_index, task)},
           {"start_time", job.start_time}, {"time_limit", job.spec.time_limit},
           {"cpus", job.spec.cpus_per_task}, {"memory_bytes", job.spec.memory_per_task},
           {"grace_seconds", options_.kill_grace_seconds}};
+      if (default_output) assignment["stdout_optional"] = true;
+      if (!request.submit_dir.empty()) assignment["fallback_to_own_directory"] = true;
       assignments.push_back(std::move(assignment));
     }
   }
@@ -1669,7 +1714,9 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
         record.task_exits[index] = task.value("exit_code", 1);
         if (task.value("timed_out", false)) record.timed_out = true;
         if (task.value("out_of_memory", false)) record.out_of_memory = true;
-        if (record.task_exits.size() < job->tasks.size()) {
+        // A batch job ends with its batch step (its script); any other job with its last task.
+        const size_t needed = record.request->batch ? 1 : job->tasks.size();
+        if (record.task_exits.size() < needed) {
           PersistLive(id, batch);
           continue;
         }

@@ -67,6 +67,20 @@ std::string DevJobUser() {
   return "nobody";
 }
 
+// Where the embedded agent keeps its tasks' scripts and working directories. Beside the data
+// when jobs run as the server's own user; when they run as another (nobody), somewhere that user
+// can pass through, which a data directory under a private home (/root) is not: a directory of
+// its own under /var/lib/allot (only root may create or swap entries there), named after the
+// data directory so a restarted server finds its tasks again.
+std::string DevAgentStateDir(const std::string& data_dir, bool jobs_run_as_another_user) {
+  if (!jobs_run_as_another_user) return (std::filesystem::path(data_dir) / "agent").string();
+  const std::filesystem::path base = "/var/lib/allot";
+  std::error_code error;
+  std::filesystem::create_directories(base, error);
+  ::chmod(base.c_str(), 0711);
+  return (base / fmt::format("dev-agent-{:08x}", std::hash<std::string>{}(data_dir) & 0xffffffffu)).string();
+}
+
 int Fail(const Status& status) {
   std::fprintf(stderr, "allot server: %s\n", status.message().c_str());
   return status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound ? 2 : 1;
@@ -111,10 +125,8 @@ int RunServe(const ServeCommand& given) {
   if (command.dev) controller_options.operator_account = "default";
   StatusOr<std::unique_ptr<Controller>> controller = Controller::Open(std::move(*config), controller_options);
   if (!controller.ok()) return Fail(controller.status());
-  // The data directory is the server's alone (0700). With --dev it also holds the embedded
-  // agent's directory, which jobs running as another user pass through to their working
-  // directories: 0711 then, still listed and read by nobody else (everything in it is 0600/0700).
-  ::chmod(command.data_dir.c_str(), command.dev ? 0711 : 0700);
+  // The data directory is the server's alone.
+  ::chmod(command.data_dir.c_str(), 0700);
   if (command.tls_certificate_file.empty() != command.tls_key_file.empty()) {
     return Fail(InvalidArgumentError("TLS needs both --tls-cert FILE and --tls-key FILE"));
   }
@@ -136,10 +148,11 @@ int RunServe(const ServeCommand& given) {
         Principal{.user = "operator", .role = Role::kOperator}, nlohmann::json{{"role", "agent"}, {"user", "dev-agent"}, {"node", host}}.dump());
     if (!token.ok()) return Fail(token.status());
     std::string local = listen->first == "0.0.0.0" ? "127.0.0.1" : listen->first;
+    const std::string job_user = DevJobUser();
     StatusOr<std::unique_ptr<Agent>> created = Agent::Create(
         {.server = fmt::format("http://{}:{}", local, *port), .token = (*token)["token"], .node = host,
-         .address = local, .state_dir = (std::filesystem::path(command.data_dir) / "agent").string(),
-         .gpus = {.count = 8, .model = "H200"}, .run_as = DevJobUser()});
+         .address = local, .state_dir = DevAgentStateDir(command.data_dir, !job_user.empty()),
+         .gpus = {.count = 8, .model = "H200"}, .run_as = job_user});
     if (!created.ok()) return Fail(created.status());
     agent = std::move(*created);
     agent_thread = std::thread([&agent] {
