@@ -246,8 +246,40 @@ void PrintJob(const json& job, Time now, std::ostream& out) {
   if (command.empty() && !Text(spec, "script").empty()) command = "(batch script)";
   lines.Add("Command", command).Flush();
   lines.Add("Array", Text(spec, "array")).Add("Dependency", Text(spec, "dependency")).Flush();
-  lines.Add("WorkDir", Text(spec, "chdir")).Flush();
-  lines.Add("StdOut", Text(spec, "output")).Add("StdErr", Text(spec, "error")).Flush();
+  // As `scontrol show job` prints them: the working directory and the output files with their
+  // patterns expanded for this job.
+  std::string work_dir = Text(spec, "chdir");
+  const std::string submit_dir = Text(spec, "submit_dir");
+  if (!submit_dir.empty() && (work_dir.empty() || work_dir.front() != '/')) {
+    work_dir = work_dir.empty() ? submit_dir : submit_dir + "/" + work_dir;
+  }
+  lines.Add("WorkDir", work_dir).Flush();
+  const bool batch = Field(spec, "batch").is_boolean() && Field(spec, "batch").get<bool>();
+  std::string output = Text(spec, "output");
+  if (output.empty() && batch) output = Field(job, "array_index").is_number() ? "slurm-%A_%a.out" : "slurm-%j.out";
+  auto expand = [&](const std::string& pattern) {
+    if (pattern.empty()) return pattern;
+    std::string path;
+    for (size_t i = 0; i < pattern.size(); ++i) {
+      if (pattern[i] != '%' || i + 1 == pattern.size()) {
+        path += pattern[i];
+        continue;
+      }
+      switch (char code = pattern[++i]) {
+        case 'j': path += Text(job, "id"); break;
+        case 'A': path += Integer(job, "array_job_id") > 0 ? Text(job, "array_job_id") : Text(job, "id"); break;
+        case 'a': path += Field(job, "array_index").is_number() ? Text(job, "array_index") : "0"; break;
+        case 'x': path += Text(job, "name"); break;
+        case 'u': path += Text(job, "user"); break;
+        case '%': path += '%'; break;
+        default: path += '%'; path += code;
+      }
+    }
+    return path.front() == '/' || work_dir.empty() ? path : work_dir + "/" + path;
+  };
+  const std::string stdout_path = expand(output);
+  const std::string error = Text(spec, "error");
+  lines.Add("StdOut", stdout_path).Add("StdErr", error.empty() ? stdout_path : expand(error)).Flush();
 }
 
 std::string_view ActionPath(JobAction action) {

@@ -280,6 +280,15 @@ TEST_F(CommandsTest, ShowPrintsWhereARunningJobRuns) {
   EXPECT_THAT(out_.str(), HasSubstr("   Command=(batch script)\n"));
 }
 
+TEST_F(CommandsTest, ShowExpandsOutputPatternsAsScontrolDoes) {
+  server_.Reply("GET", "/v1/jobs/21", 200, R"({"id": 21, "name": "ddp", "user": "kim", "state": "pending",
+      "array_job_id": 0, "array_index": null,
+      "spec": {"script": "#!/bin/sh\ntrue\n", "batch": true, "submit_dir": "/home/kim/proj", "error": "logs/%x-%j.err"}})");
+  EXPECT_EQ(RunShow(client_, "21", OutputFormat::kTable, Env()), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("   WorkDir=/home/kim/proj\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("   StdOut=/home/kim/proj/slurm-21.out StdErr=/home/kim/proj/logs/ddp-21.err\n"));
+}
+
 TEST_F(CommandsTest, ShowRejectsAnIdThatIsNotANumber) {
   EXPECT_EQ(RunShow(client_, "12abc", OutputFormat::kTable, Env()), kExitBadInput);
   EXPECT_EQ(err_.str(), "allot: '12abc' is not a job id; ids are positive integers such as 12\n");
