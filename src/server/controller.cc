@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -571,7 +572,11 @@ json Controller::RecordEnded(const Job& job, const EndInfo& end, Time now, Write
     }
   }
   finished_by_state_[end.state]++;
-  NotifyAgents();
+  // Its agents kill what still runs of it: wake those waiting for work.
+  WakeJob(job.id);
+  if (job.state == JobState::kRunning) {
+    for (const TaskAllocation& task : job.tasks) WakeNode(task.node);
+  }
   waiting_.erase(job.id);
   records_.erase(found);
   return doc;
@@ -1467,19 +1472,75 @@ StatusOr<std::string> Controller::Metrics(const Principal& who) {
   }
   family("allot_store_commits_total", "counter", "Store transactions (each may carry many requests).");
   out += fmt::format("allot_store_commits_total {}\n", store_->transactions());
-  family("allot_agent_long_polls", "gauge", "Agent syncs waiting for work now (each holds an API thread).");
-  out += fmt::format("allot_agent_long_polls {}\n", long_polls_waiting_);
-  family("allot_agent_syncs_deferred_total", "counter",
-         "Agent syncs told to come back later because max_long_polls were waiting already.");
-  out += fmt::format("allot_agent_syncs_deferred_total {}\n", syncs_deferred_);
+  family("allot_agent_long_polls", "gauge", "Agent syncs waiting for work now (each holds a socket, not a thread).");
+  out += fmt::format("allot_agent_long_polls {}\n", long_polls_.size());
   return out;
 }
 
 // ---- Agents -----------------------------------------------------------------------------------
 
-void Controller::NotifyAgents() {
-  ++assignments_generation_;
-  assignments_changed_.notify_all();
+json Controller::KillsFor(const std::set<std::tuple<JobId, uint64_t, int>>& known) const {
+  json kills = json::array();
+  for (const auto& [id, epoch, index] : known) {
+    const Job* job = scheduler_->model().FindJob(id);
+    if (!job || job->epoch != epoch || job->state != JobState::kRunning) {
+      kills.push_back({{"job", id}, {"epoch", epoch}, {"task", index}, {"grace_seconds", options_.kill_grace_seconds}});
+    }
+  }
+  return kills;
+}
+
+void Controller::CompleteLongPoll(NodeIndex node) {
+  auto found = long_polls_.find(node);
+  if (found == long_polls_.end()) return;
+  LongPoll poll = std::move(found->second);
+  long_polls_.erase(found);
+  for (const auto& [id, epoch, index] : poll.known) {
+    if (auto watchers = long_polls_by_job_.find(id); watchers != long_polls_by_job_.end()) {
+      watchers->second.erase(node);
+      if (watchers->second.empty()) long_polls_by_job_.erase(watchers);
+    }
+  }
+  json reply = {{"node", scheduler_->model().cluster().node(node).name}, {"heartbeat_seconds", options_.heartbeat_seconds},
+                {"assignments", AssignmentsFor(node, poll.known)}, {"kills", KillsFor(poll.known)},
+                {"acks", json::array()}};
+  // The callback only hands the reply to the network thread: cheap, and it takes no lock of ours.
+  poll.done(std::move(reply));
+}
+
+void Controller::WakeNode(NodeIndex node) {
+  if (long_polls_.contains(node)) CompleteLongPoll(node);
+}
+
+void Controller::WakeJob(JobId id) {
+  if (auto watchers = long_polls_by_job_.find(id); watchers != long_polls_by_job_.end()) {
+    std::set<NodeIndex> nodes = watchers->second;
+    for (NodeIndex node : nodes) WakeNode(node);
+  }
+  if (const Job* job = scheduler_->model().FindJob(id); job && job->state == JobState::kRunning) {
+    for (const TaskAllocation& task : job->tasks) WakeNode(task.node);
+  }
+}
+
+void Controller::LongPollTimerMain() {
+  std::unique_lock lock(mutex_);
+  while (!long_poll_timer_stopping_) {
+    if (long_poll_deadlines_.empty()) {
+      long_poll_timer_wakeup_.wait(lock);
+      continue;
+    }
+    auto next = long_poll_deadlines_.begin();
+    if (std::chrono::steady_clock::now() < next->first) {
+      long_poll_timer_wakeup_.wait_until(lock, next->first);
+      continue;
+    }
+    auto [node, serial] = next->second;
+    long_poll_deadlines_.erase(next);
+    // A poll that was answered (or superseded) since has left its entry behind: skip it.
+    if (auto poll = long_polls_.find(node); poll != long_polls_.end() && poll->second.serial == serial) {
+      CompleteLongPoll(node);
+    }
+  }
 }
 
 std::string Controller::LogPath(JobId id, int task, std::string_view stream) const {
@@ -1625,7 +1686,17 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
   return assignments;
 }
 
-StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node_name, std::string_view body) {
+void Controller::AgentSync(const Principal& who, std::string_view node_name, std::string_view body, SyncDone done) {
+  // Output to append to the jobs' logs, written after the state lock is released.
+  struct LogWrite {
+    std::filesystem::path path;
+    int64_t offset = 0;
+    std::string data;
+  };
+  std::vector<LogWrite> log_writes;
+  Store::Ticket ticket;
+  bool parked = false;
+  StatusOr<json> reply = [&]() -> StatusOr<json> {
   if (who.role != Role::kAgent && !who.is_operator()) {
     return Status(StatusCode::kPermissionDenied, "only agents sync nodes");
   }
@@ -1637,8 +1708,6 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
                                    : fmt::format("this agent token is node '{}''s, not '{}''s", who.node, node_name));
   }
   ALLOT_ASSIGN_OR_RETURN(json report, ParseAgentReport(body));
-  Store::Ticket ticket;
-  json reply;
   {
     std::unique_lock lock(mutex_);
     const Time now = Now();
@@ -1657,10 +1726,9 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
     WriteBatch batch;
     AgentState& agent = agents_[node];
     // This sync supersedes any long poll of the same agent still waiting (the agent gave up on
-    // it to report a task's exit): that one answers at once, into a closed connection, instead of
-    // holding a server thread until its wait is over.
+    // it to report a task's exit): that one is answered at once, into a closed connection.
     const uint64_t serial = ++agent.sync_serial;
-    if (agent.long_polls_waiting > 0) assignments_changed_.notify_all();
+    CompleteLongPoll(node);
     bool first_sync = agent.last_seen == 0;
     agent.last_seen = now;
     agent.hostname = report.value("hostname", agent.hostname);
@@ -1686,14 +1754,7 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
       // Only output of a task this node runs (or ran, for a job that has just ended): an agent
       // cannot write into another node's jobs' logs.
       if (!TaskRanOn(id, task, node)) continue;
-      std::filesystem::path path = LogPath(id, task, stream);
-      std::error_code error;
-      std::filesystem::create_directories(path.parent_path(), error);
-      int64_t size = std::filesystem::exists(path) ? static_cast<int64_t>(std::filesystem::file_size(path)) : 0;
-      int64_t offset = chunk.value("offset", int64_t{0});
-      std::string data = chunk.value("data", "");
-      if (offset > size || offset + static_cast<int64_t>(data.size()) <= size) continue;
-      std::ofstream(path, std::ios::app | std::ios::binary) << data.substr(static_cast<size_t>(size - offset));
+      log_writes.push_back({LogPath(id, task, stream), chunk.value("offset", int64_t{0}), chunk.value("data", "")});
     }
 
     json kills = json::array();
@@ -1753,39 +1814,43 @@ StatusOr<json> Controller::AgentSync(const Principal& who, std::string_view node
     // A long poll never outlasts half a heartbeat, so a waiting agent is never taken for a lost one.
     double wait = std::min({report.value("wait_seconds", 0.0), options_.agent_wait_max_seconds,
                             options_.heartbeat_seconds / 2});
-    // Each waiting long poll holds one of the API's threads: past max_long_polls the agent is
-    // told to come back later instead, so agents never take the threads submits need.
-    double next_sync = 0;
-    if (wait > 0 && long_polls_waiting_ >= options_.max_long_polls) {
-      next_sync = std::min(wait, options_.heartbeat_seconds / 4);
-      wait = 0;
-      ++syncs_deferred_;
-    }
     if (assignments.empty() && kills.empty() && acks.empty() && batch.empty() && wait > 0) {
-      uint64_t generation = assignments_generation_;
-      ++agent.long_polls_waiting;
-      ++long_polls_waiting_;
-      assignments_changed_.wait_for(lock, std::chrono::duration<double>(wait), [&] {
-        return assignments_generation_ != generation || agent.sync_serial != serial;
-      });
-      --agent.long_polls_waiting;
-      --long_polls_waiting_;
-      assignments = AssignmentsFor(node, known);
-      // A job of a task the agent runs may have ended while we waited.
-      for (const auto& [id, epoch, index] : known) {
-        const Job* job = scheduler_->model().FindJob(id);
-        if (!job || job->epoch != epoch || job->state != JobState::kRunning) {
-          kills.push_back({{"job", id}, {"epoch", epoch}, {"task", index}, {"grace_seconds", options_.kill_grace_seconds}});
-        }
-      }
+      // Nothing to say: the sync waits here, holding no thread, until work for this node
+      // appears (WakeNode) or its wait is over (the timer), whichever is first.
+      LongPoll& poll = long_polls_[node];
+      poll = LongPoll{.serial = serial, .known = std::move(known), .done = std::move(done)};
+      for (const auto& [id, epoch, index] : poll.known) long_polls_by_job_[id].insert(node);
+      long_poll_deadlines_.emplace(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                                         std::chrono::duration<double>(wait)),
+                                   std::make_pair(node, serial));
+      long_poll_timer_wakeup_.notify_one();
+      parked = true;
+      return json();
     }
-    reply = {{"node", node_name}, {"heartbeat_seconds", options_.heartbeat_seconds},
-             {"assignments", assignments}, {"kills", kills}, {"acks", acks}};
-    if (next_sync > 0) reply["next_sync_seconds"] = next_sync;
-    ticket = Queue(std::move(batch));
+    // A sync that changed nothing and delivers nothing writes nothing; one that delivers work
+    // waits for what is queued before it (the starts it reports) to be durable.
+    if (!batch.empty() || !assignments.empty()) ticket = Queue(std::move(batch));
+    return json{{"node", node_name}, {"heartbeat_seconds", options_.heartbeat_seconds},
+                {"assignments", assignments}, {"kills", kills}, {"acks", acks}};
   }
-  WaitDurable(ticket);
-  return reply;
+  }();
+  // The output, appended outside the state lock; a resent chunk is skipped (its offset says where
+  // it starts). Write errors are logged: the task goes on, and the agent sends the chunk again.
+  if (!log_writes.empty()) {
+    std::lock_guard logs(log_mutex_);
+    for (LogWrite& write : log_writes) {
+      std::error_code error;
+      std::filesystem::create_directories(write.path.parent_path(), error);
+      int64_t size = std::filesystem::exists(write.path, error) ? static_cast<int64_t>(std::filesystem::file_size(write.path, error)) : 0;
+      if (write.offset > size || write.offset + static_cast<int64_t>(write.data.size()) <= size) continue;
+      std::ofstream file(write.path, std::ios::app | std::ios::binary);
+      file << write.data.substr(static_cast<size_t>(size - write.offset));
+      if (!file) spdlog::error("cannot write {}: {}", write.path.string(), std::strerror(errno));
+    }
+  }
+  if (parked) return;
+  if (reply.ok() && ticket) WaitDurable(ticket);
+  done(std::move(reply));
 }
 
 void Controller::CheckAgents(Time now, WriteBatch& batch) {
@@ -1974,7 +2039,8 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
     }
     PersistLive(id, batch);
   }
-  if (!touched.empty()) NotifyAgents();
+  // Started jobs: their nodes get their tasks now; requeued ones: their old nodes kill them.
+  for (JobId id : touched) WakeJob(id);
 }
 
 void Controller::Tick(Time now, WriteBatch& batch) {
@@ -2050,6 +2116,13 @@ void Controller::LoopMain() {
 }
 
 void Controller::StartLoop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!long_poll_timer_.joinable()) {
+      long_poll_timer_stopping_ = false;
+      long_poll_timer_ = std::thread([this] { LongPollTimerMain(); });
+    }
+  }
   std::lock_guard lock(loop_mutex_);
   if (loop_.joinable()) return;
   stopping_ = false;
@@ -2064,6 +2137,12 @@ void Controller::StopLoop() {
     loop_wakeup_.notify_all();
   }
   if (loop_.joinable()) loop_.join();
+  {
+    std::lock_guard lock(mutex_);
+    long_poll_timer_stopping_ = true;
+    long_poll_timer_wakeup_.notify_all();
+  }
+  if (long_poll_timer_.joinable()) long_poll_timer_.join();
 }
 
 }  // namespace allot

@@ -64,9 +64,6 @@ struct ControllerOptions {
   double agent_wait_max_seconds = 2;
   // Seconds between SIGTERM and SIGKILL when a task is cancelled, preempted or out of time.
   double kill_grace_seconds = 30;
-  // At most this many long polls wait at once (each holds an API thread); agents beyond it are
-  // told to sync again after a quarter heartbeat. allot server sets it to half its --threads.
-  int max_long_polls = 32;
   // Submit requests a tenant's token may make per second, with bursts of up to submit_burst
   // (a token bucket per token; an array counts once). Over it: 429 with Retry-After. Operators'
   // tokens are not limited. 0: no limit.
@@ -143,8 +140,11 @@ class Controller {
   StatusOr<nlohmann::json> ListAudit(const Principal& who, const AuditQuery& query);
 
   // The agent protocol: an agent reports its node and tasks (running, exited) and log output,
-  // and gets the tasks it should run and those it should kill (docs/agents.md).
-  StatusOr<nlohmann::json> AgentSync(const Principal& who, std::string_view node, std::string_view body);
+  // and gets the tasks it should run and those it should kill (docs/agents.md). `done` gets the
+  // reply, once: at once when there is something to say, else when work for the node appears
+  // or its wait is over (a long poll). A waiting sync holds no thread, only its entry here.
+  using SyncDone = std::function<void(StatusOr<nlohmann::json>)>;
+  void AgentSync(const Principal& who, std::string_view node, std::string_view body, SyncDone done);
   // A task's output from `offset`: {"data", "next_offset", "complete"}.
   // Enrols a node: mints the agent token bound to it, once (a bootstrap or operator token may;
   // a node that has a live agent token already is refused until that one is revoked).
@@ -185,7 +185,12 @@ class Controller {
     std::string address;
     bool marked_down = false;  // down because it stopped syncing
     uint64_t sync_serial = 0;     // syncs so far; a newer one ends an older one's long poll
-    int long_polls_waiting = 0;
+  };
+  // A sync waiting for work for its node (a long poll): answered by WakeNode or at its deadline.
+  struct LongPoll {
+    uint64_t serial = 0;
+    std::set<std::tuple<JobId, uint64_t, int>> known;  // the tasks the agent reported
+    SyncDone done;
   };
   struct EndInfo {
     std::string state;
@@ -246,7 +251,13 @@ class Controller {
   nlohmann::json AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
   nlohmann::json TaskEnvironment(const Job& job, const JobRecord& record, int task) const;
   std::string LogPath(JobId id, int task, std::string_view stream) const;
-  void NotifyAgents();
+  // Answers the node's waiting sync, if any, with what it should run and kill now.
+  void WakeNode(NodeIndex node);
+  // Wakes the nodes whose waiting syncs know a task of the job, and the nodes it runs on.
+  void WakeJob(JobId id);
+  void CompleteLongPoll(NodeIndex node);
+  nlohmann::json KillsFor(const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
+  void LongPollTimerMain();
   StatusOr<NodeIndex> FindNode(std::string_view name) const;
   nlohmann::json NodeJson(NodeIndex node) const;
   nlohmann::json AccountJson(AccountIndex account) const;
@@ -273,10 +284,13 @@ class Controller {
   std::deque<JobId> ended_nodes_order_;
   std::map<NodeIndex, std::string> drain_reasons_;
   std::unordered_map<NodeIndex, AgentState> agents_;
-  int long_polls_waiting_ = 0;  // over all agents
-  uint64_t syncs_deferred_ = 0;
-  uint64_t assignments_generation_ = 0;  // grows when jobs start or end, for long-polling agents
-  std::condition_variable assignments_changed_;  // with mutex_
+  std::unordered_map<NodeIndex, LongPoll> long_polls_;
+  std::unordered_map<JobId, std::set<NodeIndex>> long_polls_by_job_;  // who waits knowing a task of the job
+  std::multimap<std::chrono::steady_clock::time_point, std::pair<NodeIndex, uint64_t>> long_poll_deadlines_;
+  std::condition_variable long_poll_timer_wakeup_;  // with mutex_
+  bool long_poll_timer_stopping_ = false;
+  std::thread long_poll_timer_;
+  std::mutex log_mutex_;  // appends to jobs' log files (outside mutex_)
   JobId next_id_ = 1;
   // (user, idempotency key) -> the reply of the submit that used it, and when.
   std::unordered_map<std::string, nlohmann::json> submit_replies_;

@@ -265,9 +265,22 @@ void HttpApi::Register() {
   server_.Route("POST", "/v1/agents/" + kName + "/register", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.RegisterAgent(who, request.matches[1].str()), 201);
   }, /*enrols=*/true));
-  server_.Route("POST", "/v1/agents/" + kName + "/sync", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
-    WriteJson(response, c.AgentSync(who, request.matches[1].str(), request.body));
-  }));
+  // Answered later when the agent has nothing to do yet (a long poll that holds no thread).
+  server_.RouteAsync("POST", "/v1/agents/" + kName + "/sync", [&c](const HttpRequest& request, HttpResponder respond) {
+    HttpResponse response;
+    StatusOr<Principal> who = c.Authenticate(BearerToken(request.get_header_value("Authorization")));
+    if (!who.ok() || who->role == Role::kBootstrap) {
+      if (!who.ok()) response.set_header("WWW-Authenticate", "Bearer");
+      WriteError(response, who.ok() ? Status(StatusCode::kPermissionDenied, "a bootstrap token only enrols nodes")
+                                    : who.status());
+      return respond(std::move(response));
+    }
+    c.AgentSync(*who, request.matches[1].str(), request.body, [respond](StatusOr<json> reply) {
+      HttpResponse response;
+      WriteJson(response, reply);
+      respond(std::move(response));
+    });
+  });
 
   server_.Route("GET", "/v1/accounts", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.ListAccounts(who));

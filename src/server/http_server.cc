@@ -105,10 +105,12 @@ class HttpServer::Impl {
     std::string method;
     std::regex pattern;
     HttpHandler handler;
+    AsyncHttpHandler async_handler;  // set instead of handler for routes that answer later
   };
 
-  // Runs on a worker thread: the route's handler, or an error.
-  HttpResponse Handle(HttpRequest& request) {
+  // Runs on a worker thread: the route's handler, or an error; `respond` is called once, now or
+  // (for an async route) later.
+  void Handle(HttpRequest& request, const HttpResponder& respond) {
     HttpResponse response;
     bool path_known = false;
     for (const RouteEntry& route : routes_) {
@@ -116,18 +118,19 @@ class HttpServer::Impl {
       path_known = true;
       if (route.method != request.method) continue;
       try {
+        if (route.async_handler) return route.async_handler(request, respond);
         route.handler(request, response);
       } catch (const std::exception& error) {
         spdlog::error("{} {}: {}", request.method, request.path, error.what());
         response = {};
         Error(request, response, 500, fmt::format("internal error: {}", error.what()));
       }
-      return response;
+      return respond(std::move(response));
     }
     request.matches = {};
     Error(request, response, path_known ? 405 : 404,
           fmt::format("no route {} {}; see /openapi.json", request.method, request.path));
-    return response;
+    respond(std::move(response));
   }
 
   void Error(const HttpRequest& request, HttpResponse& response, int status, const std::string& message) {
@@ -280,11 +283,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session<St
     ++server_.queued_;
     net::post(server_.workers_, [self = this->shared_from_this(), request, keep_alive, version]() mutable {
       --self->server_.queued_;
-      HttpResponse response = self->server_.Handle(*request);
-      // The reply is written on the connection's own strand, never from the worker.
-      net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive, version]() mutable {
-        self->Write(std::move(response), keep_alive, version);
-      });
+      // The reply is written on the connection's own strand, never from the thread that answers.
+      auto answered = std::make_shared<std::atomic<bool>>(false);
+      HttpResponder respond = [self, keep_alive, version, answered](HttpResponse response) {
+        if (answered->exchange(true)) return;
+        net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive, version]() mutable {
+          self->Write(std::move(response), keep_alive, version);
+        });
+      };
+      self->server_.Handle(*request, respond);
     });
   }
 
@@ -434,6 +441,10 @@ HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Route(std::string method, const std::string& pattern, HttpHandler handler) {
   impl_->routes_.push_back({std::move(method), std::regex(pattern), std::move(handler)});
+}
+
+void HttpServer::RouteAsync(std::string method, const std::string& pattern, AsyncHttpHandler handler) {
+  impl_->routes_.push_back({std::move(method), std::regex(pattern), nullptr, std::move(handler)});
 }
 
 void HttpServer::SetErrorWriter(ErrorWriter writer) { impl_->error_writer_ = std::move(writer); }

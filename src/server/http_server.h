@@ -68,6 +68,10 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;
+// Answers a request later, from any thread, exactly once; cheap (it hands the reply to the
+// connection's network thread). Until it is called, the request holds a socket and no thread.
+using HttpResponder = std::function<void(HttpResponse)>;
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
 
 struct HttpServerOptions {
   int network_threads = 1;  // event loops; one serves tens of thousands of connections
@@ -96,6 +100,9 @@ class HttpServer {
 
   // `pattern` must match the whole decoded path; its groups land in request.matches.
   void Route(std::string method, const std::string& pattern, HttpHandler handler);
+  // A route whose handler may answer later (a long poll): it runs on a worker, returns, and the
+  // responder it was given sends the reply when the handler's owner calls it.
+  void RouteAsync(std::string method, const std::string& pattern, AsyncHttpHandler handler);
   // Fills the body of an error the server answers by itself (no route, a limit, overload, a
   // handler that threw): status is set; message says what happened.
   using ErrorWriter = std::function<void(const HttpRequest&, HttpResponse&, const std::string& message)>;

@@ -118,7 +118,6 @@ int RunServe(const ServeCommand& given) {
                                        .heartbeat_seconds = command.heartbeat_seconds,
                                        .missed_heartbeats = command.missed_heartbeats,
                                        .kill_grace_seconds = command.kill_grace_seconds,
-                                       .max_long_polls = std::max(1, command.threads / 2),
                                        .submit_rate_per_token = command.submit_rate,
                                        .submit_burst = command.submit_burst,
                                        .nodes_need_agents = !command.static_nodes};
