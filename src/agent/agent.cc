@@ -176,7 +176,7 @@ std::shared_ptr<httplib::Client> Agent::NewClient() const {
   client->enable_server_certificate_verification(true);
   client->set_tcp_nodelay(true);
   client->set_connection_timeout(5, 0);
-  client->set_read_timeout(30, 0);
+  client->set_read_timeout(90, 0);  // beyond the longest long poll the server grants (60 s)
   client->set_bearer_token_auth(options_.token);
   return client;
 }

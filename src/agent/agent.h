@@ -58,7 +58,7 @@ struct AgentOptions {
   std::string user_map;   // or: a file mapping jobs' users and accounts to Unix users (UserMap)
   std::string shim;       // the allot-shim program; default: next to this program
   bool cgroups = true;    // a cgroup v2 per task, with limits, where the machine allows it
-  double wait_seconds = 2;           // long poll: how long the server may hold a sync
+  double wait_seconds = 30;          // long poll: how long the server may hold a sync (it may cut it shorter)
   double poll_seconds = 0.05;        // without pidfds only: how soon an exit is noticed
 };
 

@@ -40,6 +40,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent.h"
+#include "agent/nodesim.h"
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "core/config.h"
@@ -494,6 +495,17 @@ int main(int argc, char** argv) {
   allot::AgentOptions agent_options;
   std::string agent_server;
   std::string agent_token;
+  allot::NodeSimOptions nodesim_options;
+  std::string nodesim_token, nodesim_server, nodesim_duration;
+  CLI::App* nodesim = app.add_subcommand("nodesim", "Hollow agents for scale tests: thousands of nodes of a config in one process, on the real protocol");
+  nodesim->add_option("--server", nodesim_server, "Server URL, http:// (else ALLOT_SERVER)");
+  nodesim->add_option("--token", nodesim_token, "An operator token, or @FILE (else ALLOT_TOKEN): it speaks for many nodes");
+  nodesim->add_option("--config", nodesim_options.config, "The pool config whose nodes to emulate")->required()->check(CLI::ExistingFile);
+  nodesim->add_option("--nodes", nodesim_options.nodes, "The first N nodes of the config (default: all)");
+  nodesim->add_option("--runtime", nodesim_options.runtime, "How long each task runs: a duration, or exp:MEAN")->capture_default_str();
+  nodesim->add_option("--duration", nodesim_duration, "Stop after this long (default: at SIGINT or SIGTERM)");
+  nodesim->add_option("--wait", nodesim_options.wait_seconds, "The long poll each node asks for, in seconds")->capture_default_str();
+
   CLI::App* agent = app.add_subcommand("agent", "Run the node agent: it runs the tasks the server assigns to this node");
   agent->add_option("--server", agent_server, "Server URL (else ALLOT_SERVER, the config file)");
   agent->add_option("--token", agent_token, "The node's agent token, or @FILE (else ALLOT_TOKEN, the config file)");
@@ -535,6 +547,18 @@ int main(int argc, char** argv) {
     }
     if (!server->count("--data")) serve_command.data_dir = serve_command.dev ? ".allot" : "allot-data";
     return allot::RunServe(serve_command);
+  }
+  if (*nodesim) {
+    allot::StatusOr<allot::ClientSettings> settings = allot::ResolveClientSettings({nodesim_server, nodesim_token});
+    if (!settings.ok()) return allot::Fail(settings.status());
+    nodesim_options.server = settings->server;
+    nodesim_options.token = settings->token;
+    if (!nodesim_duration.empty()) {
+      allot::StatusOr<allot::Duration> duration = allot::ParseDuration(nodesim_duration);
+      if (!duration.ok()) return allot::Fail(duration.status());
+      nodesim_options.duration_seconds = static_cast<double>(*duration);
+    }
+    return allot::RunNodeSim(nodesim_options);
   }
   if (*agent) {
     if (!agent_bootstrap.empty() && !agent_token.empty()) {

@@ -1501,7 +1501,7 @@ void Controller::CompleteLongPoll(NodeIndex node) {
       if (watchers->second.empty()) long_polls_by_job_.erase(watchers);
     }
   }
-  json reply = {{"node", scheduler_->model().cluster().node(node).name}, {"heartbeat_seconds", options_.heartbeat_seconds},
+  json reply = {{"node", scheduler_->model().cluster().node(node).name}, {"heartbeat_seconds", HeartbeatSeconds()},
                 {"assignments", AssignmentsFor(node, poll.known)}, {"kills", KillsFor(poll.known)},
                 {"acks", json::array()}};
   // The callback only hands the reply to the network thread: cheap, and it takes no lock of ours.
@@ -1520,6 +1520,11 @@ void Controller::WakeJob(JobId id) {
   if (const Job* job = scheduler_->model().FindJob(id); job && job->state == JobState::kRunning) {
     for (const TaskAllocation& task : job->tasks) WakeNode(task.node);
   }
+}
+
+double Controller::HeartbeatSeconds() const {
+  const double nodes = static_cast<double>(scheduler_->model().cluster().nodes().size());
+  return std::max(options_.heartbeat_seconds, nodes / options_.agent_syncs_per_second);
 }
 
 void Controller::LongPollTimerMain() {
@@ -1811,9 +1816,12 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       }
     }
     json assignments = AssignmentsFor(node, known);
-    // A long poll never outlasts half a heartbeat, so a waiting agent is never taken for a lost one.
+    // A long poll never outlasts half the time after which its node is taken for lost, so a
+    // waiting agent is never marked down; each is spread by up to 10% so that polls that began
+    // together do not all come back together.
     double wait = std::min({report.value("wait_seconds", 0.0), options_.agent_wait_max_seconds,
-                            options_.heartbeat_seconds / 2});
+                            HeartbeatSeconds() * options_.missed_heartbeats / 2});
+    if (wait > 1) wait *= std::uniform_real_distribution<double>(0.9, 1.0)(jitter_);
     if (assignments.empty() && kills.empty() && acks.empty() && batch.empty() && wait > 0) {
       // Nothing to say: the sync waits here, holding no thread, until work for this node
       // appears (WakeNode) or its wait is over (the timer), whichever is first.
@@ -1830,7 +1838,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
     // A sync that changed nothing and delivers nothing writes nothing; one that delivers work
     // waits for what is queued before it (the starts it reports) to be durable.
     if (!batch.empty() || !assignments.empty()) ticket = Queue(std::move(batch));
-    return json{{"node", node_name}, {"heartbeat_seconds", options_.heartbeat_seconds},
+    return json{{"node", node_name}, {"heartbeat_seconds", HeartbeatSeconds()},
                 {"assignments", assignments}, {"kills", kills}, {"acks", acks}};
   }
   }();
@@ -1854,7 +1862,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
 }
 
 void Controller::CheckAgents(Time now, WriteBatch& batch) {
-  const double timeout = options_.heartbeat_seconds * options_.missed_heartbeats;
+  const double timeout = HeartbeatSeconds() * options_.missed_heartbeats;
   const Cluster& cluster = scheduler_->model().cluster();
   for (auto& [node, agent] : agents_) {
     if (agent.marked_down || static_cast<double>(now - agent.last_seen) <= timeout) continue;

@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -60,8 +61,12 @@ struct ControllerOptions {
   // node is marked down and its jobs end as node failures (requeued when they allow it).
   double heartbeat_seconds = 5;
   int missed_heartbeats = 3;
-  // A sync with nothing to deliver waits up to this long for work (long poll).
-  double agent_wait_max_seconds = 2;
+  // A sync with nothing to deliver waits up to this long for work (a long poll, which holds no
+  // thread), and never longer than half the time after which its node is taken for lost.
+  double agent_wait_max_seconds = 60;
+  // The heartbeat grows with the pool, as Nomad's does: at least nodes / this many syncs a
+  // second, so liveness of a 36,880-node pool costs a few hundred requests a second.
+  double agent_syncs_per_second = 1000;
   // Seconds between SIGTERM and SIGKILL when a task is cancelled, preempted or out of time.
   double kill_grace_seconds = 30;
   // Submit requests a tenant's token may make per second, with bursts of up to submit_burst
@@ -258,6 +263,8 @@ class Controller {
   void CompleteLongPoll(NodeIndex node);
   nlohmann::json KillsFor(const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
   void LongPollTimerMain();
+  // The heartbeat in force: the configured one, or longer for a large pool (see options).
+  double HeartbeatSeconds() const;
   StatusOr<NodeIndex> FindNode(std::string_view name) const;
   nlohmann::json NodeJson(NodeIndex node) const;
   nlohmann::json AccountJson(AccountIndex account) const;
@@ -290,6 +297,7 @@ class Controller {
   std::condition_variable long_poll_timer_wakeup_;  // with mutex_
   bool long_poll_timer_stopping_ = false;
   std::thread long_poll_timer_;
+  std::minstd_rand jitter_{std::random_device{}()};  // spreads long polls' deadlines
   std::mutex log_mutex_;  // appends to jobs' log files (outside mutex_)
   JobId next_id_ = 1;
   // (user, idempotency key) -> the reply of the submit that used it, and when.

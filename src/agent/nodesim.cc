@@ -1,0 +1,313 @@
+#include "agent/nodesim.h"
+
+#include <sys/resource.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include "core/config.h"
+
+namespace allot {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct Counters {
+  uint64_t syncs = 0;
+  uint64_t errors = 0;
+  uint64_t started = 0;
+  uint64_t ended = 0;
+  uint64_t killed = 0;
+  size_t running = 0;
+};
+
+struct Simulation {
+  const NodeSimOptions& options;
+  net::io_context io;
+  tcp::resolver::results_type endpoint;
+  std::string host;
+  std::mt19937_64 random;
+  double runtime_seconds = 30;
+  bool exponential = false;
+  Counters counters;
+
+  double SampleRuntime() {
+    if (!exponential) return runtime_seconds;
+    return std::exponential_distribution<double>(1.0 / runtime_seconds)(random);
+  }
+};
+
+// One hollow node: a state machine of syncs over one kept-alive connection.
+class HollowNode : public std::enable_shared_from_this<HollowNode> {
+ public:
+  HollowNode(Simulation& sim, std::string name, int gpus, std::string model)
+      : sim_(sim), name_(std::move(name)), gpus_(gpus), model_(std::move(model)), stream_(sim.io),
+        exit_timer_(sim.io), retry_timer_(sim.io) {}
+
+  void Start(Clock::duration delay) {
+    retry_timer_.expires_after(delay);
+    retry_timer_.async_wait([self = shared_from_this()](beast::error_code error) {
+      if (!error) self->Sync();
+    });
+  }
+
+ private:
+  struct Task {
+    Clock::time_point ends;
+    bool exited = false;
+    int exit_code = 0;
+  };
+  using TaskKey = std::tuple<uint64_t, uint64_t, int>;
+
+  void Sync() {
+    MarkEnded();
+    json tasks = json::array();
+    bool exited = false;
+    for (const auto& [key, task] : tasks_) {
+      const auto& [job, epoch, index] = key;
+      json entry = {{"job", job}, {"epoch", epoch}, {"task", index}, {"state", task.exited ? "exited" : "running"}};
+      if (task.exited) entry["exit_code"] = task.exit_code;
+      exited |= task.exited;
+      tasks.push_back(std::move(entry));
+    }
+    json report = {{"hostname", name_}, {"gpus", gpus_}, {"gpu_model", model_}, {"tasks", std::move(tasks)},
+                   {"wait_seconds", exited ? 0.0 : sim_.options.wait_seconds}};
+    request_ = {http::verb::post, "/v1/agents/" + name_ + "/sync", 11};
+    request_.set(http::field::host, sim_.host);
+    request_.set(http::field::authorization, "Bearer " + sim_.options.token);
+    request_.set(http::field::content_type, "application/json");
+    request_.keep_alive(true);
+    request_.body() = report.dump();
+    request_.prepare_payload();
+    in_flight_ = true;
+    ArmExitTimer();
+    stream_.expires_after(std::chrono::seconds(static_cast<int>(sim_.options.wait_seconds) + 30));
+    if (connected_) return Write();
+    stream_.async_connect(sim_.endpoint, [self = shared_from_this()](beast::error_code error, const tcp::endpoint&) {
+      if (error) return self->Failed();
+      self->connected_ = true;
+      self->stream_.socket().set_option(tcp::no_delay(true));
+      self->Write();
+    });
+  }
+
+  void Write() {
+    http::async_write(stream_, request_, [self = shared_from_this()](beast::error_code error, size_t) {
+      if (error) return self->Failed();
+      self->response_ = {};
+      http::async_read(self->stream_, self->buffer_, self->response_,
+                       [self](beast::error_code error, size_t) { self->OnReply(error); });
+    });
+  }
+
+  void OnReply(beast::error_code error) {
+    in_flight_ = false;
+    if (error == net::error::operation_aborted && interrupted_) {
+      // A task ended during the long poll: report it at once, on a new connection.
+      interrupted_ = false;
+      Reconnect();
+      return Sync();
+    }
+    if (error) return Failed();
+    if (!response_.keep_alive()) Reconnect();
+    ++sim_.counters.syncs;
+    json reply = json::parse(response_.body(), nullptr, false);
+    if (response_.result() != http::status::ok || !reply.is_object()) {
+      ++sim_.counters.errors;
+      return Retry(std::chrono::seconds(1));
+    }
+    const Clock::time_point now = Clock::now();
+    for (const json& ack : reply.value("acks", json::array())) {
+      auto found = tasks_.find({ack.value("job", uint64_t{0}), ack.value("epoch", uint64_t{0}), ack.value("task", 0)});
+      if (found != tasks_.end() && found->second.exited) tasks_.erase(found);
+    }
+    for (const json& kill : reply.value("kills", json::array())) {
+      auto found = tasks_.find({kill.value("job", uint64_t{0}), kill.value("epoch", uint64_t{0}), kill.value("task", 0)});
+      if (found != tasks_.end() && !found->second.exited) {
+        found->second = {now, true, 143};
+        ++sim_.counters.killed;
+        --sim_.counters.running;
+      }
+    }
+    for (const json& assignment : reply.value("assignments", json::array())) {
+      TaskKey key{assignment.value("job", uint64_t{0}), assignment.value("epoch", uint64_t{0}), assignment.value("task", 0)};
+      if (tasks_.contains(key)) continue;
+      double seconds = sim_.SampleRuntime();
+      tasks_[key] = {now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds))};
+      ++sim_.counters.started;
+      ++sim_.counters.running;
+    }
+    if (double later = reply.value("next_sync_seconds", 0.0); later > 0) {
+      return Retry(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(later)));
+    }
+    Sync();
+  }
+
+  void MarkEnded() {
+    const Clock::time_point now = Clock::now();
+    for (auto& [key, task] : tasks_) {
+      if (!task.exited && task.ends <= now) {
+        task.exited = true;
+        ++sim_.counters.ended;
+        --sim_.counters.running;
+      }
+    }
+  }
+
+  // Wakes the node when its next running task ends, so a waiting sync is cut short.
+  void ArmExitTimer() {
+    Clock::time_point next = Clock::time_point::max();
+    for (const auto& [key, task] : tasks_) {
+      if (!task.exited) next = std::min(next, task.ends);
+    }
+    exit_timer_.cancel();
+    if (next == Clock::time_point::max()) return;
+    exit_timer_.expires_at(next);
+    exit_timer_.async_wait([self = shared_from_this()](beast::error_code error) {
+      if (error || !self->in_flight_) return;
+      self->interrupted_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+
+  void Reconnect() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    connected_ = false;
+    buffer_.clear();
+  }
+
+  void Failed() {
+    in_flight_ = false;
+    ++sim_.counters.errors;
+    Reconnect();
+    // Back off with jitter, as a real agent does, so a server that dropped many does not get
+    // them all back in the same instant.
+    std::uniform_int_distribution<int> jitter(500, 1500);
+    Retry(std::chrono::milliseconds(jitter(sim_.random)));
+  }
+
+  void Retry(Clock::duration delay) {
+    retry_timer_.expires_after(delay);
+    retry_timer_.async_wait([self = shared_from_this()](beast::error_code error) {
+      if (!error) self->Sync();
+    });
+  }
+
+  Simulation& sim_;
+  std::string name_;
+  int gpus_;
+  std::string model_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  http::request<http::string_body> request_;
+  http::response<http::string_body> response_;
+  net::steady_timer exit_timer_;
+  net::steady_timer retry_timer_;
+  std::map<TaskKey, Task> tasks_;
+  bool connected_ = false;
+  bool in_flight_ = false;
+  bool interrupted_ = false;
+};
+
+}  // namespace
+
+int RunNodeSim(const NodeSimOptions& options) {
+  auto fail = [](const Status& status) {
+    std::fprintf(stderr, "allot nodesim: %s\n", status.message().c_str());
+    return 2;
+  };
+  StatusOr<Config> config = LoadConfigFile(options.config);
+  if (!config.ok()) return fail(config.status());
+  if (options.server.rfind("http://", 0) != 0) return fail(InvalidArgumentError("--server: expected http://HOST:PORT"));
+  std::string host_port = options.server.substr(7);
+  while (!host_port.empty() && host_port.back() == '/') host_port.pop_back();
+  size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos) return fail(InvalidArgumentError("--server: expected http://HOST:PORT"));
+  Simulation sim{.options = options, .random = std::mt19937_64(options.seed)};
+  sim.host = host_port;
+  std::string runtime = options.runtime;
+  if (runtime.rfind("exp:", 0) == 0) {
+    sim.exponential = true;
+    runtime = runtime.substr(4);
+  }
+  StatusOr<Duration> seconds = ParseDuration(runtime);
+  if (!seconds.ok() || *seconds <= 0) return fail(InvalidArgumentError("--runtime '{}': a duration such as 30s, or exp:60s", options.runtime));
+  sim.runtime_seconds = static_cast<double>(*seconds);
+  beast::error_code error;
+  tcp::resolver resolver(sim.io);
+  sim.endpoint = resolver.resolve(host_port.substr(0, colon), host_port.substr(colon + 1), error);
+  if (error) return fail(InvalidArgumentError("--server: cannot resolve {}: {}", host_port, error.message()));
+  // A socket per hollow node.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
+
+  const Cluster& cluster = config->cluster;
+  size_t count = options.nodes == 0 ? cluster.nodes().size() : std::min(options.nodes, cluster.nodes().size());
+  std::vector<std::shared_ptr<HollowNode>> nodes;
+  nodes.reserve(count);
+  for (NodeIndex index = 0; index < count; ++index) {
+    const Node& node = cluster.node(index);
+    nodes.push_back(std::make_shared<HollowNode>(sim, node.name, node.gpus, cluster.pool(node.pool).gpu_model));
+    // Staggered, 5,000 a second, as a fleet that boots does not connect in one instant.
+    nodes.back()->Start(std::chrono::microseconds(200 * index));
+  }
+  std::printf("nodesim: %zu hollow nodes of %s syncing with %s\n", count, options.config.c_str(), options.server.c_str());
+  std::fflush(stdout);
+
+  net::signal_set signals(sim.io, SIGINT, SIGTERM);
+  signals.async_wait([&](beast::error_code, int) { sim.io.stop(); });
+  net::steady_timer end(sim.io);
+  if (options.duration_seconds > 0) {
+    end.expires_after(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.duration_seconds)));
+    end.async_wait([&](beast::error_code failed) {
+      if (!failed) sim.io.stop();
+    });
+  }
+  net::steady_timer report(sim.io);
+  Counters last;
+  const Clock::time_point began = Clock::now();
+  std::function<void(beast::error_code)> tick = [&](beast::error_code failed) {
+    if (failed) return;
+    const Counters& now = sim.counters;
+    std::printf("nodesim: %6.0f s  %7.0f syncs/s  %zu tasks running  %llu started  %llu ended  %llu errors\n",
+                std::chrono::duration<double>(Clock::now() - began).count(),
+                static_cast<double>(now.syncs - last.syncs) / 10.0, now.running,
+                static_cast<unsigned long long>(now.started), static_cast<unsigned long long>(now.ended),
+                static_cast<unsigned long long>(now.errors));
+    std::fflush(stdout);
+    last = now;
+    report.expires_after(std::chrono::seconds(10));
+    report.async_wait(tick);
+  };
+  report.expires_after(std::chrono::seconds(10));
+  report.async_wait(tick);
+  sim.io.run();
+  const Counters& total = sim.counters;
+  std::printf("nodesim: done: %llu syncs, %llu tasks started, %llu ended, %llu killed, %llu errors\n",
+              static_cast<unsigned long long>(total.syncs), static_cast<unsigned long long>(total.started),
+              static_cast<unsigned long long>(total.ended), static_cast<unsigned long long>(total.killed),
+              static_cast<unsigned long long>(total.errors));
+  return 0;
+}
+
+}  // namespace allot
