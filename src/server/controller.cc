@@ -103,6 +103,8 @@ Controller::Controller(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<Sto
     : options_(std::move(options)), store_(std::move(store)), scheduler_(std::move(scheduler)) {
   pass_seconds_.bounds = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   pass_seconds_.counts.assign(pass_seconds_.bounds.size() + 1, 0);
+  start_delay_seconds_.bounds = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60};
+  start_delay_seconds_.counts.assign(start_delay_seconds_.bounds.size() + 1, 0);
   if (!options_.now) {
     options_.now = [] {
       return std::chrono::duration_cast<std::chrono::seconds>(
@@ -1460,6 +1462,16 @@ StatusOr<std::string> Controller::Metrics(const Principal& who) {
   out += fmt::format("allot_scheduling_pass_seconds_bucket{{le=\"+Inf\"}} {}\n", pass_seconds_.count);
   out += fmt::format("allot_scheduling_pass_seconds_sum {}\nallot_scheduling_pass_seconds_count {}\n",
                      pass_seconds_.sum, pass_seconds_.count);
+  family("allot_task_start_delay_seconds", "histogram",
+         "From a job's placement to an agent reporting its first task (running or ended).");
+  cumulative = 0;
+  for (size_t i = 0; i < start_delay_seconds_.bounds.size(); ++i) {
+    cumulative += start_delay_seconds_.counts[i];
+    out += fmt::format("allot_task_start_delay_seconds_bucket{{le=\"{}\"}} {}\n", start_delay_seconds_.bounds[i], cumulative);
+  }
+  out += fmt::format("allot_task_start_delay_seconds_bucket{{le=\"+Inf\"}} {}\n", start_delay_seconds_.count);
+  out += fmt::format("allot_task_start_delay_seconds_sum {}\nallot_task_start_delay_seconds_count {}\n",
+                     start_delay_seconds_.sum, start_delay_seconds_.count);
   family("allot_submits_total", "counter", "Jobs accepted.");
   out += fmt::format("allot_submits_total {}\n", submits_.load());
   family("allot_submit_errors_total", "counter", "Submissions refused.");
@@ -1773,6 +1785,14 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       const Job* job = scheduler_->model().FindJob(id);
       bool current = job && job->state == JobState::kRunning && job->epoch == epoch && index >= 0 &&
                      index < static_cast<int>(job->tasks.size()) && job->tasks[index].node == node;
+      if (current) {
+        JobRecord& record = records_.at(id);
+        if (record.placed_at) {
+          start_delay_seconds_.Observe(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - *record.placed_at).count());
+          record.placed_at.reset();
+        }
+      }
       if (task.value("state", "") == "exited") {
         acks.push_back({{"job", id}, {"epoch", epoch}, {"task", index}});
         if (!current) continue;  // an older allocation's task, or the job ended meanwhile
@@ -2028,6 +2048,9 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
   for (const Decision& decision : pass.decisions) {
     if (const auto* start = std::get_if<StartDecision>(&decision)) {
       touched.insert(start->job);
+      if (auto record = records_.find(start->job); record != records_.end()) {
+        record->second.placed_at = std::chrono::steady_clock::now();
+      }
     } else if (const auto* preempt = std::get_if<PreemptDecision>(&decision)) {
       preempt_reasons[preempt->victim] = preempt->reason;
       if (preempt->requeued) {

@@ -182,6 +182,9 @@ class Controller {
     std::string idempotency_key;      // the submit's Idempotency-Key, if any
     std::map<int, int> task_exits;    // task index -> exit status, in the current epoch
     bool timed_out = false;           // an agent ended a task at the time limit
+    // When the current allocation was placed (steady clock), until its first task is reported
+    // by an agent: the placement-to-running delay.
+    std::optional<std::chrono::steady_clock::time_point> placed_at;
     bool out_of_memory = false;       // a task was killed at its memory limit
   };
   struct AgentState {
@@ -307,6 +310,7 @@ class Controller {
   Time last_pass_time_ = 0;
   double last_pass_seconds_ = 0;
   Histogram pass_seconds_;
+  Histogram start_delay_seconds_;  // from placement to an agent reporting the job's first task
   std::map<std::string, uint64_t> finished_by_state_;
 
   // Per-token submit rate limits (options_.submit_rate_per_token).

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The control plane at national scale (docs/performance.md): `allot server` with the national
+# pool's config, `allot nodesim` for its nodes, and a realistic stream of submits; then the
+# figures the scale issue asks for.
+#
+#   bench/national_scale.sh [--nodes N] [--duration SECONDS] [--rate SUBMITS_PER_S] [--build DIR]
+#
+# Defaults: all 36,880 nodes, 600 s, 50 submits/s. The submit mix follows the national workload's
+# classes: single-GPU and 8-GPU university and startup jobs, 64-512-GPU industry fine-tunes, and
+# 1,024-4,096-GPU foundation-model gangs. Every submit is timed by curl; everything runs on this
+# machine, on loopback. Prints: submit latency p50/p99, placement-to-running p50/p99 (the server's
+# allot_task_start_delay_seconds histogram), nodes wrongly marked down, the server's CPU, RSS,
+# threads and descriptors, the time to start, and the time to serve again after kill -9.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nodes=0 duration=600 rate=50 build=build
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodes) nodes="$2"; shift 2 ;;
+    --duration) duration="$2"; shift 2 ;;
+    --rate) rate="$2"; shift 2 ;;
+    --build) build="$2"; shift 2 ;;
+    *) echo "usage: $0 [--nodes N] [--duration SECONDS] [--rate SUBMITS_PER_S] [--build DIR]" >&2; exit 2 ;;
+  esac
+done
+allot="$build/src/cli/allot"
+config=examples/national-pool.yaml
+work=$(mktemp -d /tmp/allot-scale.XXXXXX)
+port=$((20000 + RANDOM % 20000))
+url="http://127.0.0.1:$port"
+cleanup() { kill "${sim_pid:-}" "${server_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Starts the server in the background; sets server_pid and serving_after (seconds to /healthz).
+start_server() {
+  local began
+  began=$(date +%s.%N)
+  "$allot" server --config "$config" --data "$work/data" --listen "127.0.0.1:$port" --log-level warn \
+    >"$work/server.out" 2>>"$work/server.err" &
+  server_pid=$!
+  until curl -sf "$url/healthz" >/dev/null 2>&1; do sleep 0.05; done
+  serving_after=$(awk -v a="$(date +%s.%N)" -v b="$began" 'BEGIN {printf "%.2f", a - b}')
+}
+
+echo "scale: starting allot server with $config"
+start_server
+start_seconds=$serving_after
+token=$(cat "$work/data/operator.token")
+auth="Authorization: Bearer $token"
+echo "scale: serving after $start_seconds s"
+
+node_flag=()
+[ "$nodes" -gt 0 ] && node_flag=(--nodes "$nodes")
+"$allot" nodesim --server "$url" --token "$token" --config "$config" "${node_flag[@]}" --runtime exp:120s \
+  >"$work/nodesim.out" 2>&1 &
+sim_pid=$!
+expected=$nodes
+sum() { cut -d: -f2 | awk '{s += $1} END {print s + 0}'; }
+[ "$expected" -eq 0 ] && expected=$(curl -s -H "$auth" "$url/v1/pools" | grep -o '"nodes":[0-9]*' | sum)
+echo "scale: waiting for $expected hollow nodes to register"
+until [ "$(curl -s -H "$auth" "$url/v1/pools" | grep -o '"nodes_up":[0-9]*' | sum)" -ge "$expected" ]; do
+  sleep 1
+done
+echo "scale: all $expected nodes up; submitting $rate jobs/s for $duration s"
+
+# The mix: (account, tasks, GPUs per task), weighted by repetition.
+mix=(
+  "univ-snu 1 1" "univ-kaist 1 1" "univ-postech 1 8" "univ-yonsei 1 4" "gov-institutes 1 1" "startup-001 1 1"
+  "startup-002 1 8" "startup-003 1 2" "univ-korea 1 8" "science-fm 2 8" "samsung-robotics 8 8" "sk-telecom-llm 16 8"
+  "hyundai-autonomous 32 8" "naver-cloud 64 8" "sfm-posttrain 128 8" "sfm-pretrain 256 8" "sfm-pretrain 512 8"
+)
+timings="$work/submits.txt"
+: >"$timings"
+cpu_before=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+end=$(( $(date +%s) + duration ))
+second=0
+while [ "$(date +%s)" -lt "$end" ]; do
+  tick=$(date +%s.%N)
+  for ((i = 0; i < rate; i++)); do
+    read -r account tasks gpus <<<"${mix[$(( (second * rate + i) % ${#mix[@]} ))]}"
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -H "$auth" -H 'Content-Type: application/json' \
+      -d "{\"account\": \"$account\", \"tasks\": $tasks, \"gpus_per_task\": $gpus, \"time_limit\": \"1h\", \"command\": [\"true\"]}" \
+      "$url/v1/jobs" >>"$timings" &
+  done
+  second=$((second + 1))
+  sleep "$(awk -v now="$(date +%s.%N)" -v t="$tick" 'BEGIN {d = 1 - (now - t); printf "%.3f", (d > 0 ? d : 0)}')"
+done
+sleep 2
+cpu_after=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+ticks=$(getconf CLK_TCK)
+
+percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p); if (i<1) i=1; printf "%.1f", a[i]*1000}'; }
+submitted=$(wc -l <"$timings")
+failed=$(awk '$1 != 201' "$timings" | wc -l || true)
+p50=$(awk '{print $2}' "$timings" | percentile 0.50)
+p99=$(awk '{print $2}' "$timings" | percentile 0.99)
+metrics=$(curl -s -H "$auth" "$url/metrics")
+hist_quantile() {  # from the Prometheus histogram's cumulative buckets
+  echo "$metrics" | { grep "^allot_task_start_delay_seconds_bucket" || true; } | sed 's/.*le="\([^"]*\)"} \(.*\)/\1 \2/' |
+    awk -v q="$1" '{le[NR]=$1; c[NR]=$2} END {t=c[NR]; for (i=1;i<=NR;i++) if (c[i] >= q*t) {print le[i]; exit}}'
+}
+started=$(echo "$metrics" | awk '/^allot_task_start_delay_seconds_count/ {print $2}')
+down=$(curl -s -H "$auth" "$url/v1/nodes?state=down" | { grep -o 'missed' || true; } | wc -l)
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+threads=$(awk '/Threads/ {print $2}' "/proc/$server_pid/status")
+fds=$(ls "/proc/$server_pid/fd" | wc -l)
+live=$(curl -s -H "$auth" "$url/v1/scheduler")
+
+echo "scale: results ($submitted submits over $duration s, $expected nodes)"
+echo "  submit latency:            p50 ${p50} ms, p99 ${p99} ms ($failed not 201)"
+echo "  placement to running:      p50 <= $(hist_quantile 0.5) s, p99 <= $(hist_quantile 0.99) s ($started jobs started)"
+echo "  nodes wrongly marked down: $down"
+cores=$(awk -v a="$cpu_after" -v b="$cpu_before" -v t="$ticks" -v d="$duration" 'BEGIN {printf "%.2f", (a - b) / t / d}')
+echo "  server:                    CPU $cores cores on average, RSS $((rss / 1024)) MiB, $threads threads, $fds descriptors"
+echo "  start with the national config: ${start_seconds} s"
+echo "  state: $live"
+
+kill -9 "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+start_server
+restart_seconds=$serving_after
+echo "  restart to serving after kill -9 (with $expected nodes and the jobs above): ${restart_seconds} s"
