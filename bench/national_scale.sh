@@ -10,7 +10,8 @@
 # 1,024-4,096-GPU foundation-model gangs. Every submit is timed by curl; everything runs on this
 # machine, on loopback. Prints: submit latency p50/p99, placement-to-running p50/p99 (the server's
 # allot_task_start_delay_seconds histogram), nodes wrongly marked down, the server's CPU, RSS,
-# threads and descriptors, the time to start, and the time to serve again after kill -9.
+# threads and descriptors, the time to start, and the time to serve again after kill -9. Exits 1
+# if any node was wrongly marked down or any submit refused (.ci/run runs 2,000 nodes for 30 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nodes=0 duration=600 rate=50 build=build
@@ -120,3 +121,8 @@ wait "$server_pid" 2>/dev/null || true
 start_server
 restart_seconds=$serving_after
 echo "  restart to serving after kill -9 (with $expected nodes and the jobs above): ${restart_seconds} s"
+# A smoke run in CI fails on what must never happen at any size.
+if [ "$down" -gt 0 ] || [ "$failed" -gt 0 ]; then
+  echo "scale: FAILED: $down nodes wrongly marked down, $failed submits refused" >&2
+  exit 1
+fi

@@ -54,8 +54,8 @@ struct Simulation {
 // One hollow node: a state machine of syncs over one kept-alive connection.
 class HollowNode : public std::enable_shared_from_this<HollowNode> {
  public:
-  HollowNode(Simulation& sim, std::string name, int gpus, std::string model)
-      : sim_(sim), name_(std::move(name)), gpus_(gpus), model_(std::move(model)), stream_(sim.io),
+  HollowNode(Simulation& sim, size_t index, std::string name, int gpus, std::string model)
+      : sim_(sim), index_(index), name_(std::move(name)), gpus_(gpus), model_(std::move(model)), stream_(sim.io),
         exit_timer_(sim.io), retry_timer_(sim.io) {}
 
   void Start(Clock::duration delay) {
@@ -97,6 +97,15 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     ArmExitTimer();
     stream_.expires_after(std::chrono::seconds(static_cast<int>(sim_.options.wait_seconds) + 30));
     if (connected_) return Write();
+    if (sim_.endpoint.begin()->endpoint().address().is_loopback()) {
+      // One source address can open only ~28,000 connections to one port (the ephemeral range):
+      // on loopback, each node of a group of 256 takes its own 127.x.y.z, as separate machines would.
+      beast::error_code error;
+      stream_.socket().open(tcp::v4(), error);
+      net::ip::address_v4::bytes_type bytes = {127, 1, static_cast<unsigned char>((index_ >> 8) & 0xff),
+                                               static_cast<unsigned char>(index_ & 0xff)};
+      if (!error) stream_.socket().bind(tcp::endpoint(net::ip::address_v4(bytes), 0), error);
+    }
     stream_.async_connect(sim_.endpoint, [self = shared_from_this()](beast::error_code error, const tcp::endpoint&) {
       if (error) return self->Failed();
       self->connected_ = true;
@@ -211,6 +220,7 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
   }
 
   Simulation& sim_;
+  size_t index_;
   std::string name_;
   int gpus_;
   std::string model_;
@@ -267,7 +277,7 @@ int RunNodeSim(const NodeSimOptions& options) {
   nodes.reserve(count);
   for (NodeIndex index = 0; index < count; ++index) {
     const Node& node = cluster.node(index);
-    nodes.push_back(std::make_shared<HollowNode>(sim, node.name, node.gpus, cluster.pool(node.pool).gpu_model));
+    nodes.push_back(std::make_shared<HollowNode>(sim, index, node.name, node.gpus, cluster.pool(node.pool).gpu_model));
     // Staggered, 5,000 a second, as a fleet that boots does not connect in one instant.
     nodes.back()->Start(std::chrono::microseconds(200 * index));
   }
