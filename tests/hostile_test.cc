@@ -110,6 +110,14 @@ class HostileClientTest : public ::testing::Test {
   std::string Token(const json& request) { return Call("POST", "/v1/tokens", request.dump()).body.value("token", ""); }
   json Jobs() { return Call("GET", "/v1/jobs?state=pending,running,completed,failed,cancelled").body["jobs"]; }
   bool Alive() { return Call("GET", "/v1/scheduler").status == 200; }
+  // The job as it is once running, or after 2 s.
+  json WaitUntilRunning(int id) {
+    json job;
+    for (int i = 0; i < 100 && (job = Call("GET", fmt::format("/v1/jobs/{}", id)).body)["state"] != "running"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return job;
+  }
 
   fs::path dir_;
   std::unique_ptr<ServerProcess> server_;
@@ -183,9 +191,7 @@ TEST_F(HostileClientTest, MalformedNumbersAndOutOfRangeValuesAreClientErrors) {
   Reply submitted = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 1, "command": ["true"]})");
   ASSERT_EQ(submitted.status, 201);
   int id = submitted.body["ids"][0];
-  for (int i = 0; i < 100 && Call("GET", fmt::format("/v1/jobs/{}", id)).body["state"] != "running"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  WaitUntilRunning(id);
   Reply huge = Call("POST", fmt::format("/v1/jobs/{}/finish", id), R"({"exit_code": 4294967296})");
   EXPECT_EQ(huge.status, 400);
   EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}", id)).body["state"], "running");
@@ -195,10 +201,7 @@ TEST_F(HostileClientTest, ALogReadInsideACharacterStartsAtTheNextOne) {
   Reply submitted = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus": 8, "command": ["true"]})");
   ASSERT_EQ(submitted.status, 201);
   int id = submitted.body["ids"][0];
-  json job;
-  for (int i = 0; i < 100 && (job = Call("GET", fmt::format("/v1/jobs/{}", id)).body)["state"] != "running"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  json job = WaitUntilRunning(id);
   ASSERT_EQ(job["state"], "running");
   std::string node = job["nodes"][0];
   std::string agent = Token({{"role", "agent"}, {"node", node}});
@@ -250,10 +253,7 @@ TEST_F(HostileClientTest, AnAgentTokenSpeaksForItsOwnNodeOnly) {
   Reply held = Call("POST", "/v1/jobs", R"({"account": "lab-a", "gpus_per_task": 8, "tasks": 2, "command": ["true"]})");
   ASSERT_EQ(held.status, 201);
   int id = held.body["ids"][0];
-  json job;
-  for (int i = 0; i < 100 && (job = Call("GET", fmt::format("/v1/jobs/{}", id)).body)["state"] != "running"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  json job = WaitUntilRunning(id);
   ASSERT_EQ(job["state"], "running");
   std::string elsewhere;
   for (const char* node : {"n1", "n2", "n3", "n4"}) {

@@ -1453,25 +1453,19 @@ StatusOr<std::string> Controller::Metrics(const Principal& who) {
   out += nominal_lines;
   family("allot_account_gpus_borrowed", "gauge", "GPUs an account's subtree holds above its nominal quota.");
   out += borrowed_lines;
-  family("allot_scheduling_pass_seconds", "histogram", "Duration of scheduling passes.");
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < pass_seconds_.bounds.size(); ++i) {
-    cumulative += pass_seconds_.counts[i];
-    out += fmt::format("allot_scheduling_pass_seconds_bucket{{le=\"{}\"}} {}\n", pass_seconds_.bounds[i], cumulative);
-  }
-  out += fmt::format("allot_scheduling_pass_seconds_bucket{{le=\"+Inf\"}} {}\n", pass_seconds_.count);
-  out += fmt::format("allot_scheduling_pass_seconds_sum {}\nallot_scheduling_pass_seconds_count {}\n",
-                     pass_seconds_.sum, pass_seconds_.count);
-  family("allot_task_start_delay_seconds", "histogram",
-         "From a job's placement to an agent reporting its first task (running or ended).");
-  cumulative = 0;
-  for (size_t i = 0; i < start_delay_seconds_.bounds.size(); ++i) {
-    cumulative += start_delay_seconds_.counts[i];
-    out += fmt::format("allot_task_start_delay_seconds_bucket{{le=\"{}\"}} {}\n", start_delay_seconds_.bounds[i], cumulative);
-  }
-  out += fmt::format("allot_task_start_delay_seconds_bucket{{le=\"+Inf\"}} {}\n", start_delay_seconds_.count);
-  out += fmt::format("allot_task_start_delay_seconds_sum {}\nallot_task_start_delay_seconds_count {}\n",
-                     start_delay_seconds_.sum, start_delay_seconds_.count);
+  auto histogram = [&](std::string_view name, std::string_view help, const Histogram& values) {
+    family(name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < values.bounds.size(); ++i) {
+      cumulative += values.counts[i];
+      out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, values.bounds[i], cumulative);
+    }
+    out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, values.count, name, values.sum,
+                       name, values.count);
+  };
+  histogram("allot_scheduling_pass_seconds", "Duration of scheduling passes.", pass_seconds_);
+  histogram("allot_task_start_delay_seconds",
+            "From a job's placement to an agent reporting its first task (running or ended).", start_delay_seconds_);
   family("allot_submits_total", "counter", "Jobs accepted.");
   out += fmt::format("allot_submits_total {}\n", submits_.load());
   family("allot_submit_errors_total", "counter", "Submissions refused.");

@@ -58,6 +58,17 @@ std::vector<std::string> SplitList(const std::string& text) {
   return items;
 }
 
+// The `limit` query parameter, when given, into `limit`.
+Status LimitParam(const HttpRequest& request, size_t& limit) {
+  if (!request.has_param("limit")) return OkStatus();
+  const std::string text = request.get_param_value("limit");
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), limit);
+  if (error != std::errc() || end != text.data() + text.size()) {
+    return InvalidArgumentError("limit: '{}' is not a number", text);
+  }
+  return OkStatus();
+}
+
 // A time parameter of the audit query: Unix seconds or a date; 0 when absent.
 StatusOr<Time> AuditTime(const HttpRequest& request, const char* name) {
   if (!request.has_param(name)) return Time{0};
@@ -213,13 +224,7 @@ void HttpApi::Register() {
     query.states = SplitList(request.get_param_value("state"));
     query.account = request.get_param_value("account");
     query.user = request.get_param_value("user");
-    if (request.has_param("limit")) {
-      const std::string text = request.get_param_value("limit");
-      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), query.limit);
-      if (error != std::errc() || end != text.data() + text.size()) {
-        return WriteError(response, InvalidArgumentError("limit: '{}' is not a number", text));
-      }
-    }
+    if (Status limit = LimitParam(request, query.limit); !limit.ok()) return WriteError(response, limit);
     WriteJson(response, c.ListJobs(who, query));
   }));
   auto job_route = [&](std::function<StatusOr<json>(const Principal&, JobId, const HttpRequest&)> call) {
@@ -345,13 +350,7 @@ void HttpApi::Register() {
     if (!until.ok()) return WriteError(response, until.status());
     query.since = *since;
     query.until = *until;
-    if (request.has_param("limit")) {
-      const std::string text = request.get_param_value("limit");
-      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), query.limit);
-      if (error != std::errc() || end != text.data() + text.size()) {
-        return WriteError(response, InvalidArgumentError("limit: '{}' is not a number", text));
-      }
-    }
+    if (Status limit = LimitParam(request, query.limit); !limit.ok()) return WriteError(response, limit);
     WriteJson(response, c.ListAudit(who, query));
   }));
 }
