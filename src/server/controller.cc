@@ -875,7 +875,10 @@ StatusOr<json> Controller::CancelJob(const Principal& who, JobId id) {
     const Time now = Now();
     ALLOT_ASSIGN_OR_RETURN(Job stopped, scheduler_->Cancel(job.id, now));
     ended = RecordEnded(stopped, {"cancelled", -1, fmt::format("cancelled by {}", who.user)}, now, batch);
-    if (who.is_operator()) Audit(who, "job.cancel", std::to_string(job.id), json{{"user", job.spec.user}, {"account", job.spec.account}}, batch);
+    // `stopped`, not `job`: the scheduler's record is gone once the job ended.
+    if (who.is_operator()) {
+      Audit(who, "job.cancel", std::to_string(stopped.id), json{{"user", stopped.spec.user}, {"account", stopped.spec.account}}, batch);
+    }
     return OkStatus();
   });
 }
@@ -936,7 +939,7 @@ StatusOr<json> Controller::FinishJob(const Principal& who, JobId id, std::string
     EndInfo end{exit_code == 0 ? "completed" : "failed", exit_code,
                 message.empty() ? fmt::format("exited with status {}", exit_code) : message};
     ended = RecordEnded(stopped, end, now, batch);
-    if (who.is_operator()) Audit(who, "job.finish", std::to_string(job.id), report, batch);
+    if (who.is_operator()) Audit(who, "job.finish", std::to_string(stopped.id), report, batch);  // `job` is gone
     return OkStatus();
   });
 }
