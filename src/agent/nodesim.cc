@@ -26,6 +26,23 @@ using tcp = net::ip::tcp;
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// Every connection is a descriptor: take as many as the system allows this process. Root may
+// raise the hard limit too (up to fs.nr_open); others get their hard limit.
+void RaiseOpenFileLimit() {
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return;
+  rlim_t wanted = 1 << 20;
+  if (std::FILE* nr_open = std::fopen("/proc/sys/fs/nr_open", "r")) {
+    unsigned long most = 0;
+    if (std::fscanf(nr_open, "%lu", &most) == 1 && most > 0) wanted = std::min<rlim_t>(wanted, most);
+    std::fclose(nr_open);
+  }
+  rlimit raised{.rlim_cur = std::max(wanted, files.rlim_cur), .rlim_max = std::max(wanted, files.rlim_max)};
+  if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) return;
+  files.rlim_cur = files.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &files);
+}
+
 struct Counters {
   uint64_t syncs = 0;
   uint64_t errors = 0;
@@ -107,7 +124,7 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
       if (!error) stream_.socket().bind(tcp::endpoint(net::ip::address_v4(bytes), 0), error);
     }
     stream_.async_connect(sim_.endpoint, [self = shared_from_this()](beast::error_code error, const tcp::endpoint&) {
-      if (error) return self->Failed();
+      if (error) return self->Failed(error);
       self->connected_ = true;
       self->stream_.socket().set_option(tcp::no_delay(true));
       self->Write();
@@ -116,7 +133,7 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
 
   void Write() {
     http::async_write(stream_, request_, [self = shared_from_this()](beast::error_code error, size_t) {
-      if (error) return self->Failed();
+      if (error) return self->Failed(error);
       self->response_ = {};
       http::async_read(self->stream_, self->buffer_, self->response_,
                        [self](beast::error_code error, size_t) { self->OnReply(error); });
@@ -131,7 +148,7 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
       Reconnect();
       return Sync();
     }
-    if (error) return Failed();
+    if (error) return Failed(error);
     if (!response_.keep_alive()) Reconnect();
     ++sim_.counters.syncs;
     json reply = json::parse(response_.body(), nullptr, false);
@@ -202,9 +219,12 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     buffer_.clear();
   }
 
-  void Failed() {
+  void Failed(beast::error_code error = {}) {
     in_flight_ = false;
-    ++sim_.counters.errors;
+    // The first few errors are printed: they say what is wrong (descriptors, ports, the server).
+    if (++sim_.counters.errors <= 5) {
+      std::fprintf(stderr, "nodesim: %s: %s\n", name_.c_str(), error ? error.message().c_str() : "bad reply");
+    }
     Reconnect();
     // Back off with jitter, as a real agent does, so a server that dropped many does not get
     // them all back in the same instant.
@@ -265,11 +285,7 @@ int RunNodeSim(const NodeSimOptions& options) {
   sim.endpoint = resolver.resolve(host_port.substr(0, colon), host_port.substr(colon + 1), error);
   if (error) return fail(InvalidArgumentError("--server: cannot resolve {}: {}", host_port, error.message()));
   // A socket per hollow node.
-  rlimit files{};
-  if (::getrlimit(RLIMIT_NOFILE, &files) == 0) {
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
-  }
+  RaiseOpenFileLimit();
 
   const Cluster& cluster = config->cluster;
   size_t count = options.nodes == 0 ? cluster.nodes().size() : std::min(options.nodes, cluster.nodes().size());

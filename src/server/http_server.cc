@@ -13,6 +13,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <optional>
 #include <thread>
 
@@ -56,6 +57,23 @@ std::string Decode(std::string_view text, bool query) {
     out += query && text[i] == '+' ? ' ' : text[i];
   }
   return out;
+}
+
+// Every connection is a descriptor: take as many as the system allows this process. Root may
+// raise the hard limit too (up to fs.nr_open); others get their hard limit.
+void RaiseOpenFileLimit() {
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return;
+  rlim_t wanted = 1 << 20;
+  if (std::FILE* nr_open = std::fopen("/proc/sys/fs/nr_open", "r")) {
+    unsigned long most = 0;
+    if (std::fscanf(nr_open, "%lu", &most) == 1 && most > 0) wanted = std::min<rlim_t>(wanted, most);
+    std::fclose(nr_open);
+  }
+  rlimit raised{.rlim_cur = std::max(wanted, files.rlim_cur), .rlim_max = std::max(wanted, files.rlim_max)};
+  if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) return;
+  files.rlim_cur = files.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &files);
 }
 
 std::chrono::steady_clock::duration Seconds(double seconds) {
@@ -451,11 +469,7 @@ void HttpServer::SetErrorWriter(ErrorWriter writer) { impl_->error_writer_ = std
 
 StatusOr<int> HttpServer::Bind(const std::string& host, int port) {
   // Every connection is a descriptor: take all the system allows this process.
-  rlimit files{};
-  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &files);
-  }
+  RaiseOpenFileLimit();
   if (!impl_->options_.tls_certificate_file.empty()) {
     impl_->tls_.emplace(ssl::context::tls_server);
     ssl::context& tls = *impl_->tls_;

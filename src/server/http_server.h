@@ -12,7 +12,7 @@
 //   time to send the whole header        10 s         connection closed (slow clients hold nothing)
 //   time to send the body                30 s         connection closed
 //   idle keep-alive connection           30 s         connection closed
-//   open connections                     10,000       503 + Retry-After, closed
+//   open connections                     100,000      503 + Retry-After, closed (an agent each)
 //   requests waiting for a worker        4,096        503 + Retry-After
 //
 //   HttpServer server({.worker_threads = 64});
@@ -83,7 +83,7 @@ struct HttpServerOptions {
   double body_timeout_seconds = 30;
   double idle_timeout_seconds = 30;
   double write_timeout_seconds = 30;
-  size_t max_connections = 10000;
+  size_t max_connections = 100000;  // every node's agent holds one, the national pool has 36,880
   size_t max_queued_requests = 4096;
   // TLS on the same listener as plain HTTP: a connection whose first bytes are a TLS handshake
   // is served over TLS. Empty: plain HTTP only.

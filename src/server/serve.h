@@ -26,7 +26,7 @@ struct ServeCommand {
   double submit_rate = 100;
   double submit_burst = 1000;
   // The front end (HttpServer): connections at once (more get 503), and TLS on the same port.
-  size_t max_connections = 10000;
+  size_t max_connections = 100000;
   std::string tls_certificate_file;
   std::string tls_key_file;
 };
