@@ -197,8 +197,10 @@ Status Controller::Recover() {
         StatusOr<SubmitRequest> request = ParseSubmission(doc["spec"].dump(), fmt::format("job {}", row.id));
         if (request.ok()) {
           record.request = std::make_shared<const SubmitRequest>(std::move(*request));
-          record.spec_doc = std::make_shared<const json>(SubmissionToJson(*record.request));
-          if (array_job > 0) arrays_read[array_job] = {record.request, record.spec_doc};
+          if (array_job > 0) {
+            record.spec_doc = std::make_shared<const json>(SubmissionToJson(*record.request));
+            arrays_read[array_job] = {record.request, record.spec_doc};
+          }
         } else {
           status = request.status();
         }
@@ -506,7 +508,7 @@ json Controller::LiveJobJson(const Job& job, const JobRecord& record) const {
     for (const auto& [task, code] : record.task_exits) exits[std::to_string(task)] = code;
     doc["task_exits"] = exits;
   }
-  doc["spec"] = *record.spec_doc;
+  doc["spec"] = record.spec_doc ? *record.spec_doc : SubmissionToJson(*record.request);
   return doc;
 }
 
@@ -729,7 +731,7 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, s
       JobId id = first + i;
       JobRecord record;
       record.request = request;
-      record.spec_doc = spec_doc;
+      if (request->array) record.spec_doc = spec_doc;  // written once for all elements
       record.user_held = request->hold;
       record.idempotency_key = std::string(idempotency_key);
       if (request->array) {

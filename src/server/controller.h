@@ -169,7 +169,8 @@ class Controller {
   // What the server keeps for a live job beyond the scheduler's Job.
   struct JobRecord {
     // As submitted, account and user filled in; shared by all elements of an array (its index
-    // list can be 100,000 long), with its JSON form for the job documents.
+    // list can be 100,000 long), with its JSON form for the job documents (arrays only: a single
+    // job's is made when needed, which costs less memory than keeping it).
     std::shared_ptr<const SubmitRequest> request;
     std::shared_ptr<const nlohmann::json> spec_doc;
     JobId array_job_id = 0;
