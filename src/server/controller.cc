@@ -2171,6 +2171,11 @@ void Controller::StopLoop() {
     std::lock_guard lock(mutex_);
     long_poll_timer_stopping_ = true;
     long_poll_timer_wakeup_.notify_all();
+    // Waiting syncs hold their connections (through their responders); they go now, while the
+    // front end that owns those connections still exists.
+    long_polls_.clear();
+    long_polls_by_job_.clear();
+    long_poll_deadlines_.clear();
   }
   if (long_poll_timer_.joinable()) long_poll_timer_.join();
 }
