@@ -27,6 +27,7 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
   if (!spec.user.empty()) json["user"] = spec.user;
   json["tasks"] = spec.tasks;
   json["gpus_per_task"] = spec.gpus_per_task;
+  if (spec.one_task_per_node) json["one_task_per_node"] = true;
   if (spec.cpus_per_task != 0) json["cpus_per_task"] = spec.cpus_per_task;
   if (spec.memory_per_task != 0) json["memory_per_task"] = spec.memory_per_task;
   if (!spec.gpu_model.empty()) json["gpu_model"] = spec.gpu_model;
@@ -121,6 +122,10 @@ StatusOr<SubmitRequest> ParseSubmission(std::string_view text, std::string_view 
     }
     if (root["exclusive"]) {
       ALLOT_ASSIGN_OR_RETURN(request.exclusive, reader.Bool(root["exclusive"], "job.exclusive"));
+      // Nodes to itself: each task takes a whole node (the scheduler checks that it asks for all
+      // of a node's GPUs, so no other job can share one).
+      request.spec.exclusive = request.exclusive;
+      if (request.exclusive) request.spec.one_task_per_node = true;
     }
     if (root["hold"]) {
       ALLOT_ASSIGN_OR_RETURN(request.hold, reader.Bool(root["hold"], "job.hold"));

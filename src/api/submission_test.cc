@@ -33,6 +33,8 @@ SubmitRequest FullRequest() {
   request.error = "logs/%x-%j.err";
   request.chdir = "/scratch/lab-a";
   request.exclusive = true;
+  request.spec.exclusive = true;  // as the readers set them for an exclusive job
+  request.spec.one_task_per_node = true;
   request.hold = true;
   return request;
 }

@@ -669,6 +669,9 @@ class ScriptReader {
     }
 
     spec.tasks = static_cast<int>(tasks);
+    // Counted in nodes, the job's tasks are nodes: Slurm's --nodes=N is N distinct nodes, and an
+    // --exclusive job has its nodes to itself.
+    spec.one_task_per_node = (by_node && (given.nodes || given.ntasks_per_node)) || request_.exclusive;
     spec.gpus_per_task = static_cast<int>(gpus_per_task);
     spec.cpus_per_task = static_cast<int>(cpus_per_task);
     spec.memory_per_task = memory_per_task;

@@ -219,12 +219,19 @@ TEST(ParseBatchScriptTest, TasksPerNodeFoldIntoOneAllotTaskPerNode) {
   EXPECT_EQ(request.processes_per_task, 8);
   EXPECT_EQ(request.spec.cpus_per_task, 48);
   EXPECT_EQ(request.spec.memory_per_task, 48 * (8000 * kMiB));  // a bare size is MiB
+  EXPECT_TRUE(request.spec.one_task_per_node);  // --nodes=2: two distinct nodes
 
   // --ntasks with --ntasks-per-node and no --nodes: the node count follows.
   request = MustParse(Script({"--ntasks=12", "--ntasks-per-node=4", "--gpus=24"}));
   EXPECT_EQ(request.spec.tasks, 3);
   EXPECT_EQ(request.spec.gpus_per_task, 8);
   EXPECT_EQ(request.processes_per_task, 4);
+  EXPECT_TRUE(request.spec.one_task_per_node);
+
+  // Slurm tasks without a node count may share nodes, as under Slurm.
+  request = MustParse(Script({"--ntasks=4", "--gpus-per-task=1"}));
+  EXPECT_EQ(request.spec.tasks, 4);
+  EXPECT_FALSE(request.spec.one_task_per_node);
 
   // --mem-per-cpu without --cpus-per-task counts one CPU per Slurm task.
   request = MustParse(Script({"--nodes=1", "--ntasks-per-node=4", "--mem-per-cpu=2G"}));

@@ -494,7 +494,8 @@ StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
   std::vector<std::string_view> allowed = {"name", "account", "user", "tasks", "gpus_per_task",
                                            "gpus", "cpus_per_task", "memory_per_task", "gpu_model",
                                            "pools", "topology", "time_limit", "priority",
-                                           "preemptible", "requeue", "kind", "command"};
+                                           "preemptible", "requeue", "kind", "command",
+                                           "one_task_per_node"};
   allowed.insert(allowed.end(), also_allowed.begin(), also_allowed.end());
   ALLOT_RETURN_IF_ERROR(reader.CheckMap(node, field, allowed));
   JobSpec spec;
@@ -549,6 +550,10 @@ StatusOr<JobSpec> ParseJobSpec(const YAML::Node& node, std::string_view source,
   }
   if (node["preemptible"]) {
     ALLOT_ASSIGN_OR_RETURN(spec.preemptible, reader.Bool(node["preemptible"], Field(field, "preemptible")));
+  }
+  if (node["one_task_per_node"]) {
+    ALLOT_ASSIGN_OR_RETURN(spec.one_task_per_node,
+                           reader.Bool(node["one_task_per_node"], Field(field, "one_task_per_node")));
   }
   if (node["requeue"]) {
     ALLOT_ASSIGN_OR_RETURN(spec.requeue, reader.Bool(node["requeue"], Field(field, "requeue")));

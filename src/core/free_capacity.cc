@@ -26,14 +26,15 @@ FreeCapacity::FreeCapacity(const Cluster& cluster)
   }
 }
 
-int FreeCapacity::TasksThatFit(DomainIndex domain, int gpus_per_task, int enough) const {
+int FreeCapacity::TasksThatFit(DomainIndex domain, int gpus_per_task, int enough, int per_node) const {
   const DomainFree& free = domains_[domain];
   if (free.free_gpus < gpus_per_task) return 0;
   int tasks = 0;
   // No node of the pool has more GPUs than its largest: start there, not at kMaxGpusPerNode.
   int largest = cluster_->pool(cluster_->domain(domain).pool).max_gpus_per_node;
   for (int k = std::min(largest, kMaxGpusPerNode); k >= gpus_per_task; --k) {
-    tasks += free.nodes_by_free[k] * (k / gpus_per_task);
+    int on_node = per_node > 0 ? std::min(per_node, k / gpus_per_task) : k / gpus_per_task;
+    tasks += free.nodes_by_free[k] * on_node;
     if (tasks >= enough) return tasks;
   }
   return tasks;

@@ -46,8 +46,9 @@ class FreeCapacity {
   int DomainGpus(DomainIndex domain) const { return domains_[domain].free_gpus; }
   int PoolGpus(PoolIndex pool) const { return DomainGpus(cluster_->pool(pool).root); }
   // How many tasks of `gpus_per_task` GPUs fit in the domain, counting each node's visible GPUs
-  // (tasks do not span nodes); stops counting at `enough`.
-  int TasksThatFit(DomainIndex domain, int gpus_per_task, int enough) const;
+  // (tasks do not span nodes), at most `per_node` on one node when it is positive (a job that
+  // wants distinct nodes passes 1); stops counting at `enough`.
+  int TasksThatFit(DomainIndex domain, int gpus_per_task, int enough, int per_node = 0) const;
 
   // Allocates `gpus` GPUs (lowest free indexes first) plus CPUs and memory on an up node with that
   // many visible GPUs; returns the GPU bitmask taken. The caller checks fit first.

@@ -43,6 +43,8 @@ struct JobSpec {
   std::string user;
   int tasks = 1;
   int gpus_per_task = 1;
+  bool one_task_per_node = false;  // each task on a node of its own: Slurm's --nodes=N
+  bool exclusive = false;  // whole nodes: each task asks for all of its node's GPUs (--exclusive)
   int cpus_per_task = 0;
   int64_t memory_per_task = 0;  // bytes
   std::string gpu_model;           // "" accepts any model

@@ -20,7 +20,7 @@ class GangSearch {
     std::vector<std::pair<int, DomainIndex>> capacity;  // (tasks that fit, child)
     capacity.reserve(shape.children.size());
     for (DomainIndex child : shape.children) {
-      int fits = free_.TasksThatFit(child, request_.gpus_per_task, count);
+      int fits = free_.TasksThatFit(child, request_.gpus_per_task, count, request_.PerNodeLimit());
       if (fits > 0) capacity.emplace_back(fits, child);
     }
     // Most capacity first; among equals, the children's own order.
@@ -44,7 +44,7 @@ class GangSearch {
       while (largest < capacity.size() && used[largest]) ++largest;
       DomainIndex child = capacity[chosen].second;
       placed += Fill(child, std::min(remaining, free_.TasksThatFit(child, request_.gpus_per_task,
-                                                                   remaining)));
+                                                                   remaining, request_.PerNodeLimit())));
     }
     return placed;
   }
@@ -97,7 +97,7 @@ std::optional<Placement> PlaceAtLevel(const FreeCapacity& free, PoolIndex pool, 
   GangSearch search(free, request, placement.tasks);
   std::vector<DomainIndex> candidates;
   for (DomainIndex domain : shape.domains_by_level[static_cast<int>(level)]) {
-    if (free.TasksThatFit(domain, request.gpus_per_task, request.tasks) >= request.tasks) {
+    if (free.TasksThatFit(domain, request.gpus_per_task, request.tasks, request.PerNodeLimit()) >= request.tasks) {
       candidates.push_back(domain);
     }
   }
@@ -119,6 +119,7 @@ std::optional<Placement> PlaceAtLevel(const FreeCapacity& free, PoolIndex pool, 
 int TasksOnNode(const FreeCapacity& free, NodeIndex node, const PlacementRequest& request) {
   int tasks = free.VisibleGpus(node) / request.gpus_per_task;
   if (tasks == 0) return 0;
+  if (request.one_task_per_node) tasks = 1;
   // A node that declares no CPUs or memory does not track them.
   const Node& shape = free.cluster().node(node);
   if (request.cpus_per_task > 0 && shape.cpus > 0) {
@@ -154,6 +155,11 @@ std::optional<std::string> WhyNeverPlaceable(const Cluster& cluster, PoolIndex p
     return fmt::format("needs {} GPUs per task, but nodes in pool '{}' have at most {}",
                        request.gpus_per_task, shape.name, shape.max_gpus_per_node);
   }
+  if (request.whole_nodes && request.gpus_per_task != shape.max_gpus_per_node) {
+    return fmt::format("is exclusive, so each task takes a whole node, but it asks for {} GPUs per node and "
+                       "nodes in pool '{}' have {}: ask for --gpus-per-node={}",
+                       request.gpus_per_task, shape.name, shape.max_gpus_per_node, shape.max_gpus_per_node);
+  }
   Level level = request.topology.mode == TopologyMode::kRequired ? request.topology.level
                                                                    : Level::kSite;
   // Tasks each domain of the level could hold if all its nodes were up and idle.
@@ -161,6 +167,7 @@ std::optional<std::string> WhyNeverPlaceable(const Cluster& cluster, PoolIndex p
   for (NodeIndex node : shape.nodes) {
     const Node& n = cluster.node(node);
     int64_t tasks = n.gpus / request.gpus_per_task;
+    if (request.one_task_per_node) tasks = std::min<int64_t>(tasks, 1);
     if (request.cpus_per_task > 0 && n.cpus > 0) tasks = std::min<int64_t>(tasks, n.cpus / request.cpus_per_task);
     if (request.memory_per_task > 0 && n.memory_bytes > 0) {
       tasks = std::min<int64_t>(tasks, n.memory_bytes / request.memory_per_task);

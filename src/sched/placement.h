@@ -32,11 +32,15 @@ struct PlacementRequest {
   int cpus_per_task = 0;
   int64_t memory_per_task = 0;
   TopologyConstraint topology;
+  bool one_task_per_node = false;  // each task on a node of its own (Slurm's --nodes=N)
+  bool whole_nodes = false;        // each task must ask for all of its node's GPUs (--exclusive)
 
   static PlacementRequest ForJob(const JobSpec& spec) {
     return {spec.tasks, spec.gpus_per_task, spec.cpus_per_task, spec.memory_per_task,
-            spec.topology};
+            spec.topology, spec.one_task_per_node || spec.exclusive, spec.exclusive};
   }
+  // The most tasks of the request one node may hold (0: no limit).
+  int PerNodeLimit() const { return one_task_per_node ? 1 : 0; }
 };
 
 struct Placement {

@@ -109,6 +109,40 @@ TEST_F(PlacementTest, SingleGpuGoesToFullestNodeThatFits) {
   EXPECT_EQ(NameOf(placement->tasks[0].node), "a1");
 }
 
+TEST_F(PlacementTest, OneTaskPerNodePutsEachTaskOnADistinctNode) {
+  Use(kFlat);
+  // Without the rule, two 2-GPU tasks share the fullest node.
+  free().Take(NodeNamed("a1"), 4, 0, 0);
+  std::optional<Placement> shared = FindPlacement(free(), kPool, Request(2, 2));
+  ASSERT_TRUE(shared.has_value());
+  EXPECT_EQ(TasksByNode(*shared), (std::map<std::string, int>{{"a1", 2}}));
+
+  PlacementRequest distinct = Request(2, 2);
+  distinct.one_task_per_node = true;
+  std::optional<Placement> placement = FindPlacement(free(), kPool, distinct);
+  ASSERT_TRUE(placement.has_value());
+  std::map<std::string, int> by_node = TasksByNode(*placement);
+  EXPECT_EQ(by_node.size(), 2u);
+  for (const auto& [node, tasks] : by_node) EXPECT_EQ(tasks, 1) << node;
+
+  // Four nodes hold four such tasks, never five.
+  distinct.tasks = 4;
+  EXPECT_TRUE(FindPlacement(free(), kPool, distinct).has_value());
+  distinct.tasks = 5;
+  EXPECT_FALSE(FindPlacement(free(), kPool, distinct).has_value());
+  EXPECT_THAT(WhyNeverPlaceable(cluster(), kPool, distinct).value_or(""), HasSubstr("at most 4 such tasks"));
+}
+
+TEST_F(PlacementTest, AWholeNodeRequestMustAskForAllOfANodesGpus) {
+  Use(kFlat);
+  PlacementRequest exclusive = Request(2, 4);
+  exclusive.one_task_per_node = true;
+  exclusive.whole_nodes = true;
+  EXPECT_THAT(WhyNeverPlaceable(cluster(), kPool, exclusive).value_or(""), HasSubstr("--gpus-per-node=8"));
+  exclusive.gpus_per_task = 8;
+  EXPECT_FALSE(WhyNeverPlaceable(cluster(), kPool, exclusive).has_value());
+}
+
 TEST_F(PlacementTest, BestFitKeepsAnEmptyNvlinkDomainWhole) {
   Use(kFlat);
   free().Take(NodeNamed("a1"), 8, 0, 0);  // nvA: 8 free (a2), nvB: 16 free

@@ -339,7 +339,7 @@ std::optional<Reservation> ReservationBook::PlanOnIndex(Model& model, PoolIndex 
     std::optional<Placement> placement;
     if (anywhere) {
       // Counting whole tasks per node is exact for GPUs; CPUs and memory may still fall short.
-      if (free.TasksThatFit(shape.root, request.gpus_per_task, request.tasks) >= request.tasks) {
+      if (free.TasksThatFit(shape.root, request.gpus_per_task, request.tasks, request.PerNodeLimit()) >= request.tasks) {
         placement = PlaceAnywhereBusyFirst(free, idle_now_, pool, request, taken_scratch_);
       }
     } else if (FindPlacement(free, pool, request)) {

@@ -10,7 +10,7 @@ namespace allot {
 namespace {
 // A request shape in a pool at a hold level. Placement failures are remembered per shape for the
 // pass, so thousands of equal jobs behind a full pool cost one lookup each.
-using ShapeKey = std::tuple<int, int, int, int64_t, int, int>;
+using ShapeKey = std::tuple<int, int, int, int64_t, int, int, bool>;
 }  // namespace
 
 struct Scheduler::Pass {
@@ -45,7 +45,7 @@ namespace {
 ShapeKey MakeShapeKey(int hold_level, const PlacementRequest& request) {
   return {hold_level, static_cast<int>(request.topology.mode),
           static_cast<int>(request.topology.level), request.memory_per_task,
-          request.cpus_per_task, request.gpus_per_task};
+          request.cpus_per_task, request.gpus_per_task, request.one_task_per_node};
 }
 
 // "0-3" or "0,2,5": GPU indexes of a node mask.
@@ -103,7 +103,7 @@ std::optional<std::string> Scheduler::NeverPlaceable(PoolIndex pool,
                   ? static_cast<int>(request.topology.level) : 0;
   auto key = std::make_tuple(pool, level, static_cast<int>(request.topology.mode),
                              request.gpus_per_task, request.cpus_per_task, request.memory_per_task,
-                             request.tasks);
+                             request.tasks, request.one_task_per_node, request.whole_nodes);
   auto found = never_cache_.find(key);
   if (found == never_cache_.end()) {
     found = never_cache_.emplace(key, WhyNeverPlaceable(model_->cluster(), pool, request).value_or("")).first;

@@ -149,8 +149,9 @@ class Scheduler {
   uint64_t passes_ = 0;
   bool last_pass_stopped_early_ = false;
   Time last_pass_time_ = 0;
-  // (pool, level, mode, gpus, cpus, memory, tasks) -> why it can never be placed ("" if it can).
-  std::map<std::tuple<PoolIndex, int, int, int, int, int64_t, int>, std::string> never_cache_;
+  // (pool, level, mode, gpus, cpus, memory, tasks, one per node, whole nodes) -> why it can never
+  // be placed ("" if it can).
+  std::map<std::tuple<PoolIndex, int, int, int, int, int64_t, int, bool, bool>, std::string> never_cache_;
 };
 
 // "start job=3 pool=p nodes=n1[0-3],n2[0-3]": one line per decision, for logs and golden tests.
