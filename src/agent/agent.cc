@@ -260,6 +260,14 @@ void Agent::Launch(const json& assignment) {
     if (const char* value = std::getenv(name)) launch.environment[name] = value;
   }
   if (!launch.environment.contains("PATH")) launch.environment["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  // A task finds the server, and `allot run` and `srun` beside the shim (where allot is), so a
+  // script's steps start on any node however allot was installed there.
+  launch.environment["ALLOT_SERVER"] = options_.server;
+  if (!options_.ca_file.empty()) launch.environment["ALLOT_CA_FILE"] = options_.ca_file;
+  const std::string tools = fs::path(options_.shim).parent_path().string();
+  if (!tools.empty() && (":" + launch.environment["PATH"] + ":").find(":" + tools + ":") == std::string::npos) {
+    launch.environment["PATH"] += ":" + tools;
+  }
   const json environment = assignment.value("environment", json::object());
   for (const auto& [name, value] : environment.items()) launch.environment[name] = value.get<std::string>();
   // Whose uid the task gets; a job no Unix user is mapped for does not start.

@@ -21,8 +21,9 @@
 
 namespace allot {
 
-// A job has at most a million tasks (config.cc), so no task index is larger.
-inline constexpr uint64_t kMaxTaskIndex = 1000000;
+// A job has at most a million tasks of its own (config.cc); the tasks of its steps (srun) take
+// the indexes after those, up to this bound, which keeps every index an int.
+inline constexpr uint64_t kMaxTaskIndex = uint64_t{1} << 30;
 
 StatusOr<nlohmann::json> ParseAgentReport(std::string_view body);
 

@@ -43,6 +43,7 @@
 #include "agent/nodesim.h"
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/run_step.h"
 #include "core/config.h"
 #include "core/generator.h"
 #include "sched/scenario.h"
@@ -219,6 +220,8 @@ struct ClientCommandLine {
   std::vector<std::string> jobs;               // cancel, hold, release
   std::string token_id;                        // token revoke
   LogsOptions logs;
+  StepOptions step;
+  std::string step_mpi = "none";  // srun --mpi
   OutputFormat output = OutputFormat::kTable;  // for commands without an options struct
 
   using Runner = std::function<int(ApiClient&, const CommandEnv&)>;
@@ -342,6 +345,42 @@ void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
   logs->add_option("--stream", line.logs.stream, "out (default) or err")->check(CLI::IsMember({"out", "err"}));
   logs->add_flag("-f,--follow", line.logs.follow, "Keep printing new output until the job ends");
 
+  // `allot run`, and `srun` (the same program under Slurm's name): options as srun spells them;
+  // everything from the command on is the command's.
+  CLI::App* run = add(app, "run", "Start a step (tasks) inside a running job's allocation, like srun",
+                      [&line](ApiClient& client, const CommandEnv& env) {
+                        if (line.step_mpi != "none") {
+                          return ReportError(InvalidArgumentError(
+                                                 "--mpi={}: allot provides no PMI server; start MPI programs with "
+                                                 "--mpi=none and the MPI's own launcher (mpirun) or its "
+                                                 "environment bootstrap", line.step_mpi),
+                                             env.err);
+                        }
+                        line.step.environment = ProcessEnvironment();
+                        return RunStep(client, line.step, env);
+                      });
+  run->prefix_command();
+  run->add_option("--jobid", line.step.job, "The job (default: ALLOT_JOB_ID, SLURM_JOB_ID: the job this runs in)");
+  run->add_option("-n,--ntasks", line.step.ntasks, "Tasks to start (default: the job's tasks per node on each node)")
+      ->check(CLI::Range(1, 65536));
+  run->add_option("-N,--nodes", line.step.nodes, "How many of the job's nodes to use (default: all)")->check(CLI::Range(1, 65536));
+  run->add_option("--ntasks-per-node", line.step.ntasks_per_node, "Tasks on each node")->check(CLI::Range(1, 65536));
+  run->add_option("--gpus-per-task", line.step.gpus_per_task,
+                  "GPUs of the node's share each task gets, distinct (default: every task sees all)")
+      ->check(CLI::Range(1, 64));
+  run->add_flag("-l,--label", line.step.label, "Prefix each output line with its task's rank");
+  run->add_option("--export", line.step.export_variables,
+                  "Variables passed to the tasks: ALL (default), NONE, or NAME[=VALUE],... (with ALL to add to it)");
+  run->add_option("-D,--chdir", line.step.working_directory, "The tasks' working directory (default: this one)");
+  run->add_option("--mpi", line.step_mpi, "none (the only one: allot has no PMI server)");
+  // Accepted for scripts that pass them; they change nothing allot does.
+  bool ignored_flag = false;
+  std::string ignored_value;
+  run->add_flag("-u,--unbuffered", ignored_flag, "Output is passed on as it comes anyway");
+  run->add_option("-J,--job-name", ignored_value, "Accepted; a step has no name of its own");
+  run->add_option("--cpu-bind", ignored_value, "Accepted; tasks get the job's CPUs on their node");
+  run->add_flag("--overlap,--exact", ignored_flag, "Accepted; steps always share the job's resources");
+
   CLI::App* audit = add(app, "audit", "The audit log of privileged actions, newest first (operators)",
                         [&line](ApiClient& client, const CommandEnv& env) { return RunAudit(client, line.audit, env); });
   audit->add_option("--since", line.audit.since, "From this time: Unix seconds or YYYY-MM-DD (UTC)");
@@ -389,12 +428,24 @@ void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
 }
 
 // Runs the client subcommand the command line chose; nullopt when it chose an offline one.
-std::optional<int> RunClientCommand(const ClientCommandLine& line) {
+void OnStepSignal(int signal) { step_interrupt.store(signal); }
+
+std::optional<int> RunClientCommand(ClientCommandLine& line) {
   for (const auto& [command, runner] : line.commands) {
     if (!command->parsed()) continue;
     CommandEnv env{.in = std::cin, .out = std::cout, .err = std::cerr, .now = std::time(nullptr)};
     const ClientCommandLine::Runner& run = runner;  // clang before 16 cannot capture bindings
-    return RunWithClient(line.flags, std::cerr,
+    ClientFlags flags = line.flags;
+    if (command->get_name() == "run") {
+      line.step.argv = command->remaining();
+      // Inside a job, its own credential starts its steps (unless a token is given).
+      const char* job_token = std::getenv("ALLOT_JOB_TOKEN");
+      if (flags.token.empty() && job_token != nullptr && *job_token != '\0') flags.token = job_token;
+      // The step is cancelled, not abandoned, when this process is interrupted or told to stop.
+      ::signal(SIGINT, OnStepSignal);
+      ::signal(SIGTERM, OnStepSignal);
+    }
+    return RunWithClient(flags, std::cerr,
                          [&run, &env](ApiClient& client) { return run(client, env); });
   }
   return std::nullopt;
@@ -408,6 +459,18 @@ int main(int argc, char** argv) {
   // writes through OpenSSL do not pass MSG_NOSIGNAL). Tasks get every signal at its default again
   // (allot-shim).
   ::signal(SIGPIPE, SIG_IGN);
+  // Slurm's names for commands, installed as links to allot (cmake --install), run the allot
+  // command that does their job: `srun ARGS` is `allot run ARGS`.
+  std::vector<char*> arguments(argv, argv + argc);
+  static char kAllot[] = "allot";
+  static char kRun[] = "run";
+  const std::string_view called = std::string_view(argv[0]).substr(std::string_view(argv[0]).rfind('/') + 1);
+  if (called == "srun") {
+    arguments[0] = kAllot;
+    arguments.insert(arguments.begin() + 1, kRun);
+  }
+  argc = static_cast<int>(arguments.size());
+  argv = arguments.data();
   CLI::App app{"allot: a workload manager for a national GPU pool"};
   app.require_subcommand(1);
 

@@ -298,6 +298,77 @@ TEST_F(AgentEndToEndTest, ABatchScriptRunsOnceInTheSubmitDirectoryAsUnderSlurm) 
   EXPECT_TRUE(WaitUntil([&] { return Logs(id, 0) == out; }));  // and shipped for allot logs
 }
 
+// Submits a batch script from a directory the jobs may write, as `allot submit` from that
+// directory; returns the job id.
+JobId SubmitScript(const std::string& server, const std::string& token, const fs::path& dir, const std::string& name,
+                   const std::string& text) {
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::all);
+  std::ofstream(dir / name) << text;
+  std::string command = fmt::format("cd {} && {} submit {} --server {} --token {} -A lab 2>&1", dir.string(),
+                                    ALLOT_BINARY, name, server, token);
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return 0;
+  char line[512] = {};
+  std::string said = fgets(line, sizeof line, pipe) ? line : "";
+  pclose(pipe);
+  EXPECT_THAT(said, testing::StartsWith("Submitted job ")) << said;
+  return said.starts_with("Submitted job ") ? std::stoull(said.substr(14)) : 0;
+}
+
+TEST_F(AgentEndToEndTest, SrunInABatchScriptStartsRanksOnEveryNodeOfTheJob) {
+  fs::path project = dir_ / "work" / "steps";
+  JobId id = SubmitScript(server_->url(), server_->OperatorToken(), project, "ddp.sh",
+                          "#!/bin/bash\n"
+                          "#SBATCH --nodes=2 --ntasks-per-node=2 --gpus-per-node=4\n"
+                          "export FROM_SCRIPT=yes\n"
+                          "srun --label --gpus-per-task=2 bash -c 'echo \"rank=$SLURM_PROCID local=$SLURM_LOCALID "
+                          "node=$SLURM_NODEID world=$WORLD_SIZE cuda=$CUDA_VISIBLE_DEVICES step=$SLURM_STEP_ID "
+                          "env=$FROM_SCRIPT\"'\n"
+                          "srun -n 1 bash -c 'exit 5'\n"
+                          "echo \"second step: $?\"\n"
+                          "srun --mpi=pmix true\n"
+                          "echo \"pmix: $?\"\n");
+  ASSERT_NE(id, 0u);
+  json done = WaitForState(id, "completed", 30);
+  ASSERT_EQ(done["state"], "completed") << done.dump() << Logs(id, 0);
+  std::string out = Read(project / fmt::format("slurm-{}.out", id));
+  // Four ranks over two distinct nodes, each with its own pair of the node's GPUs.
+  for (const char* line : {"0: rank=0 local=0 node=0 world=4 cuda=0,1 step=0 env=yes\n",
+                           "1: rank=1 local=1 node=0 world=4 cuda=2,3 step=0 env=yes\n",
+                           "2: rank=2 local=0 node=1 world=4 cuda=0,1 step=0 env=yes\n",
+                           "3: rank=3 local=1 node=1 world=4 cuda=2,3 step=0 env=yes\n"}) {
+    EXPECT_THAT(out, HasSubstr(line));
+  }
+  EXPECT_THAT(out, HasSubstr("second step: 5\n"));  // the step's exit status comes back to the script
+  EXPECT_THAT(out, HasSubstr("--mpi=pmix: allot provides no PMI server"));
+  EXPECT_THAT(out, HasSubstr("pmix: 2\n"));
+  json step = Call("GET", fmt::format("/v1/jobs/{}/steps/1", id));
+  EXPECT_EQ(step["state"], "failed") << step.dump();
+  EXPECT_EQ(step["exit_code"], 5);
+}
+
+TEST_F(AgentEndToEndTest, AStepIsKilledWhenItsJobEndsAndItsCredentialDiesWithIt) {
+  fs::path project = dir_ / "work" / "cancel";
+  JobId id = SubmitScript(server_->url(), server_->OperatorToken(), project, "long.sh",
+                          "#!/bin/bash\n"
+                          "#SBATCH --nodes=2 --gpus-per-node=1\n"
+                          "echo $ALLOT_JOB_TOKEN > token\n"
+                          "srun bash -c 'echo $$ > pid.$SLURM_PROCID; sleep 300'\n");
+  ASSERT_NE(id, 0u);
+  ASSERT_TRUE(WaitUntil([&] { return fs::exists(project / "pid.0") && fs::exists(project / "pid.1"); }, 30));
+  pid_t rank1 = 0;
+  ASSERT_TRUE(WaitUntil([&] { return (rank1 = std::atoi(Read(project / "pid.1").c_str())) > 0; }));
+  std::string token = Read(project / "token");
+  token.erase(token.find_last_not_of('\n') + 1);
+  // The job's credential reads its own job, and no other route.
+  EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}", id), "", token)["id"], id);
+  EXPECT_THAT(Call("GET", "/v1/nodes", "", token).dump(), HasSubstr("only starts and follows that job's steps"));
+  Call("POST", fmt::format("/v1/jobs/{}/cancel", id));
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(rank1); }, 20)) << "rank 1's task outlived its job";
+  EXPECT_THAT(Call("GET", fmt::format("/v1/jobs/{}", id), "", token).dump(), HasSubstr("allocation that has ended"));
+}
+
 TEST_F(AgentEndToEndTest, EachJobRunsAsTheUnixUserItsUserMapsTo) {
   if (geteuid() != 0) GTEST_SKIP() << "switching users needs root";
   if (!getpwnam("nobody")) GTEST_SKIP() << "no user 'nobody' here";

@@ -1,9 +1,12 @@
 #include "server/auth.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <array>
+#include <charconv>
 #include <stdexcept>
 
 namespace allot {
@@ -32,6 +35,8 @@ std::string_view RoleName(Role role) {
       return "agent";
     case Role::kBootstrap:
       return "bootstrap";
+    case Role::kJob:
+      return "job";
   }
   return "unknown";
 }
@@ -72,6 +77,42 @@ std::string_view BearerToken(std::string_view authorization) {
   std::string_view token = authorization.substr(kScheme.size());
   while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
   return token;
+}
+
+}  // namespace allot
+
+namespace allot {
+
+std::string NewSecretKey() { return NewToken().substr(6); }
+
+static std::string JobSignature(std::string_view key, uint64_t job, uint64_t epoch) {
+  const std::string message = fmt::format("job:{}:{}", job, epoch);
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int size = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(message.data()),
+       message.size(), digest.data(), &size);
+  return Hex(digest.data(), size);
+}
+
+std::string JobCredential(std::string_view key, uint64_t job, uint64_t epoch) {
+  return fmt::format("{}{}_{}_{}", kJobCredentialPrefix, job, epoch, JobSignature(key, job, epoch));
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> CheckJobCredential(std::string_view key, std::string_view token) {
+  if (!token.starts_with(kJobCredentialPrefix)) return std::nullopt;
+  token.remove_prefix(kJobCredentialPrefix.size());
+  uint64_t job = 0;
+  uint64_t epoch = 0;
+  auto [after_job, job_error] = std::from_chars(token.data(), token.data() + token.size(), job);
+  if (job_error != std::errc() || after_job == token.data() + token.size() || *after_job != '_') return std::nullopt;
+  auto [after_epoch, epoch_error] = std::from_chars(after_job + 1, token.data() + token.size(), epoch);
+  if (epoch_error != std::errc() || after_epoch == token.data() + token.size() || *after_epoch != '_') return std::nullopt;
+  std::string_view signature(after_epoch + 1, static_cast<size_t>(token.data() + token.size() - after_epoch - 1));
+  std::string expected = JobSignature(key, job, epoch);
+  if (signature.size() != expected.size() || CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) != 0) {
+    return std::nullopt;
+  }
+  return std::make_pair(job, epoch);
 }
 
 }  // namespace allot

@@ -139,6 +139,17 @@ Status Controller::Recover() {
   const AccountTree& tree = scheduler_->model().accounts();
   ALLOT_ASSIGN_OR_RETURN(std::vector<SettingRow> settings, store_->LoadSettings());
 
+  // The key that signs jobs' own credentials: made once, kept, so credentials outlive restarts.
+  for (const SettingRow& setting : settings) {
+    if (setting.kind == "secret" && setting.key == "job_key") job_key_ = setting.value;
+  }
+  if (job_key_.empty()) {
+    job_key_ = NewSecretKey();
+    WriteBatch batch;
+    batch.PutSetting({"secret", "job_key", job_key_});
+    ALLOT_RETURN_IF_ERROR(store_->Commit(std::move(batch)));
+  }
+
   // Quotas and grants first: admission of the jobs below depends on them.
   for (const SettingRow& setting : settings) {
     if (setting.kind != "quota" && setting.kind != "grant") continue;
@@ -214,6 +225,17 @@ Status Controller::Recover() {
       record.idempotency_key = doc.value("idempotency_key", "");
       if (row.state == "running" && doc.contains("task_exits")) {
         for (const auto& [task, code] : doc["task_exits"].items()) record.task_exits[std::stoi(task)] = code.get<int>();
+      }
+      if (row.state == "running" && doc.contains("step_records")) {
+        record.next_task_index = doc.value("next_task_index", 0);
+        for (const json& step_doc : doc["step_records"]) {
+          StatusOr<Step> step = StepFromJson(step_doc);
+          if (!step.ok()) {
+            status = step.status();
+            break;
+          }
+          record.steps.push_back(std::move(*step));
+        }
       }
       if (row.state == "running") {
         std::vector<TaskAllocation> tasks;
@@ -394,6 +416,18 @@ StatusOr<Principal> Controller::Authenticate(std::string_view token) const {
     return Status(StatusCode::kUnauthenticated,
                   "missing bearer token: send the header 'Authorization: Bearer TOKEN'");
   }
+  if (token.starts_with(kJobCredentialPrefix)) {
+    std::optional<std::pair<uint64_t, uint64_t>> claim = CheckJobCredential(job_key_, token);
+    if (!claim) return Status(StatusCode::kUnauthenticated, "this job credential is not valid");
+    std::lock_guard lock(mutex_);
+    const Job* job = scheduler_->model().FindJob(claim->first);
+    if (!job || job->state != JobState::kRunning || job->epoch != claim->second) {
+      return Status(StatusCode::kUnauthenticated,
+                    fmt::format("job {}'s credential is for an allocation that has ended", claim->first));
+    }
+    return Principal{.user = job->spec.user, .role = Role::kJob, .account = job->spec.account,
+                     .account_index = job->account, .job = claim->first, .job_epoch = claim->second};
+  }
   std::string hash = HashToken(token);
   TokenRow row;
   {
@@ -421,6 +455,9 @@ StatusOr<Principal> Controller::Authenticate(std::string_view token) const {
 
 bool Controller::Sees(const Principal& who, AccountIndex account) const {
   if (who.is_operator()) return true;
+  // A job's credential sees its own account's jobs only; the HTTP layer lets it name no job but
+  // its own.
+  if (who.role == Role::kJob) return account == who.account_index;
   if (who.role != Role::kTenant || who.account_index == kNoAccount || account == kNoAccount) return false;
   return scheduler_->model().accounts().IsAncestorOrSelf(who.account_index, account);
 }
@@ -509,6 +546,24 @@ json Controller::LiveJobJson(const Job& job, const JobRecord& record) const {
     doc["task_exits"] = exits;
   }
   doc["spec"] = record.spec_doc ? *record.spec_doc : SubmissionToJson(*record.request);
+  if (!record.steps.empty()) {
+    json steps = json::array();
+    for (const Step& step : record.steps) steps.push_back(StepJson(job, step));
+    doc["steps"] = std::move(steps);
+  }
+  return doc;
+}
+
+json Controller::StoredLiveJobJson(const Job& job, const JobRecord& record) const {
+  json doc = LiveJobJson(job, record);
+  // Whole steps are stored, not shown: a step keeps its caller's environment, which may hold
+  // secrets.
+  if (!record.steps.empty()) {
+    json steps = json::array();
+    for (const Step& step : record.steps) steps.push_back(StepToJson(step));
+    doc["step_records"] = std::move(steps);
+    doc["next_task_index"] = record.next_task_index;
+  }
   return doc;
 }
 
@@ -521,6 +576,12 @@ json Controller::EndedJobJson(const Job& job, const JobRecord& record, const End
   doc["end_reason"] = end.message;
   if (job.state == JobState::kRunning) {
     doc["start_time"] = job.start_time;
+  }
+  // Steps still running when their job ended were killed with it.
+  if (doc.contains("steps")) {
+    for (json& step : doc["steps"]) {
+      if (step["state"] == "running") step["state"] = "cancelled";
+    }
   }
   return doc;
 }
@@ -539,7 +600,7 @@ void Controller::PersistLive(JobId id, WriteBatch& batch) const {
   const Job* job = scheduler_->model().FindJob(id);
   auto record = records_.find(id);
   if (!job || record == records_.end()) return;
-  batch.PutJob(RowOf(id, LiveJobJson(*job, record->second)));
+  batch.PutJob(RowOf(id, StoredLiveJobJson(*job, record->second)));
 }
 
 std::vector<UsageRow> Controller::RunUsage(const Job& job, Time end) const {
@@ -569,6 +630,13 @@ json Controller::RecordEnded(const Job& job, const EndInfo& end, Time now, Write
     // Its agents ship the last of its output after it ended; remember where its tasks ran.
     std::vector<NodeIndex>& nodes = ended_nodes_[job.id];
     for (const TaskAllocation& task : job.tasks) nodes.push_back(task.node);
+    if (!found->second.steps.empty()) {
+      const std::vector<JobNode> job_nodes = JobNodes(job);
+      nodes.resize(static_cast<size_t>(found->second.next_task_index), std::numeric_limits<NodeIndex>::max());
+      for (const Step& step : found->second.steps) {
+        for (const StepTask& task : step.tasks) nodes[static_cast<size_t>(task.index)] = job_nodes[static_cast<size_t>(task.node)].node;
+      }
+    }
     ended_nodes_order_.push_back(job.id);
     while (ended_nodes_order_.size() > kEndedJobsRemembered) {
       ended_nodes_.erase(ended_nodes_order_.front());
@@ -598,7 +666,10 @@ bool Controller::TaskRanOn(JobId id, int task, NodeIndex node) const {
   if (task < 0) return false;
   const size_t index = static_cast<size_t>(task);
   if (const Job* job = scheduler_->model().FindJob(id)) {
-    return job->state == JobState::kRunning && index < job->tasks.size() && job->tasks[index].node == node;
+    if (job->state != JobState::kRunning) return false;
+    if (index < job->tasks.size()) return job->tasks[index].node == node;
+    auto [step, step_task] = FindStepTask(records_.at(id), task);
+    return step_task != nullptr && JobNodes(*job)[static_cast<size_t>(step_task->node)].node == node;
   }
   auto ended = ended_nodes_.find(id);
   return ended != ended_nodes_.end() && index < ended->second.size() && ended->second[index] == node;
@@ -1490,11 +1561,34 @@ StatusOr<std::string> Controller::Metrics(const Principal& who) {
 
 // ---- Agents -----------------------------------------------------------------------------------
 
-json Controller::KillsFor(const std::set<std::tuple<JobId, uint64_t, int>>& known) const {
+bool Controller::TaskIsCurrent(JobId id, uint64_t epoch, int index, NodeIndex node) const {
+  const Job* job = scheduler_->model().FindJob(id);
+  if (!job || job->state != JobState::kRunning || job->epoch != epoch || index < 0) return false;
+  if (index < static_cast<int>(job->tasks.size())) return job->tasks[static_cast<size_t>(index)].node == node;
+  auto [step, task] = FindStepTask(records_.at(id), index);
+  return task != nullptr && !step->cancelled && JobNodes(*job)[static_cast<size_t>(task->node)].node == node;
+}
+
+std::pair<Step*, StepTask*> Controller::FindStepTask(JobRecord& record, int index) {
+  auto [step, task] = FindStepTask(static_cast<const JobRecord&>(record), index);
+  return {const_cast<Step*>(step), const_cast<StepTask*>(task)};
+}
+
+std::pair<const Step*, const StepTask*> Controller::FindStepTask(const JobRecord& record, int index) {
+  // Steps hold consecutive ranges of indexes, in order: the last one starting at or before it.
+  auto after = std::upper_bound(record.steps.begin(), record.steps.end(), index,
+                                [](int i, const Step& step) { return i < step.first_index; });
+  if (after == record.steps.begin()) return {nullptr, nullptr};
+  const Step& step = *std::prev(after);
+  size_t offset = static_cast<size_t>(index - step.first_index);
+  if (offset >= step.tasks.size()) return {nullptr, nullptr};
+  return {&step, &step.tasks[offset]};
+}
+
+json Controller::KillsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const {
   json kills = json::array();
   for (const auto& [id, epoch, index] : known) {
-    const Job* job = scheduler_->model().FindJob(id);
-    if (!job || job->epoch != epoch || job->state != JobState::kRunning) {
+    if (!TaskIsCurrent(id, epoch, index, node)) {
       kills.push_back({{"job", id}, {"epoch", epoch}, {"task", index}, {"grace_seconds", options_.kill_grace_seconds}});
     }
   }
@@ -1513,7 +1607,7 @@ void Controller::CompleteLongPoll(NodeIndex node) {
     }
   }
   json reply = {{"node", scheduler_->model().cluster().node(node).name}, {"heartbeat_seconds", HeartbeatSeconds()},
-                {"assignments", AssignmentsFor(node, poll.known)}, {"kills", KillsFor(poll.known)},
+                {"assignments", AssignmentsFor(node, poll.known)}, {"kills", KillsFor(node, poll.known)},
                 {"acks", json::array()}};
   // The callback only hands the reply to the network thread: cheap, and it takes no lock of ours.
   poll.done(std::move(reply));
@@ -1589,6 +1683,8 @@ json Controller::TaskEnvironment(const Job& job, const JobRecord& record, int ta
       {"ALLOT_NUM_TASKS", std::to_string(job.spec.tasks)},
       {"ALLOT_NODELIST", fmt::format("{}", fmt::join(nodes, ","))},
       {"ALLOT_PROCESSES_PER_TASK", std::to_string(processes)},
+      // What `allot run` and srun inside the job present to start its steps.
+      {"ALLOT_JOB_TOKEN", JobToken(job.id, job.epoch)},
       {"CUDA_VISIBLE_DEVICES", gpus},
       {"NVIDIA_VISIBLE_DEVICES", gpus},
       // torch.distributed and friends: one rendezvous per job, on the first task's node.
@@ -1698,6 +1794,16 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
       if (!request.submit_dir.empty()) assignment["fallback_to_own_directory"] = true;
       assignments.push_back(std::move(assignment));
     }
+    if (record.steps.empty()) continue;
+    const std::vector<JobNode> job_nodes = JobNodes(job);
+    for (const Step& step : record.steps) {
+      if (step.cancelled) continue;
+      for (const StepTask& task : step.tasks) {
+        if (task.exit_code || job_nodes[static_cast<size_t>(task.node)].node != node) continue;
+        if (known.contains({id, job.epoch, task.index})) continue;
+        assignments.push_back(StepAssignment(job, record, step, task));
+      }
+    }
   }
   return assignments;
 }
@@ -1710,6 +1816,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
     std::string data;
   };
   std::vector<LogWrite> log_writes;
+  std::unique_lock<std::mutex> logs_lock(log_mutex_, std::defer_lock);
   Store::Ticket ticket;
   bool parked = false;
   StatusOr<json> reply = [&]() -> StatusOr<json> {
@@ -1772,6 +1879,9 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       if (!TaskRanOn(id, task, node)) continue;
       log_writes.push_back({LogPath(id, task, stream), chunk.value("offset", int64_t{0}), chunk.value("data", "")});
     }
+    // Taken before the state lock is released, so a reader who sees an exit this sync reports
+    // waits for the output that came with it (JobLogs).
+    if (!log_writes.empty()) logs_lock.lock();
 
     json kills = json::array();
     json acks = json::array();
@@ -1782,8 +1892,18 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       int index = task.value("task", -1);
       known.insert({id, epoch, index});
       const Job* job = scheduler_->model().FindJob(id);
-      bool current = job && job->state == JobState::kRunning && job->epoch == epoch && index >= 0 &&
-                     index < static_cast<int>(job->tasks.size()) && job->tasks[index].node == node;
+      bool current = TaskIsCurrent(id, epoch, index, node);
+      // A step's task: its exit is the step's, not the job's.
+      StepTask* step_task = current && index >= static_cast<int>(job->tasks.size())
+                                ? FindStepTask(records_.at(id), index).second : nullptr;
+      if (step_task != nullptr) {
+        if (task.value("state", "") == "exited") {
+          acks.push_back({{"job", id}, {"epoch", epoch}, {"task", index}});
+          step_task->exit_code = task.value("exit_code", 1);
+          PersistLive(id, batch);
+        }
+        continue;
+      }
       if (current) {
         JobRecord& record = records_.at(id);
         if (record.placed_at) {
@@ -1864,7 +1984,6 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
   // The output, appended outside the state lock; a resent chunk is skipped (its offset says where
   // it starts). Write errors are logged: the task goes on, and the agent sends the chunk again.
   if (!log_writes.empty()) {
-    std::lock_guard logs(log_mutex_);
     for (LogWrite& write : log_writes) {
       std::error_code error;
       std::filesystem::create_directories(write.path.parent_path(), error);
@@ -1875,6 +1994,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       if (!file) spdlog::error("cannot write {}: {}", write.path.string(), std::strerror(errno));
     }
   }
+  if (logs_lock.owns_lock()) logs_lock.unlock();
   if (parked) return;
   if (reply.ok() && ticket) WaitDurable(ticket);
   done(std::move(reply));
@@ -1900,6 +2020,8 @@ void Controller::CheckAgents(Time now, WriteBatch& batch) {
         record->second.task_exits.clear();
         record->second.timed_out = false;
         record->second.out_of_memory = false;
+        record->second.steps.clear();
+        record->second.next_task_index = 0;
       }
       PersistLive(id, batch);
     }
@@ -1915,6 +2037,9 @@ StatusOr<json> Controller::JobLogs(const Principal& who, JobId id, int task, std
   if (offset < 0) return InvalidArgumentError("offset must not be negative");
   ALLOT_ASSIGN_OR_RETURN(json job, GetJob(who, id));  // visibility, and whether it has ended
   bool complete = job["state"] != "pending" && job["state"] != "running";
+  // A sync writes its output under this lock, which it takes before it releases the state lock:
+  // whoever saw a task's exit reads all the output shipped with it.
+  std::lock_guard logs(log_mutex_);
   std::ifstream file(LogPath(id, task, stream), std::ios::binary);
   std::string data;
   if (file) {
@@ -2066,6 +2191,8 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
       record->second.task_exits.clear();
       record->second.timed_out = false;
       record->second.out_of_memory = false;
+      record->second.steps.clear();
+      record->second.next_task_index = 0;
     }
     PersistLive(id, batch);
   }

@@ -41,6 +41,7 @@
 #include "core/config.h"
 #include "sched/scheduler.h"
 #include "server/auth.h"
+#include "server/steps.h"
 #include "store/store.h"
 
 namespace allot {
@@ -157,6 +158,15 @@ class Controller {
   StatusOr<nlohmann::json> JobLogs(const Principal& who, JobId id, int task, std::string_view stream,
                                    int64_t offset);
 
+  // Job steps (docs/api.md, "Steps"): tasks started inside a running job's allocation by
+  // `allot run` or `srun`, on its nodes, through their agents. The job's own credential
+  // (ALLOT_JOB_TOKEN in its environment), its user's token or an operator's may start them.
+  StatusOr<nlohmann::json> CreateStep(const Principal& who, JobId id, std::string_view body);
+  StatusOr<nlohmann::json> GetStep(const Principal& who, JobId id, int step);
+  StatusOr<nlohmann::json> CancelStep(const Principal& who, JobId id, int step);
+  // The credential a job's tasks get for its steps: good for that job, in that allocation only.
+  std::string JobToken(JobId id, uint64_t epoch) const;
+
   // Prometheus text exposition (docs/api.md, "Metrics").
   StatusOr<std::string> Metrics(const Principal& who);
   // Counted by the HTTP layer: requests answered with an error.
@@ -187,6 +197,10 @@ class Controller {
     // by an agent: the placement-to-running delay.
     std::optional<std::chrono::steady_clock::time_point> placed_at;
     bool out_of_memory = false;       // a task was killed at its memory limit
+    // Steps (`allot run`, srun) started in the current allocation, by id; their tasks take
+    // indexes from next_task_index up (0: just after the job's own tasks).
+    std::vector<Step> steps;
+    int next_task_index = 0;
   };
   struct AgentState {
     Time last_seen = 0;
@@ -265,7 +279,19 @@ class Controller {
   // Wakes the nodes whose waiting syncs know a task of the job, and the nodes it runs on.
   void WakeJob(JobId id);
   void CompleteLongPoll(NodeIndex node);
-  nlohmann::json KillsFor(const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
+  // LiveJobJson and what only the store keeps (the job's steps).
+  nlohmann::json StoredLiveJobJson(const Job& job, const JobRecord& record) const;
+  nlohmann::json KillsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
+  // Whether the agent of `node` should go on running task `index` of job `id` in `epoch`: a task
+  // of the job's current allocation placed there, or a live step's task there.
+  bool TaskIsCurrent(JobId id, uint64_t epoch, int index, NodeIndex node) const;
+  // The step task a task index names, if the index is a step's.
+  static std::pair<Step*, StepTask*> FindStepTask(JobRecord& record, int index);
+  static std::pair<const Step*, const StepTask*> FindStepTask(const JobRecord& record, int index);
+  nlohmann::json StepAssignment(const Job& job, const JobRecord& record, const Step& step, const StepTask& task) const;
+  nlohmann::json StepJson(const Job& job, const Step& step) const;
+  // Looks up a step the caller may see: its job's own credential, or whoever sees the job.
+  StatusOr<std::pair<const Job*, JobRecord*>> StepJob(const Principal& who, JobId id) const;
   void LongPollTimerMain();
   // The heartbeat in force: the configured one, or longer for a large pool (see options).
   double HeartbeatSeconds() const;
@@ -281,6 +307,7 @@ class Controller {
   ControllerOptions options_;
   std::unique_ptr<Store> store_;
   bool created_operator_token_ = false;
+  std::string job_key_;  // signs jobs' own credentials (JobToken); kept in the store
 
   mutable std::mutex mutex_;  // guards everything below up to the loop's fields
   std::unique_ptr<Scheduler> scheduler_;

@@ -155,6 +155,9 @@ std::vector<RouteName> HttpApi::Routes() {
           {"post", "/v1/jobs/{id}/release"},
           {"post", "/v1/jobs/{id}/finish"},
           {"get", "/v1/jobs/{id}/logs"},
+          {"post", "/v1/jobs/{id}/steps"},
+          {"get", "/v1/jobs/{id}/steps/{step}"},
+          {"post", "/v1/jobs/{id}/steps/{step}/cancel"},
           {"post", "/v1/agents/{name}/register"},
           {"post", "/v1/agents/{name}/sync"},
           {"get", "/v1/accounts"},
@@ -177,19 +180,26 @@ std::vector<RouteName> HttpApi::Routes() {
 void HttpApi::Register() {
   Controller& c = controller_;
   // Wraps a handler that needs a caller: authenticates first.
-  // A bootstrap token is good for enrolling nodes and nothing else.
+  // A bootstrap token is good for enrolling nodes and nothing else; a job's own credential for
+  // its job's steps, its document and its logs.
+  enum class Also { kNone, kBootstrap, kJob };
   auto authed = [&c](std::function<void(const Principal&, const HttpRequest&, HttpResponse&)> handler,
-                     bool enrols = false) {
-    return [&c, handler, enrols](const HttpRequest& request, HttpResponse& response) {
+                     Also also = Also::kNone) {
+    return [&c, handler, also](const HttpRequest& request, HttpResponse& response) {
       StatusOr<Principal> who = c.Authenticate(BearerToken(request.get_header_value("Authorization")));
       if (!who.ok()) {
         response.set_header("WWW-Authenticate", "Bearer");
         WriteError(response, who.status());
         return;
       }
-      if (who->role == Role::kBootstrap && !enrols) {
+      if (who->role == Role::kBootstrap && also != Also::kBootstrap) {
         WriteError(response, Status(StatusCode::kPermissionDenied,
                                     "a bootstrap token only enrols nodes (POST /v1/agents/{node}/register)"));
+        return;
+      }
+      if (who->role == Role::kJob && also != Also::kJob) {
+        WriteError(response, Status(StatusCode::kPermissionDenied,
+                                    "a job's credential only starts and follows that job's steps and reads its logs"));
         return;
       }
       who->remote = fmt::format("{}:{}", request.remote_addr, request.remote_port);
@@ -227,16 +237,36 @@ void HttpApi::Register() {
     if (Status limit = LimitParam(request, query.limit); !limit.ok()) return WriteError(response, limit);
     WriteJson(response, c.ListJobs(who, query));
   }));
-  auto job_route = [&](std::function<StatusOr<json>(const Principal&, JobId, const HttpRequest&)> call) {
-    return authed([call](const Principal& who, const HttpRequest& request, HttpResponse& response) {
+  auto job_route = [&](std::function<StatusOr<json>(const Principal&, JobId, const HttpRequest&)> call,
+                       Also also = Also::kNone, int status = 200) {
+    return authed([call, status](const Principal& who, const HttpRequest& request, HttpResponse& response) {
       StatusOr<JobId> id = JobIdOf(request);
       if (!id.ok()) return WriteError(response, id.status());
-      WriteJson(response, call(who, *id, request));
-    });
+      if (who.role == Role::kJob && who.job != *id) return WriteError(response, NotFoundError("no job {}", *id));
+      WriteJson(response, call(who, *id, request), status);
+    }, also);
   };
   server_.Route("GET", "/v1/jobs/" + kId, job_route([&c](const Principal& who, JobId id, const HttpRequest&) {
     return c.GetJob(who, id);
-  }));
+  }, Also::kJob));
+  server_.Route("POST", "/v1/jobs/" + kId + "/steps", job_route([&c](const Principal& who, JobId id, const HttpRequest& request) {
+    return c.CreateStep(who, id, request.body);
+  }, Also::kJob, 201));
+  auto step_of = [](const HttpRequest& request) -> StatusOr<int> {
+    const std::string text = request.matches[2].str();
+    int step = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), step);
+    if (error != std::errc() || end != text.data() + text.size()) return InvalidArgumentError("'{}' is not a step", text);
+    return step;
+  };
+  server_.Route("GET", "/v1/jobs/" + kId + "/steps/" + kId, job_route([&c, step_of](const Principal& who, JobId id, const HttpRequest& request) -> StatusOr<json> {
+    ALLOT_ASSIGN_OR_RETURN(int step, step_of(request));
+    return c.GetStep(who, id, step);
+  }, Also::kJob));
+  server_.Route("POST", "/v1/jobs/" + kId + "/steps/" + kId + "/cancel", job_route([&c, step_of](const Principal& who, JobId id, const HttpRequest& request) -> StatusOr<json> {
+    ALLOT_ASSIGN_OR_RETURN(int step, step_of(request));
+    return c.CancelStep(who, id, step);
+  }, Also::kJob));
   server_.Route("POST", "/v1/jobs/" + kId + "/cancel", job_route([&c](const Principal& who, JobId id, const HttpRequest&) {
     return c.CancelJob(who, id);
   }));
@@ -266,10 +296,10 @@ void HttpApi::Register() {
     }
     std::string stream = request.has_param("stream") ? request.get_param_value("stream") : "out";
     return c.JobLogs(who, id, task, stream, offset);
-  }));
+  }, Also::kJob));
   server_.Route("POST", "/v1/agents/" + kName + "/register", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
     WriteJson(response, c.RegisterAgent(who, request.matches[1].str()), 201);
-  }, /*enrols=*/true));
+  }, Also::kBootstrap));
   // Answered later when the agent has nothing to do yet (a long poll that holds no thread).
   server_.RouteAsync("POST", "/v1/agents/" + kName + "/sync", [&c](const HttpRequest& request, HttpResponder respond) {
     HttpResponse response;
