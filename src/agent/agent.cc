@@ -255,6 +255,7 @@ void Agent::Launch(const json& assignment) {
   TaskLaunch launch{.job = job, .epoch = epoch, .task_index = index};
   for (const json& arg : assignment.value("argv", json::array())) launch.argv.push_back(arg.get<std::string>());
   launch.script = assignment.value("script", "");
+  for (const json& arg : assignment.value("script_args", json::array())) launch.script_args.push_back(arg.get<std::string>());
   // The task sees a small base environment of the agent's, then the job's.
   for (const char* name : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ"}) {
     if (const char* value = std::getenv(name)) launch.environment[name] = value;

@@ -83,6 +83,7 @@ StatusOr<RunningTask> TaskRunner::Launch(const TaskLaunch& launch) {
     if (launch.uid >= 0) (void)::fchown(fd, static_cast<uid_t>(launch.uid), static_cast<gid_t>(launch.gid));
     ::close(fd);
     task_argv = {script.string()};
+    task_argv.insert(task_argv.end(), launch.script_args.begin(), launch.script_args.end());
   }
   ALLOT_ASSIGN_OR_RETURN(task.cgroup, cgroups_.Create(name, launch.limits));
 

@@ -40,6 +40,7 @@ struct TaskLaunch {
   int task_index = 0;
   std::vector<std::string> argv;  // or, when empty, `script`
   std::string script;
+  std::vector<std::string> script_args;  // the script's arguments
   std::map<std::string, std::string> environment;  // the task's whole environment
   std::string working_directory;                   // must exist
   // Where the task runs instead when its user cannot enter working_directory (as Slurm falls

@@ -15,7 +15,7 @@ namespace {
 // Fields a submission adds to a job spec.
 const std::vector<std::string_view> kSubmissionFields = {
     "script", "processes_per_task", "array", "dependency", "output", "error", "chdir", "exclusive",
-    "hold", "batch", "submit_dir"};
+    "hold", "batch", "submit_dir", "script_args"};
 
 }  // namespace
 
@@ -48,6 +48,7 @@ nlohmann::json JobSpecToJson(const JobSpec& spec) {
 nlohmann::json SubmissionToJson(const SubmitRequest& request) {
   nlohmann::json json = JobSpecToJson(request.spec);
   if (!request.script.empty()) json["script"] = request.script;
+  if (!request.script_args.empty()) json["script_args"] = request.script_args;
   if (request.processes_per_task != 1) json["processes_per_task"] = request.processes_per_task;
   if (request.array) json["array"] = FormatArraySpec(*request.array);
   if (!request.dependencies.empty()) json["dependency"] = FormatDependencies(request.dependencies);
@@ -103,6 +104,17 @@ StatusOr<SubmitRequest> ParseSubmission(std::string_view text, std::string_view 
     ALLOT_RETURN_IF_ERROR(text_field("submit_dir", request.submit_dir));
     if (root["batch"]) {
       ALLOT_ASSIGN_OR_RETURN(request.batch, reader.Bool(root["batch"], "job.batch"));
+    }
+    if (root["script_args"]) {
+      const YAML::Node& args = root["script_args"];
+      if (!args.IsSequence()) return reader.Error(args, "job.script_args", "must be a list of strings");
+      for (size_t i = 0; i < args.size(); ++i) {
+        ALLOT_ASSIGN_OR_RETURN(std::string arg, reader.String(args[i], Item("job.script_args", i)));
+        request.script_args.push_back(std::move(arg));
+      }
+      if (request.script.empty() && !request.script_args.empty()) {
+        return reader.Error(args, "job.script_args", "arguments are for a script: give script");
+      }
     }
     if (request.batch && request.script.empty()) {
       return reader.Error(root["batch"], "job.batch", "a batch job runs a script: give script");

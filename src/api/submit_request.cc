@@ -285,6 +285,16 @@ const OptionInfo* FindShortOption(char name) {
   return nullptr;
 }
 
+}  // namespace
+
+std::optional<bool> BatchOptionTakesValue(std::string_view option) {
+  const OptionInfo* info = option.size() == 1 ? FindShortOption(option[0]) : FindLongOption(option);
+  if (info == nullptr) return std::nullopt;
+  return info->takes_value;
+}
+
+namespace {
+
 // The words of one #SBATCH line, as sbatch splits them: whitespace separates, quotes group,
 // a backslash escapes the next character, and a word starting with an unquoted '#' begins a
 // comment that runs to the end of the line.
@@ -355,6 +365,12 @@ class ScriptReader {
   Status ReadDirective(std::string_view text, int line) {
     StatusOr<std::vector<std::string>> words = SplitWords(text);
     if (!words.ok()) return LineError(line, "{}", words.status().message());
+    return ReadOptions(*words, line);
+  }
+
+  // Applies options given as words; line 0 is sbatch's command line.
+  Status ReadOptions(const std::vector<std::string>& words_given, int line) {
+    const std::vector<std::string>* words = &words_given;
     for (size_t i = 0; i < words->size(); ++i) {
       const std::string& word = (*words)[i];
       const OptionInfo* option = nullptr;
@@ -405,6 +421,7 @@ class ScriptReader {
  private:
   template <typename... Args>
   Status LineError(int line, fmt::format_string<Args...> format, Args&&... args) const {
+    if (line == 0) return InvalidArgumentError("sbatch: {}", fmt::format(format, std::forward<Args>(args)...));
     return InvalidArgumentError("{}:{}: {}", source_, line,
                                 fmt::format(format, std::forward<Args>(args)...));
   }
@@ -835,7 +852,8 @@ StatusOr<std::vector<Dependency>> ParseDependencies(std::string_view text) {
   return dependencies;
 }
 
-StatusOr<SubmitRequest> ParseBatchScript(std::string_view text, std::string_view source) {
+StatusOr<SubmitRequest> ParseBatchScript(std::string_view text, std::string_view source,
+                                         const std::vector<std::string>& command_line) {
   if (text.empty()) {
     return InvalidArgumentError(
         "{}: the file is empty; a batch script starts with a line such as #!/bin/bash", source);
@@ -868,6 +886,8 @@ StatusOr<SubmitRequest> ParseBatchScript(std::string_view text, std::string_view
       ALLOT_RETURN_IF_ERROR(reader.ReadDirective(line.substr(7), line_number));
     }
   }
+  // sbatch's own options come after the script's, so they win, as in Slurm.
+  ALLOT_RETURN_IF_ERROR(reader.ReadOptions(command_line, 0));
   ALLOT_ASSIGN_OR_RETURN(SubmitRequest request, std::move(reader).Finish());
   request.script = std::string(text);
   request.batch = true;

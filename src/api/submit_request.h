@@ -103,6 +103,7 @@ StatusOr<std::vector<Dependency>> ParseDependencies(std::string_view text);
 struct SubmitRequest {
   JobSpec spec;
   std::string script;          // the whole batch script; empty for a YAML spec
+  std::vector<std::string> script_args;  // its arguments (sbatch script.sh ARGS...)
   int processes_per_task = 1;  // Slurm tasks per allot task (per node); the script starts them
   std::optional<ArraySpec> array;
   std::vector<Dependency> dependencies;
@@ -122,7 +123,14 @@ struct SubmitRequest {
 // Reads a Slurm batch script; `source` names it in messages ("train.sh:4: ..."). Errors are
 // InvalidArgument: no shebang, Windows line endings, an unknown option, a malformed value, or
 // options that contradict each other or cannot map to allot's model (see the file comment).
-StatusOr<SubmitRequest> ParseBatchScript(std::string_view text, std::string_view source);
+// `command_line`: sbatch's options (the same ones, as separate words), which override the
+// script's; errors in them say "sbatch:".
+StatusOr<SubmitRequest> ParseBatchScript(std::string_view text, std::string_view source,
+                                         const std::vector<std::string>& command_line = {});
+
+// Whether an #SBATCH option (its long name, or its letter) takes a value; nullopt when allot does
+// not know it. For sbatch's command line, where "-J name" must be told from "-H script.sh".
+std::optional<bool> BatchOptionTakesValue(std::string_view option);
 
 // Reads either kind of submit file: a batch script when the text starts with "#!" or has an
 // "#SBATCH" line, else a YAML job spec (docs/configuration.md, "Job spec").

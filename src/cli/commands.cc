@@ -113,6 +113,8 @@ Status CheckDate(std::string_view text, std::string_view flag) {
 // /dev/zero or a huge file is refused instead of filling memory.
 constexpr size_t kMaxSubmitFileBytes = 1 << 20;
 
+}  // namespace
+
 StatusOr<std::string> ReadSubmitFile(const std::string& file, std::istream& in) {
   std::ifstream stream;
   if (file != "-") {
@@ -129,6 +131,8 @@ StatusOr<std::string> ReadSubmitFile(const std::string& file, std::istream& in) 
   }
   return text;
 }
+
+namespace {
 
 // The names of the nodes a job holds: `nodes`, or those of `allocation` when the server left
 // `nodes` empty.

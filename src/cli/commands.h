@@ -69,6 +69,8 @@ struct SubmitOptions {
   OutputFormat output = OutputFormat::kTable;
 };
 int RunSubmit(ApiClient& client, const SubmitOptions& options, const CommandEnv& env);
+// A submit file's text ("-": `in`), refused over 1 MiB.
+StatusOr<std::string> ReadSubmitFile(const std::string& file, std::istream& in);
 
 // `allot queue`: GET /v1/jobs as squeue's table: JOBID NAME ACCOUNT USER STATE TIME GPUS NODES
 // REASON/NODELIST. Empty filters are left to the server's defaults (pending and running jobs the

@@ -44,6 +44,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "cli/run_step.h"
+#include "cli/slurm_commands.h"
 #include "core/config.h"
 #include "core/generator.h"
 #include "sched/scenario.h"
@@ -465,6 +466,12 @@ int main(int argc, char** argv) {
   static char kAllot[] = "allot";
   static char kRun[] = "run";
   const std::string_view called = std::string_view(argv[0]).substr(std::string_view(argv[0]).rfind('/') + 1);
+  if (allot::IsSlurmCommand(called)) {
+    std::vector<std::string> args = {std::string(called)};
+    args.insert(args.end(), argv + 1, argv + argc);
+    allot::CommandEnv env{.in = std::cin, .out = std::cout, .err = std::cerr, .now = std::time(nullptr)};
+    return allot::RunSlurmCommandFromEnvironment(args, env);
+  }
   if (called == "srun") {
     arguments[0] = kAllot;
     arguments.insert(arguments.begin() + 1, kRun);

@@ -1783,7 +1783,7 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
       json assignment = {
           {"job", id}, {"epoch", job.epoch}, {"task", task}, {"name", job.spec.name}, {"user", job.spec.user},
           {"account", job.spec.account},
-          {"argv", job.spec.command}, {"script", request.script},
+          {"argv", job.spec.command}, {"script", request.script}, {"script_args", request.script_args},
           {"environment", TaskEnvironment(job, record, task)}, {"working_directory", working_directory},
           {"stdout", ExpandOutputPattern(output, job, array_job, record.array_index, task)},
           {"stderr", ExpandOutputPattern(request.error, job, array_job, record.array_index, task)},
