@@ -261,13 +261,14 @@ void Agent::Launch(const json& assignment) {
     if (const char* value = std::getenv(name)) launch.environment[name] = value;
   }
   if (!launch.environment.contains("PATH")) launch.environment["PATH"] = "/usr/local/bin:/usr/bin:/bin";
-  // A task finds the server, and `allot run` and `srun` beside the shim (where allot is), so a
-  // script's steps start on any node however allot was installed there.
+  // A task finds the server, and `allot run` and `srun` beside the shim (where allot is) first on
+  // its PATH, so a script's steps start through allot however allot was installed there, and
+  // even on a node that has Slurm's own srun too.
   launch.environment["ALLOT_SERVER"] = options_.server;
   if (!options_.ca_file.empty()) launch.environment["ALLOT_CA_FILE"] = options_.ca_file;
   const std::string tools = fs::path(options_.shim).parent_path().string();
-  if (!tools.empty() && (":" + launch.environment["PATH"] + ":").find(":" + tools + ":") == std::string::npos) {
-    launch.environment["PATH"] += ":" + tools;
+  if (!tools.empty() && !(":" + launch.environment["PATH"] + ":").starts_with(":" + tools + ":")) {
+    launch.environment["PATH"] = tools + ":" + launch.environment["PATH"];
   }
   const json environment = assignment.value("environment", json::object());
   for (const auto& [name, value] : environment.items()) launch.environment[name] = value.get<std::string>();
@@ -362,6 +363,7 @@ Status Agent::SyncOnce() {
   // A long poll, unless a task exited since WatchTasks looked (see OnTaskExit), or exits can
   // only be seen by polling here.
   double wait = running && !watching_exits_ ? options_.poll_seconds : options_.wait_seconds;
+  if (running && !logs.empty()) wait = std::min(wait, options_.output_seconds);
   // ... and no longer than until a task's time limit or a SIGKILL after its grace period is due.
   const double steady = SteadySeconds();
   const Time now = UnixNow();

@@ -60,6 +60,9 @@ struct AgentOptions {
   bool cgroups = true;    // a cgroup v2 per task, with limits, where the machine allows it
   double wait_seconds = 30;          // long poll: how long the server may hold a sync (it may cut it shorter)
   double poll_seconds = 0.05;        // without pidfds only: how soon an exit is noticed
+  // While a running task writes output, syncs come at least this often, so `allot logs -f` and
+  // srun see it flow; a task that writes nothing costs no extra syncs.
+  double output_seconds = 2;
 };
 
 class Agent {

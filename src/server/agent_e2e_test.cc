@@ -430,6 +430,23 @@ TEST(DevClusterTest, AnSbatchScriptRunsOnTheOneCommandCluster) {
     // nobody cannot enter a private home: the script ran in its own directory, and says so.
     EXPECT_THAT(out, HasSubstr("cannot enter the working directory " + (dir / "home").string()));
   }
+
+  // The example the server's hints name, through Slurm's own command, with the hints' settings.
+  command = fmt::format("cd {} && PATH={}:$PATH ALLOT_SERVER={} ALLOT_TOKEN=@{} sbatch {}/examples/hello.sh 2>&1",
+                        (dir / "home").string(), fs::path(ALLOT_BINARY).parent_path().string(), server.url(),
+                        (dir / "home" / ".allot" / "operator.token").string(), ALLOT_SOURCE_DIR);
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  ASSERT_TRUE(WaitUntil([&] {
+    auto reply = client.Get("/v1/jobs/2", headers);
+    job = reply ? json::parse(reply->body, nullptr, false) : json();
+    return job.is_object() && job.value("state", "") == "completed";
+  })) << job.dump();
+  ASSERT_TRUE(WaitUntil([&] {
+    auto reply = client.Get("/v1/jobs/2/logs", headers);
+    out = reply ? json::parse(reply->body, nullptr, false).value("data", "") : "";
+    return out.find("1: rank 1 has GPU 1") != std::string::npos;
+  })) << out;
+  EXPECT_THAT(out, HasSubstr("0: rank 0 has GPU 0\n"));
   server.Stop();
   fs::remove_all(dir);
 }

@@ -166,6 +166,7 @@ int RunServe(const ServeCommand& given) {
                 "  export ALLOT_SERVER=%s ALLOT_TOKEN=@%s\n"
                 "  allot submit examples/hello.yaml     # or any #SBATCH script\n"
                 "  allot queue; allot logs 1\n"
+                "  sbatch examples/hello.sh; squeue; sacct   # Slurm's commands too (docs/slurm.md)\n"
                 "  curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/jobs   # the REST API (/openapi.json)\n",
                 host.c_str(), url.c_str(), token_file.c_str(), token_file.c_str(), url.c_str());
   } else {
