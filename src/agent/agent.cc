@@ -341,7 +341,10 @@ Status Agent::SyncOnce() {
   bool running = false;
   constexpr size_t kChunk = 256 << 10;
   for (auto& [key, task] : tasks_) {
-    const auto& [job, epoch, index] = key;
+    // Named copies, not structured bindings: the lambda below captures them (clang < 16 cannot).
+    const JobId job = std::get<0>(key);
+    const uint64_t epoch = std::get<1>(key);
+    const int index = std::get<2>(key);
     json entry = {{"job", job}, {"epoch", epoch}, {"task", index}, {"state", task.exit_code ? "exited" : "running"}};
     if (task.exit_code) entry["exit_code"] = *task.exit_code;
     if (task.timed_out) entry["timed_out"] = true;
