@@ -276,6 +276,31 @@ TEST_F(HostileClientTest, AnAgentTokenSpeaksForItsOwnNodeOnly) {
   EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}", id)).body["state"], "running");
 }
 
+TEST_F(HostileClientTest, OnlyAJobsUserOrItsOwnCredentialStartsStepsInIt) {
+  std::string kim = Token({{"role", "tenant"}, {"account", "lab-a"}, {"user", "kim"}});
+  std::string lee = Token({{"role", "tenant"}, {"account", "lab-a"}, {"user", "lee"}});
+  std::string agent = Token({{"role", "agent"}, {"node", "n1"}});
+  Reply submitted = Call("POST", "/v1/jobs", R"({"tasks": 1, "gpus_per_task": 1, "command": ["sleep", "60"]})", kim);
+  ASSERT_EQ(submitted.status, 201);
+  int id = submitted.body["ids"][0];
+  ASSERT_EQ(WaitUntilRunning(id)["state"], "running");
+  const std::string steps = fmt::format("/v1/jobs/{}/steps", id);
+  const std::string step = R"({"argv": ["hostname"]})";
+  // Another user of the same account sees the job but may not run in its allocation; agents may not at all.
+  EXPECT_EQ(Call("POST", steps, step, lee).status, 403);
+  EXPECT_EQ(Call("POST", steps, step, agent).status, 403);
+  // A forged or altered job credential is refused before anything is looked up.
+  EXPECT_EQ(Call("POST", steps, step, fmt::format("allotjob_{}_1_{}", id, std::string(64, '0'))).status, 401);
+  EXPECT_EQ(Call("POST", steps, step, fmt::format("allotjob_{}_1", id)).status, 401);
+  // Its user may; a malformed or oversized step changes nothing.
+  EXPECT_EQ(Call("POST", steps, R"({"argv": "hostname"})", kim).status, 400);
+  EXPECT_EQ(Call("POST", steps, R"({"argv": ["x"], "ntasks": 600})", kim).status, 400);
+  Reply started = Call("POST", steps, step, kim);
+  ASSERT_EQ(started.status, 201) << started.body.dump();
+  EXPECT_EQ(started.body["step"], 0);
+  EXPECT_EQ(Call("GET", fmt::format("/v1/jobs/{}", id)).body["steps"].size(), 1u);
+}
+
 TEST_F(HostileClientTest, ABootstrapTokenEnrolsEachNodeOnceAndDoesNothingElse) {
   std::string bootstrap = Token({{"role", "bootstrap"}});
   ASSERT_FALSE(bootstrap.empty());

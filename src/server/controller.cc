@@ -630,7 +630,11 @@ json Controller::RecordEnded(const Job& job, const EndInfo& end, Time now, Write
     // Its agents ship the last of its output after it ended; remember where its tasks ran.
     std::vector<NodeIndex>& nodes = ended_nodes_[job.id];
     for (const TaskAllocation& task : job.tasks) nodes.push_back(task.node);
-    if (!found->second.steps.empty()) {
+    // And where its steps' tasks ran, unless there were so many (a long loop of sruns) that the
+    // table would cost more than their last output is worth.
+    constexpr int kStepTasksRemembered = 65536;
+    if (!found->second.steps.empty() &&
+        found->second.next_task_index <= static_cast<int>(job.tasks.size()) + kStepTasksRemembered) {
       const std::vector<JobNode> job_nodes = JobNodes(job);
       nodes.resize(static_cast<size_t>(found->second.next_task_index), std::numeric_limits<NodeIndex>::max());
       for (const Step& step : found->second.steps) {
@@ -856,6 +860,7 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
 
   json jobs = json::array();
   std::vector<std::string> subtree;
+  Store::Ticket ticket;
   {
     std::lock_guard lock(mutex_);
     const AccountTree& tree = scheduler_->model().accounts();
@@ -880,7 +885,10 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
     std::sort(ids.begin(), ids.end());
     if (ids.size() > query.limit) ids.resize(query.limit);
     for (JobId id : ids) jobs.push_back(LiveJobJson(*scheduler_->model().FindJob(id), records_.at(id)));
+    // Jobs that ended before this listing are read from the store once their records are in.
+    if (!ended.empty()) ticket = Queue(WriteBatch());
   }
+  if (ticket) WaitDurable(ticket);
   if (!ended.empty() && jobs.size() < query.limit) {
     ALLOT_ASSIGN_OR_RETURN(std::vector<JobRow> rows,
                            store_->ListJobs({.states = ended, .accounts = subtree, .user = query.user,
@@ -896,13 +904,18 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
 
 StatusOr<json> Controller::GetJob(const Principal& who, JobId id) {
   if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot read jobs");
+  Store::Ticket ticket;
   {
     std::lock_guard lock(mutex_);
     if (const Job* job = scheduler_->model().FindJob(id)) {
       if (!Sees(who, job->account)) return NotFoundError("no job {}", id);
       return LiveJobJson(*job, records_.at(id));
     }
+    // A job that has just ended is in neither place until its end record is committed: wait for
+    // what is queued, so a job never vanishes between its end and its record.
+    ticket = Queue(WriteBatch());
   }
+  WaitDurable(ticket);
   ALLOT_ASSIGN_OR_RETURN(std::optional<JobRow> row, store_->LoadJob(id));
   if (!row) return NotFoundError("no job {}", id);
   StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(row->account);

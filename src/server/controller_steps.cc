@@ -124,10 +124,13 @@ StatusOr<json> Controller::CreateStep(const Principal& who, JobId id, std::strin
     auto [job, record] = found;
     const std::vector<JobNode> nodes = JobNodes(*job);
     ALLOT_ASSIGN_OR_RETURN(std::vector<StepTask> tasks, LayOutStep(nodes, record->request->processes_per_task, request));
+    if (record->steps.size() >= static_cast<size_t>(kMaxStepsPerJob)) {
+      return FailedPreconditionError("job {} has started {} steps, as many as one job may", id, record->steps.size());
+    }
     if (record->next_task_index == 0) record->next_task_index = static_cast<int>(job->tasks.size());
     if (static_cast<uint64_t>(record->next_task_index) + tasks.size() > kMaxTaskIndex) {
-      return Status(StatusCode::kResourceExhausted,
-                    fmt::format("job {} has started {} step tasks, as many as one job may", id, record->next_task_index));
+      return FailedPreconditionError("job {} has started {} step tasks, as many as one job may", id,
+                                     record->next_task_index);
     }
     Step step;
     step.id = static_cast<int>(record->steps.size());

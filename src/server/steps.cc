@@ -56,6 +56,12 @@ StatusOr<StepRequest> ParseStepRequest(std::string_view body) {
       }
       request.environment[name] = value.get<std::string>();
     }
+    size_t bytes = 0;
+    for (const auto& [name, value] : request.environment) bytes += name.size() + value.size() + 2;
+    if (bytes > kMaxStepEnvironmentBytes) {
+      return InvalidArgumentError("step.environment: {} KiB; at most {} KiB is passed to a step's tasks (srun "
+                                  "--export=NONE, or fewer variables)", bytes >> 10, kMaxStepEnvironmentBytes >> 10);
+    }
   }
   if (root.contains("working_directory")) {
     if (!root["working_directory"].is_string()) return InvalidArgumentError("step.working_directory: must be a string");
@@ -127,6 +133,10 @@ StatusOr<std::vector<StepTask>> LayOutStep(const std::vector<JobNode>& nodes, in
     if (per_node[static_cast<size_t>(node)] == 0) continue;
     const uint32_t job_gpus = nodes[static_cast<size_t>(node)].gpu_mask;
     const int on_node = per_node[static_cast<size_t>(node)];
+    if (on_node > kMaxStepTasksPerNode) {
+      return InvalidArgumentError("the step asks for {} tasks on a node; at most {} are allowed", on_node,
+                                  kMaxStepTasksPerNode);
+    }
     if (request.gpus_per_task > 0 && on_node * request.gpus_per_task > std::popcount(job_gpus)) {
       return InvalidArgumentError("the step asks for {} tasks x {} GPUs on a node, but the job has {} GPUs there",
                                   on_node, request.gpus_per_task, std::popcount(job_gpus));
@@ -168,7 +178,9 @@ json StepToJson(const Step& step) {
     if (task.exit_code) doc["exit_code"] = *task.exit_code;
     tasks.push_back(std::move(doc));
   }
-  return {{"id", step.id}, {"first_index", step.first_index}, {"request", StepRequestToJson(step.request)},
+  json request = StepRequestToJson(step.request);
+  if (step.ended() || step.cancelled) request.erase("environment");
+  return {{"id", step.id}, {"first_index", step.first_index}, {"request", std::move(request)},
           {"tasks", tasks}, {"nodes", step.nodes}, {"cancelled", step.cancelled}};
 }
 

@@ -31,8 +31,12 @@
 
 namespace allot {
 
-// The most tasks one step may have; a job may start steps until its task indexes reach kMaxTaskIndex.
-inline constexpr int kMaxStepTasks = 65536;
+// Bounds that keep one job's steps from costing the server unbounded memory or store writes:
+// every task's assignment carries the step's environment, and the job's record carries its steps.
+inline constexpr int kMaxStepTasks = 65536;         // tasks in one step
+inline constexpr int kMaxStepTasksPerNode = 512;    // Slurm's default MaxTasksPerNode
+inline constexpr size_t kMaxStepEnvironmentBytes = 64 << 10;
+inline constexpr int kMaxStepsPerJob = 10000;
 
 struct StepRequest {
   std::vector<std::string> argv;  // run directly, never through a shell
@@ -47,8 +51,8 @@ struct StepRequest {
 };
 
 // Reads POST /v1/jobs/{id}/steps: {"argv": [...], "ntasks", "ntasks_per_node", "nodes",
-// "gpus_per_task" (positive integers, optional), "environment": {name: value},
-// "working_directory"}. Errors name the field.
+// "gpus_per_task" (positive integers, optional), "environment": {name: value} (at most
+// kMaxStepEnvironmentBytes in all), "working_directory"}. Errors name the field.
 StatusOr<StepRequest> ParseStepRequest(std::string_view body);
 nlohmann::json StepRequestToJson(const StepRequest& request);
 
@@ -89,7 +93,8 @@ struct Step {
   int exit_code() const;
 };
 
-// The step as the job's stored record keeps it, and back.
+// The step as the job's stored record keeps it, and back. An ended step's environment is not kept:
+// nothing will start from it again.
 nlohmann::json StepToJson(const Step& step);
 StatusOr<Step> StepFromJson(const nlohmann::json& json);
 

@@ -68,6 +68,11 @@ TEST(StepRequestTest, MalformedStepsAreRefusedWithTheField) {
               HasSubstr("step.environment.A"));
   EXPECT_THAT(ParseStepRequest(R"({"argv": ["x"], "shell": true})").status().message(), HasSubstr("unknown field 'shell'"));
   EXPECT_THAT(ParseStepRequest("[1]").status().message(), HasSubstr("JSON object"));
+  // Every task's assignment carries the environment: it is bounded, as are tasks per node.
+  nlohmann::json big = {{"argv", {"x"}}, {"environment", {{"BLOB", std::string(70 << 10, 'x')}}}};
+  EXPECT_THAT(ParseStepRequest(big.dump()).status().message(), HasSubstr("at most 64 KiB"));
+  EXPECT_THAT(LayOutStep(TwoNodes(), 1, {.argv = {"x"}, .ntasks = 2000}).status().message(),
+              HasSubstr("1000 tasks on a node; at most 512"));
 }
 
 TEST(StepRequestTest, AStepSurvivesItsStoredForm) {
