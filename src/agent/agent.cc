@@ -340,33 +340,43 @@ Status Agent::SyncOnce() {
   std::vector<std::pair<int64_t*, int64_t>> shipped_on_reply;
   bool running = false;
   constexpr size_t kChunk = 256 << 10;
+  bool output_left = false;  // an exited task has more output than one sync carries
   for (auto& [key, task] : tasks_) {
     // Named copies, not structured bindings: the lambda below captures them (clang < 16 cannot).
     const JobId job = std::get<0>(key);
     const uint64_t epoch = std::get<1>(key);
     const int index = std::get<2>(key);
-    json entry = {{"job", job}, {"epoch", epoch}, {"task", index}, {"state", task.exit_code ? "exited" : "running"}};
-    if (task.exit_code) entry["exit_code"] = *task.exit_code;
+    // Ships the next chunk of a stream; whether more may follow it.
+    auto ship = [&](const std::string& path, const char* stream, int64_t& shipped) {
+      if (path.empty()) return false;
+      std::string data = ReadFrom(path, shipped, kChunk);
+      if (data.empty()) return false;
+      const bool more = data.size() == kChunk;
+      shipped_on_reply.emplace_back(&shipped, shipped + static_cast<int64_t>(data.size()));
+      logs.push_back({{"job", job}, {"task", index}, {"stream", stream}, {"offset", shipped}, {"data", std::move(data)}});
+      return more;
+    };
+    bool more = ship(task.running.stdout_path, "out", task.shipped_out);
+    if (task.running.stderr_path != task.running.stdout_path) more |= ship(task.running.stderr_path, "err", task.shipped_err);
+    // An exit is reported only with the last of the task's output: once the server acks it, the
+    // task's files are gone, and for a step's task they are the only copy.
+    const bool exited = task.exit_code.has_value() && !more;
+    output_left |= task.exit_code.has_value() && more;
+    json entry = {{"job", job}, {"epoch", epoch}, {"task", index}, {"state", exited ? "exited" : "running"}};
+    if (exited) entry["exit_code"] = *task.exit_code;
     if (task.timed_out) entry["timed_out"] = true;
     if (task.out_of_memory) entry["out_of_memory"] = true;
     running |= !task.exit_code.has_value();
     tasks.push_back(std::move(entry));
-    auto ship = [&](const std::string& path, const char* stream, int64_t& shipped) {
-      if (path.empty()) return;
-      std::string data = ReadFrom(path, shipped, kChunk);
-      if (data.empty()) return;
-      shipped_on_reply.emplace_back(&shipped, shipped + static_cast<int64_t>(data.size()));
-      logs.push_back({{"job", job}, {"task", index}, {"stream", stream}, {"offset", shipped}, {"data", std::move(data)}});
-    };
-    ship(task.running.stdout_path, "out", task.shipped_out);
-    if (task.running.stderr_path != task.running.stdout_path) ship(task.running.stderr_path, "err", task.shipped_err);
   }
+  const bool shipped_any = !logs.empty();
   report["tasks"] = std::move(tasks);
   report["logs"] = std::move(logs);
   // A long poll, unless a task exited since WatchTasks looked (see OnTaskExit), or exits can
   // only be seen by polling here.
   double wait = running && !watching_exits_ ? options_.poll_seconds : options_.wait_seconds;
-  if (running && !logs.empty()) wait = std::min(wait, options_.output_seconds);
+  if (running && shipped_any) wait = std::min(wait, options_.output_seconds);
+  if (output_left) wait = 0;
   // ... and no longer than until a task's time limit or a SIGKILL after its grace period is due.
   const double steady = SteadySeconds();
   const Time now = UnixNow();

@@ -321,8 +321,9 @@ StatusOr<std::string> WhoAmI(ApiClient& client) {
 }
 
 StatusOr<std::vector<json>> ListJobs(ApiClient& client, const std::string& states, const std::string& account,
-                                     const std::string& user) {
+                                     const std::string& user, bool with_steps = false) {
   ApiClient::Query query;
+  if (with_steps) query.emplace_back("steps", "true");
   if (!states.empty()) query.emplace_back("state", states);
   if (!account.empty()) query.emplace_back("account", account);
   if (!user.empty()) query.emplace_back("user", user);
@@ -698,7 +699,8 @@ int RunSacct(ApiClient& client, const std::vector<std::string>& args, const Comm
   StatusOr<JobFilter> filter =
       ReadJobFilter(client, flags, "sacct", "state", "pending,running,completed,failed,cancelled,timeout,node_fail");
   if (!filter.ok()) return ReportError(filter.status(), env.err);
-  StatusOr<std::vector<json>> jobs = ListJobs(client, filter->states, flags.Value("accounts"), user);
+  StatusOr<std::vector<json>> jobs =
+      ListJobs(client, filter->states, flags.Value("accounts"), user, !flags.Has("allocations"));
   if (!jobs.ok()) return ReportError(jobs.status(), env.err);
   const bool parsable = flags.Has("parsable") || flags.Has("parsable2");
   auto print_row = [&](const std::vector<std::string>& values) {

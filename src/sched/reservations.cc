@@ -279,14 +279,15 @@ std::optional<Reservation> ReservationBook::Plan(Model& model, PoolIndex pool,
                    request.memory_per_task) &&
       cached.request.topology.level == request.topology.level &&
       cached.request.topology.mode == request.topology.mode &&
+      cached.request.one_task_per_node == request.one_task_per_node &&
       (!cached.plan || cached.plan->start >= now)) {
     return cached.plan;
   }
   std::optional<Reservation> plan;
-  // Without a topology constraint, CPUs or memory, counting whole tasks per node says where the
-  // job fits; no index is needed.
+  // Without a topology constraint, CPUs, memory or a node of its own per task, counting whole
+  // tasks per node says where the job fits; no index is needed.
   if (request.topology.mode == TopologyMode::kNone && request.cpus_per_task == 0 &&
-      request.memory_per_task == 0) {
+      request.memory_per_task == 0 && !request.one_task_per_node) {
     plan = PlanByCount(model, pool, request, limit, now);
   } else {
     plan = PlanOnIndex(model, pool, request, limit, now);

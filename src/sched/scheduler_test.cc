@@ -387,6 +387,33 @@ policy: {queue_order: fifo, backfill: easy}
   EXPECT_EQ(scheduler->model().FindJob(5)->reason.code, ReasonCode::kBackfillBlocked);
 }
 
+TEST(SchedulerTest, AReservationForDistinctNodesWaitsForEnoughNodes) {
+  // Two 4-GPU nodes, busy until t=100 and t=200. A gang of two 2-GPU tasks on distinct nodes
+  // (sbatch --nodes=2) fits on the first node's GPUs at t=100 by count, but needs the second
+  // node too: its reservation starts at t=200.
+  std::unique_ptr<Scheduler> scheduler = Make(R"(
+pools:
+  - name: p
+nodes:
+  - {name: n, count: 2, pool: p, gpus: 4}
+accounts:
+  - {name: solo, quota: {p: 8}}
+policy: {queue_order: fifo, backfill: easy}
+)");
+  ASSERT_NE(scheduler, nullptr);
+  JobSpec first = Spec("solo", 1, 4, 100);
+  JobSpec second = Spec("solo", 1, 4, 200);
+  ASSERT_TRUE(scheduler->Submit(1, first, 0).ok());
+  ASSERT_TRUE(scheduler->Submit(2, second, 0).ok());
+  ASSERT_EQ(scheduler->RunPass(0).started, 2u);
+  JobSpec gang = Spec("solo", 2, 2, 1000);
+  gang.one_task_per_node = true;
+  ASSERT_TRUE(scheduler->Submit(3, gang, 1).ok());
+  PassResult pass = scheduler->RunPass(1);
+  ASSERT_EQ(pass.reserved, 1u);
+  EXPECT_EQ(std::get<ReserveDecision>(pass.decisions.at(0)).start, 200);
+}
+
 TEST(SchedulerTest, ReservationMovesOntoGpusOfShortBackfillSoALongJobFits) {
   // Seven 1-GPU nodes, two busy until t=100. Job 3 (6 GPUs) reserves t=100: the busy nodes and
   // four idle ones. Job 4 is short (ends by t=100) and takes an idle node; if it takes the one

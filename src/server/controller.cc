@@ -237,7 +237,9 @@ Status Controller::Recover() {
           record.steps.push_back(std::move(*step));
         }
       }
-      if (row.state == "running") {
+      if (!status.ok()) {
+        // A damaged step record: the job fails below, with the reason.
+      } else if (row.state == "running") {
         std::vector<TaskAllocation> tasks;
         StatusOr<PoolIndex> pool = cluster.FindPool(doc.value("pool", ""));
         status = pool.status();
@@ -258,6 +260,18 @@ Status Controller::Recover() {
                                               doc.value("start_time", Time{0}), doc.value("epoch", uint64_t{0}),
                                               doc.value("restarts", 0));
         }
+        if (status.ok()) {
+          const Job& restored = *scheduler_->model().FindJob(row.id);
+          status = CheckSteps(restored, record);
+          if (!status.ok()) {
+            (void)scheduler_->Cancel(row.id, now);
+          } else {
+            const std::vector<JobNode> nodes = JobNodes(restored);
+            for (Step& step : record.steps) {
+              for (StepTask& task : step.tasks) task.host = nodes[static_cast<size_t>(task.node)].node;
+            }
+          }
+        }
       } else {
         status = scheduler_->Submit(row.id, record.request->spec, row.submit_time);
       }
@@ -274,6 +288,7 @@ Status Controller::Recover() {
       doc["state"] = "failed";
       doc["end_time"] = now;
       doc["end_reason"] = fmt::format("could not be restored after a restart: {}", status.message());
+      doc.erase("step_records");  // callers' environments: kept only while a step may start from them
       JobRow ended = row;
       ended.state = "failed";
       ended.end_time = now;
@@ -559,6 +574,7 @@ json Controller::StoredLiveJobJson(const Job& job, const JobRecord& record) cons
   // Whole steps are stored, not shown: a step keeps its caller's environment, which may hold
   // secrets.
   if (!record.steps.empty()) {
+    doc.erase("steps");  // the records below hold all of it
     json steps = json::array();
     for (const Step& step : record.steps) steps.push_back(StepToJson(step));
     doc["step_records"] = std::move(steps);
@@ -632,7 +648,7 @@ json Controller::RecordEnded(const Job& job, const EndInfo& end, Time now, Write
     for (const TaskAllocation& task : job.tasks) nodes.push_back(task.node);
     // And where its steps' tasks ran, unless there were so many (a long loop of sruns) that the
     // table would cost more than their last output is worth.
-    constexpr int kStepTasksRemembered = 65536;
+    constexpr int kStepTasksRemembered = 1024;
     if (!found->second.steps.empty() &&
         found->second.next_task_index <= static_cast<int>(job.tasks.size()) + kStepTasksRemembered) {
       const std::vector<JobNode> job_nodes = JobNodes(job);
@@ -673,7 +689,7 @@ bool Controller::TaskRanOn(JobId id, int task, NodeIndex node) const {
     if (job->state != JobState::kRunning) return false;
     if (index < job->tasks.size()) return job->tasks[index].node == node;
     auto [step, step_task] = FindStepTask(records_.at(id), task);
-    return step_task != nullptr && JobNodes(*job)[static_cast<size_t>(step_task->node)].node == node;
+    return step_task != nullptr && step_task->host == node;
   }
   auto ended = ended_nodes_.find(id);
   return ended != ended_nodes_.end() && index < ended->second.size() && ended->second[index] == node;
@@ -884,7 +900,10 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
     }
     std::sort(ids.begin(), ids.end());
     if (ids.size() > query.limit) ids.resize(query.limit);
-    for (JobId id : ids) jobs.push_back(LiveJobJson(*scheduler_->model().FindJob(id), records_.at(id)));
+    for (JobId id : ids) {
+      jobs.push_back(LiveJobJson(*scheduler_->model().FindJob(id), records_.at(id)));
+      if (!query.with_steps) jobs.back().erase("steps");
+    }
     // Jobs that ended before this listing are read from the store once their records are in.
     if (!ended.empty()) ticket = Queue(WriteBatch());
   }
@@ -895,7 +914,10 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
                                              .limit = query.limit - jobs.size()}));
     std::reverse(rows.begin(), rows.end());
     json finished = json::array();
-    for (const JobRow& row : rows) finished.push_back(json::parse(row.doc));
+    for (const JobRow& row : rows) {
+      finished.push_back(json::parse(row.doc));
+      if (!query.with_steps) finished.back().erase("steps");
+    }
     finished.insert(finished.end(), jobs.begin(), jobs.end());
     jobs = std::move(finished);
   }
@@ -1579,7 +1601,23 @@ bool Controller::TaskIsCurrent(JobId id, uint64_t epoch, int index, NodeIndex no
   if (!job || job->state != JobState::kRunning || job->epoch != epoch || index < 0) return false;
   if (index < static_cast<int>(job->tasks.size())) return job->tasks[static_cast<size_t>(index)].node == node;
   auto [step, task] = FindStepTask(records_.at(id), index);
-  return task != nullptr && !step->cancelled && JobNodes(*job)[static_cast<size_t>(task->node)].node == node;
+  return task != nullptr && !step->cancelled && task->host == node;
+}
+
+Status Controller::CheckSteps(const Job& job, const JobRecord& record) {
+  const size_t nodes = JobNodes(job).size();
+  int next = static_cast<int>(job.tasks.size());
+  for (const Step& step : record.steps) {
+    bool fits = step.first_index >= next && !step.tasks.empty() && step.nodes >= 1 &&
+                static_cast<size_t>(step.nodes) <= nodes;
+    for (const StepTask& task : step.tasks) fits &= task.node >= 0 && task.node < step.nodes;
+    if (!fits) return InvalidArgumentError("its step {} does not fit its allocation (a damaged record)", step.id);
+    next = step.first_index + static_cast<int>(step.tasks.size());
+  }
+  if (!record.steps.empty() && record.next_task_index < next) {
+    return InvalidArgumentError("its step records overlap (a damaged record)");
+  }
+  return OkStatus();
 }
 
 std::pair<Step*, StepTask*> Controller::FindStepTask(JobRecord& record, int index) {
@@ -1808,11 +1846,10 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
       assignments.push_back(std::move(assignment));
     }
     if (record.steps.empty()) continue;
-    const std::vector<JobNode> job_nodes = JobNodes(job);
     for (const Step& step : record.steps) {
-      if (step.cancelled) continue;
+      if (step.cancelled || step.ended()) continue;
       for (const StepTask& task : step.tasks) {
-        if (task.exit_code || job_nodes[static_cast<size_t>(task.node)].node != node) continue;
+        if (task.exit_code || task.host != node) continue;
         if (known.contains({id, job.epoch, task.index})) continue;
         assignments.push_back(StepAssignment(job, record, step, task));
       }
@@ -1824,12 +1861,12 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
 void Controller::AgentSync(const Principal& who, std::string_view node_name, std::string_view body, SyncDone done) {
   // Output to append to the jobs' logs, written after the state lock is released.
   struct LogWrite {
+    JobId job = 0;
     std::filesystem::path path;
     int64_t offset = 0;
     std::string data;
   };
   std::vector<LogWrite> log_writes;
-  std::unique_lock<std::mutex> logs_lock(log_mutex_, std::defer_lock);
   Store::Ticket ticket;
   bool parked = false;
   StatusOr<json> reply = [&]() -> StatusOr<json> {
@@ -1890,11 +1927,15 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       // Only output of a task this node runs (or ran, for a job that has just ended): an agent
       // cannot write into another node's jobs' logs.
       if (!TaskRanOn(id, task, node)) continue;
-      log_writes.push_back({LogPath(id, task, stream), chunk.value("offset", int64_t{0}), chunk.value("data", "")});
+      log_writes.push_back({id, LogPath(id, task, stream), chunk.value("offset", int64_t{0}), chunk.value("data", "")});
     }
-    // Taken before the state lock is released, so a reader who sees an exit this sync reports
-    // waits for the output that came with it (JobLogs).
-    if (!log_writes.empty()) logs_lock.lock();
+    // Counted before the state lock is released, so a reader who sees an exit this sync reports
+    // waits for the output that came with it (JobLogs). Only the count is under log_mutex_,
+    // never the writing, so the state lock never waits for a disk.
+    if (!log_writes.empty()) {
+      std::lock_guard logs(log_mutex_);
+      for (const LogWrite& write : log_writes) ++log_writes_in_flight_[write.job];
+    }
 
     json kills = json::array();
     json acks = json::array();
@@ -1907,12 +1948,14 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       const Job* job = scheduler_->model().FindJob(id);
       bool current = TaskIsCurrent(id, epoch, index, node);
       // A step's task: its exit is the step's, not the job's.
-      StepTask* step_task = current && index >= static_cast<int>(job->tasks.size())
-                                ? FindStepTask(records_.at(id), index).second : nullptr;
+      auto [step, step_task] = current && index >= static_cast<int>(job->tasks.size())
+                                   ? FindStepTask(records_.at(id), index)
+                                   : std::pair<Step*, StepTask*>{nullptr, nullptr};
       if (step_task != nullptr) {
         if (task.value("state", "") == "exited") {
           acks.push_back({{"job", id}, {"epoch", epoch}, {"task", index}});
           step_task->exit_code = task.value("exit_code", 1);
+          if (step->ended()) step->request.environment.clear();  // nothing starts from it any more
           PersistLive(id, batch);
         }
         continue;
@@ -1997,6 +2040,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
   // The output, appended outside the state lock; a resent chunk is skipped (its offset says where
   // it starts). Write errors are logged: the task goes on, and the agent sends the chunk again.
   if (!log_writes.empty()) {
+    std::lock_guard files(log_file_mutex_);
     for (LogWrite& write : log_writes) {
       std::error_code error;
       std::filesystem::create_directories(write.path.parent_path(), error);
@@ -2007,7 +2051,15 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       if (!file) spdlog::error("cannot write {}: {}", write.path.string(), std::strerror(errno));
     }
   }
-  if (logs_lock.owns_lock()) logs_lock.unlock();
+  if (!log_writes.empty()) {
+    {
+      std::lock_guard logs(log_mutex_);
+      for (const LogWrite& write : log_writes) {
+        if (--log_writes_in_flight_[write.job] == 0) log_writes_in_flight_.erase(write.job);
+      }
+    }
+    logs_written_.notify_all();
+  }
   if (parked) return;
   if (reply.ok() && ticket) WaitDurable(ticket);
   done(std::move(reply));
@@ -2050,9 +2102,12 @@ StatusOr<json> Controller::JobLogs(const Principal& who, JobId id, int task, std
   if (offset < 0) return InvalidArgumentError("offset must not be negative");
   ALLOT_ASSIGN_OR_RETURN(json job, GetJob(who, id));  // visibility, and whether it has ended
   bool complete = job["state"] != "pending" && job["state"] != "running";
-  // A sync writes its output under this lock, which it takes before it releases the state lock:
-  // whoever saw a task's exit reads all the output shipped with it.
-  std::lock_guard logs(log_mutex_);
+  // Output a sync has taken in but not yet written is waited for: whoever saw a task's exit
+  // reads all the output shipped with it.
+  {
+    std::unique_lock logs(log_mutex_);
+    logs_written_.wait_for(logs, std::chrono::seconds(10), [&] { return !log_writes_in_flight_.contains(id); });
+  }
   std::ifstream file(LogPath(id, task, stream), std::ios::binary);
   std::string data;
   if (file) {

@@ -85,6 +85,7 @@ struct ListJobsQuery {
   std::string account;              // its subtree
   std::string user;
   size_t limit = 1000;
+  bool with_steps = false;  // each job's steps too (sacct); a listing leaves them out by default
 };
 
 struct UsageQuery {
@@ -285,6 +286,8 @@ class Controller {
   // Whether the agent of `node` should go on running task `index` of job `id` in `epoch`: a task
   // of the job's current allocation placed there, or a live step's task there.
   bool TaskIsCurrent(JobId id, uint64_t epoch, int index, NodeIndex node) const;
+  // Whether a restored job's steps fit its allocation (a damaged record must not index past it).
+  static Status CheckSteps(const Job& job, const JobRecord& record);
   // The step task a task index names, if the index is a step's.
   static std::pair<Step*, StepTask*> FindStepTask(JobRecord& record, int index);
   static std::pair<const Step*, const StepTask*> FindStepTask(const JobRecord& record, int index);
@@ -329,7 +332,13 @@ class Controller {
   bool long_poll_timer_stopping_ = false;
   std::thread long_poll_timer_;
   std::minstd_rand jitter_{std::random_device{}()};  // spreads long polls' deadlines
-  std::mutex log_mutex_;  // appends to jobs' log files (outside mutex_)
+  // Jobs' output: syncs append to the log files under log_file_mutex_ (never holding mutex_);
+  // log_mutex_ guards only the count of appends taken in but not yet written, per job, which a
+  // sync raises under mutex_ and JobLogs waits on (logs_written_).
+  std::mutex log_file_mutex_;
+  std::mutex log_mutex_;
+  std::condition_variable logs_written_;
+  std::unordered_map<JobId, int> log_writes_in_flight_;
   JobId next_id_ = 1;
   // (user, idempotency key) -> the reply of the submit that used it, and when.
   std::unordered_map<std::string, nlohmann::json> submit_replies_;

@@ -62,7 +62,12 @@ json Controller::StepAssignment(const Job& job, const JobRecord& record, const S
   // The job's environment on that node, then the caller's (srun's --export=ALL), then what is
   // the step's own: ranks, counts and GPUs, which must win over what the caller inherited.
   json environment = TaskEnvironment(job, record, node.first_task);
+  const json node_environment = environment;
   for (const auto& [name, value] : step.request.environment) environment[name] = value;
+  // What differs from node to node stays this node's, whatever the caller's node had.
+  for (const char* name : {"SLURM_JOB_GPUS", "SLURM_CPUS_ON_NODE"}) {
+    if (node_environment.contains(name)) environment[name] = node_environment[name];
+  }
   std::vector<std::string> step_nodes;
   std::vector<int> per_node(static_cast<size_t>(step.nodes), 0);
   for (const StepTask& other : step.tasks) per_node[static_cast<size_t>(other.node)]++;
@@ -80,6 +85,7 @@ json Controller::StepAssignment(const Job& job, const JobRecord& record, const S
     if (task.gpu_mask & (uint32_t{1} << gpu)) gpus += (gpus.empty() ? "" : ",") + std::to_string(gpu);
   }
   const int rank = task.index - step.first_index;
+  const int on_node = per_node[static_cast<size_t>(task.node)];
   const std::string ntasks = std::to_string(step.tasks.size());
   const std::string node_list = fmt::format("{}", fmt::join(step_nodes, ","));
   std::map<std::string, std::string> own = {
@@ -106,8 +112,10 @@ json Controller::StepAssignment(const Job& job, const JobRecord& record, const S
       {"argv", step.request.argv}, {"script", ""}, {"environment", environment},
       {"working_directory", step.request.working_directory}, {"stdout", ""}, {"stderr", ""},
       {"start_time", job.start_time}, {"time_limit", job.spec.time_limit},
-      // Bounded by what the job holds on the node (Slurm's steps share the job's cgroup).
-      {"cpus", node.cpus}, {"memory_bytes", node.memory_bytes},
+      // The step's tasks on a node share what the job holds there (each gets its part; Slurm
+      // puts a step in the job's cgroup instead).
+      {"cpus", node.cpus > 0 ? std::max(1, node.cpus / on_node) : 0},
+      {"memory_bytes", node.memory_bytes / on_node},
       {"grace_seconds", options_.kill_grace_seconds}};
   // The caller's directory may not exist on another node: the task then runs in the job's own.
   if (!step.request.working_directory.empty()) assignment["fallback_to_own_directory"] = true;
@@ -118,12 +126,19 @@ StatusOr<json> Controller::CreateStep(const Principal& who, JobId id, std::strin
   ALLOT_ASSIGN_OR_RETURN(StepRequest request, ParseStepRequest(body));
   Store::Ticket ticket;
   json reply;
+  std::vector<NodeIndex> wake;
   {
     std::lock_guard lock(mutex_);
     ALLOT_ASSIGN_OR_RETURN(auto found, StepJob(who, id));
     auto [job, record] = found;
     const std::vector<JobNode> nodes = JobNodes(*job);
     ALLOT_ASSIGN_OR_RETURN(std::vector<StepTask> tasks, LayOutStep(nodes, record->request->processes_per_task, request));
+    const auto live = std::count_if(record->steps.begin(), record->steps.end(),
+                                    [](const Step& step) { return !step.ended() && !step.cancelled; });
+    if (live >= kMaxLiveSteps) {
+      return FailedPreconditionError("job {} runs {} steps at once, as many as one job may; wait for one to end", id,
+                                     live);
+    }
     if (record->steps.size() >= static_cast<size_t>(kMaxStepsPerJob)) {
       return FailedPreconditionError("job {} has started {} steps, as many as one job may", id, record->steps.size());
     }
@@ -139,6 +154,7 @@ StatusOr<json> Controller::CreateStep(const Principal& who, JobId id, std::strin
     step.nodes = 0;
     for (size_t rank = 0; rank < tasks.size(); ++rank) {
       tasks[rank].index = step.first_index + static_cast<int>(rank);
+      tasks[rank].host = nodes[static_cast<size_t>(tasks[rank].node)].node;
       step.nodes = std::max(step.nodes, tasks[rank].node + 1);
     }
     step.tasks = std::move(tasks);
@@ -149,10 +165,15 @@ StatusOr<json> Controller::CreateStep(const Principal& who, JobId id, std::strin
     PersistLive(id, batch);
     ticket = Queue(std::move(batch));
     reply = StepJson(*job, added);
-    for (int node = 0; node < added.nodes; ++node) WakeNode(nodes[static_cast<size_t>(node)].node);
+    for (int node = 0; node < added.nodes; ++node) wake.push_back(nodes[static_cast<size_t>(node)].node);
     spdlog::debug("job {}: step {} of {} tasks on {} nodes", id, added.id, added.tasks.size(), added.nodes);
   }
   WaitDurable(ticket);
+  // Only a stored step is handed to agents: after a crash its task indexes are never reused.
+  {
+    std::lock_guard lock(mutex_);
+    for (NodeIndex node : wake) WakeNode(node);
+  }
   return reply;
 }
 
@@ -185,6 +206,7 @@ StatusOr<json> Controller::CancelStep(const Principal& who, JobId id, int step) 
     Step& cancelled = record->steps[static_cast<size_t>(step)];
     if (!cancelled.ended() && !cancelled.cancelled) {
       cancelled.cancelled = true;
+      cancelled.request.environment.clear();  // nothing starts from it any more
       // Its tasks that have not reported an exit are killed (SIGTERM, then SIGKILL after the
       // grace period) at their agents' next syncs, which this wakes.
       WriteBatch batch;

@@ -234,6 +234,7 @@ void HttpApi::Register() {
     query.states = SplitList(request.get_param_value("state"));
     query.account = request.get_param_value("account");
     query.user = request.get_param_value("user");
+    query.with_steps = request.get_param_value("steps") == "true";
     if (Status limit = LimitParam(request, query.limit); !limit.ok()) return WriteError(response, limit);
     WriteJson(response, c.ListJobs(who, query));
   }));

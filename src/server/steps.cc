@@ -28,9 +28,15 @@ StatusOr<StepRequest> ParseStepRequest(std::string_view body) {
   if (!argv.is_array() || argv.empty()) {
     return InvalidArgumentError("step.argv: give the command to run as a non-empty list of strings");
   }
+  size_t argv_bytes = 0;
   for (const json& word : argv) {
     if (!word.is_string()) return InvalidArgumentError("step.argv: every element must be a string");
     request.argv.push_back(word.get<std::string>());
+    argv_bytes += request.argv.back().size() + 1;
+  }
+  if (argv_bytes > kMaxStepArgvBytes) {
+    return InvalidArgumentError("step.argv: {} KiB; a step's command line is at most {} KiB (put long argument lists "
+                                "in a file)", argv_bytes >> 10, kMaxStepArgvBytes >> 10);
   }
   auto count = [&](const char* field, int& target) -> Status {
     if (!root.contains(field)) return OkStatus();

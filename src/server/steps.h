@@ -36,7 +36,9 @@ namespace allot {
 inline constexpr int kMaxStepTasks = 65536;         // tasks in one step
 inline constexpr int kMaxStepTasksPerNode = 512;    // Slurm's default MaxTasksPerNode
 inline constexpr size_t kMaxStepEnvironmentBytes = 64 << 10;
-inline constexpr int kMaxStepsPerJob = 10000;
+inline constexpr size_t kMaxStepArgvBytes = 16 << 10;
+inline constexpr int kMaxStepsPerJob = 10000;       // started over the job's life
+inline constexpr int kMaxLiveSteps = 128;           // running at once
 
 struct StepRequest {
   std::vector<std::string> argv;  // run directly, never through a shell
@@ -71,6 +73,7 @@ struct StepTask {
   int node = 0;       // which of the job's nodes (JobNodes order)
   int local_id = 0;   // its place among the step's tasks on that node
   uint32_t gpu_mask = 0;
+  NodeIndex host = 0;  // the cluster's index of that node (not stored: it follows from `node`)
   std::optional<int> exit_code;  // once it has exited
 };
 

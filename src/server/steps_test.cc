@@ -81,7 +81,7 @@ TEST(StepRequestTest, AStepSurvivesItsStoredForm) {
   step.first_index = 7;
   step.request = {.argv = {"python", "train.py"}, .ntasks = 2, .gpus_per_task = 1,
                   .environment = {{"WANDB_PROJECT", "x"}}, .working_directory = "/scratch"};
-  step.tasks = {{7, 0, 0, 0b1, 0}, {8, 1, 0, 0b10, std::nullopt}};
+  step.tasks = {{7, 0, 0, 0b1, 10, 0}, {8, 1, 0, 0b10, 11, std::nullopt}};
   step.nodes = 2;
   StatusOr<Step> back = StepFromJson(StepToJson(step));
   ASSERT_TRUE(back.ok()) << back.status().message();
