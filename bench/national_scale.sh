@@ -7,7 +7,8 @@
 #
 # Defaults: all 36,880 nodes, 600 s, 50 submits/s. The submit mix follows the national workload's
 # classes: single-GPU and 8-GPU university and startup jobs, 64-512-GPU industry fine-tunes, and
-# 1,024-4,096-GPU foundation-model gangs. Every submit is timed by curl; everything runs on this
+# 1,024-4,096-GPU foundation-model gangs. Submits come from submit_load (open loop,
+# timed from when each was due); everything runs on this
 # machine, on loopback. Prints: submit latency p50/p99, placement-to-running p50/p99 (the server's
 # allot_task_start_delay_seconds histogram), nodes wrongly marked down, the server's CPU, RSS,
 # threads and descriptors, the time to start, and the time to serve again after kill -9. Exits 1
@@ -29,7 +30,7 @@ config=examples/national-pool.yaml
 work=$(mktemp -d /tmp/allot-scale.XXXXXX)
 port=$((20000 + RANDOM % 20000))
 url="http://127.0.0.1:$port"
-cleanup() { kill "${sim_pid:-}" "${server_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${sim_pid:-}" "${server_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${ALLOT_SCALE_KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
 
 # Starts the server in the background; sets server_pid and serving_after (seconds to /healthz).
@@ -64,37 +65,19 @@ until [ "$(curl -s -H "$auth" "$url/v1/pools" | grep -o '"nodes_up":[0-9]*' | su
 done
 echo "scale: all $expected nodes up; submitting $rate jobs/s for $duration s"
 
-# The mix: (account, tasks, GPUs per task), weighted by repetition.
-mix=(
-  "univ-snu 1 1" "univ-kaist 1 1" "univ-postech 1 8" "univ-yonsei 1 4" "gov-institutes 1 1" "startup-001 1 1"
-  "startup-002 1 8" "startup-003 1 2" "univ-korea 1 8" "science-fm 2 8" "samsung-robotics 8 8" "sk-telecom-llm 16 8"
-  "hyundai-autonomous 32 8" "naver-cloud 64 8" "sfm-posttrain 128 8" "sfm-pretrain 256 8" "sfm-pretrain 512 8"
-)
-timings="$work/submits.txt"
-: >"$timings"
+# The national mix at a fixed rate, open loop, from one process with keep-alive connections
+# (src/server/submit_load.cc): a submit's latency counts from when it was due.
 cpu_before=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
-end=$(( $(date +%s) + duration ))
-second=0
-while [ "$(date +%s)" -lt "$end" ]; do
-  tick=$(date +%s.%N)
-  for ((i = 0; i < rate; i++)); do
-    read -r account tasks gpus <<<"${mix[$(( (second * rate + i) % ${#mix[@]} ))]}"
-    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -H "$auth" -H 'Content-Type: application/json' \
-      -d "{\"account\": \"$account\", \"tasks\": $tasks, \"gpus_per_task\": $gpus, \"time_limit\": \"1h\", \"command\": [\"true\"]}" \
-      "$url/v1/jobs" >>"$timings" &
-  done
-  second=$((second + 1))
-  sleep "$(awk -v now="$(date +%s.%N)" -v t="$tick" 'BEGIN {d = 1 - (now - t); printf "%.3f", (d > 0 ? d : 0)}')"
-done
+load=$("$build/src/server/submit_load" --server "$url" --token "@$work/data/operator.token" --rate "$rate" \
+  --duration "$duration") || true
 sleep 2
 cpu_after=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
 ticks=$(getconf CLK_TCK)
-
-percentile() { sort -n | awk -v p="$1" '{a[NR]=$1} END {i=int(NR*p); if (i<1) i=1; printf "%.1f", a[i]*1000}'; }
-submitted=$(wc -l <"$timings")
-failed=$(awk '$1 != 201' "$timings" | wc -l || true)
-p50=$(awk '{print $2}' "$timings" | percentile 0.50)
-p99=$(awk '{print $2}' "$timings" | percentile 0.99)
+field() { echo "$load" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
+submitted=$(field submits)
+failed=$(field refused)
+p50=$(field p50_ms)
+p99=$(field p99_ms)
 metrics=$(curl -s -H "$auth" "$url/metrics")
 hist_quantile() {  # from the Prometheus histogram's cumulative buckets
   echo "$metrics" | { grep "^allot_task_start_delay_seconds_bucket" || true; } | sed 's/.*le="\([^"]*\)"} \(.*\)/\1 \2/' |
@@ -108,7 +91,7 @@ fds=$(ls "/proc/$server_pid/fd" | wc -l)
 live=$(curl -s -H "$auth" "$url/v1/scheduler")
 
 echo "scale: results ($submitted submits over $duration s, $expected nodes)"
-echo "  submit latency:            p50 ${p50} ms, p99 ${p99} ms ($failed not 201)"
+echo "  submit latency:            p50 ${p50} ms, p99 ${p99} ms, max $(field max_ms) ms ($failed not 201: $(field refused_codes))"
 echo "  placement to running:      p50 <= $(hist_quantile 0.5) s, p99 <= $(hist_quantile 0.99) s ($started jobs started)"
 echo "  nodes wrongly marked down: $down"
 cores=$(awk -v a="$cpu_after" -v b="$cpu_before" -v t="$ticks" -v d="$duration" 'BEGIN {printf "%.2f", (a - b) / t / d}')

@@ -11,40 +11,6 @@
 namespace allot {
 namespace {
 
-// A node name split as "prefix" + "digits"; `number` is meaningful only when `numbered`.
-struct SplitName {
-  std::string prefix;
-  std::string digits;
-  uint64_t number = 0;
-  bool numbered = false;
-};
-
-// Up to 18 digits always fit in uint64_t; a longer run is kept as plain text.
-constexpr size_t kMaxSuffixDigits = 18;
-
-SplitName Split(const std::string& name) {
-  size_t start = name.size();
-  while (start > 0 && name[start - 1] >= '0' && name[start - 1] <= '9') --start;
-  SplitName split{.prefix = name};
-  size_t digit_count = name.size() - start;
-  if (digit_count == 0 || digit_count > kMaxSuffixDigits) return split;
-  split.prefix = name.substr(0, start);
-  split.digits = name.substr(start);
-  split.number = std::stoull(split.digits);
-  split.numbered = true;
-  return split;
-}
-
-bool HasLeadingZero(const std::string& digits) { return digits.size() > 1 && digits[0] == '0'; }
-
-// Whether `next` continues a range that ends at `last`: the next number, written the same way
-// (zero-padded numbers must keep their width: "n09,n10" is a range, "n09,n010" is not).
-bool Continues(const SplitName& last, const SplitName& next) {
-  if (next.number != last.number + 1) return false;
-  if (next.digits.size() == last.digits.size()) return true;
-  return !HasLeadingZero(last.digits) && !HasLeadingZero(next.digits);
-}
-
 size_t DisplayWidth(std::string_view text) {
   // Counts UTF-8 lead bytes: one per code point.
   return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
@@ -60,48 +26,6 @@ std::tm UtcTime(Time unix_seconds) {
 }
 
 }  // namespace
-
-std::string CompressNodeList(std::vector<std::string> names) {
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
-  std::vector<SplitName> splits;
-  splits.reserve(names.size());
-  for (const std::string& name : names) splits.push_back(Split(name));
-  std::sort(splits.begin(), splits.end(), [](const SplitName& a, const SplitName& b) {
-    return std::forward_as_tuple(a.prefix, b.numbered, a.number, a.digits.size()) <
-           std::forward_as_tuple(b.prefix, a.numbered, b.number, b.digits.size());
-  });
-
-  std::string list;
-  for (size_t begin = 0; begin < splits.size();) {
-    const SplitName& first = splits[begin];
-    if (!list.empty()) list += ',';
-    if (!first.numbered) {
-      list += first.prefix;
-      ++begin;
-      continue;
-    }
-    size_t end = begin + 1;
-    while (end < splits.size() && splits[end].numbered && splits[end].prefix == first.prefix) ++end;
-    if (end - begin == 1) {
-      list += first.prefix + first.digits;
-      begin = end;
-      continue;
-    }
-    list += first.prefix + '[';
-    for (size_t range_start = begin; range_start < end;) {
-      size_t range_end = range_start + 1;
-      while (range_end < end && Continues(splits[range_end - 1], splits[range_end])) ++range_end;
-      if (range_start != begin) list += ',';
-      list += splits[range_start].digits;
-      if (range_end - range_start > 1) list += '-' + splits[range_end - 1].digits;
-      range_start = range_end;
-    }
-    list += ']';
-    begin = end;
-  }
-  return list;
-}
 
 std::string CompressIndexes(std::vector<int64_t> indexes) {
   std::sort(indexes.begin(), indexes.end());

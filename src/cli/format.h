@@ -16,15 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include "core/hostlist.h"  // CompressNodeList, for the NODELIST columns
 #include "core/units.h"
 
 namespace allot {
-
-// Slurm's hostlist form: names that differ only in a trailing number share one bracket
-// ("n1,n2,n3,n7" -> "n[1-3,7]"; zero padding is kept: "gpu001,gpu002" -> "gpu[001-002]"). Groups
-// are sorted by prefix and numbers ascending; duplicates are dropped; names without a trailing
-// number are listed as they are. "" for no names.
-std::string CompressNodeList(std::vector<std::string> names);
 
 // "0-7", "0-3,6": ascending, duplicates dropped; "" for none. For GPU indexes and job ids.
 std::string CompressIndexes(std::vector<int64_t> indexes);

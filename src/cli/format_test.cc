@@ -9,39 +9,6 @@
 namespace allot {
 namespace {
 
-TEST(CompressNodeListTest, RunsOfOneNumberedPrefixShareABracket) {
-  EXPECT_EQ(CompressNodeList({"n1", "n2", "n3", "n7"}), "n[1-3,7]");
-  EXPECT_EQ(CompressNodeList({"n7", "n3", "n1", "n2"}), "n[1-3,7]");
-  EXPECT_EQ(CompressNodeList({"n9", "n10", "n11"}), "n[9-11]");
-}
-
-TEST(CompressNodeListTest, ASingleNodeHasNoBrackets) {
-  EXPECT_EQ(CompressNodeList({"n7"}), "n7");
-  EXPECT_EQ(CompressNodeList({}), "");
-}
-
-TEST(CompressNodeListTest, DuplicatesAreDropped) {
-  EXPECT_EQ(CompressNodeList({"n2", "n1", "n2", "n1"}), "n[1-2]");
-}
-
-TEST(CompressNodeListTest, PrefixesAreGroupedSeparately) {
-  EXPECT_EQ(CompressNodeList({"gpu-b2", "gpu-a1", "gpu-a2", "gpu-b1", "gpu-b3"}),
-            "gpu-a[1-2],gpu-b[1-3]");
-  EXPECT_EQ(CompressNodeList({"rack1-n4", "rack2-n4"}), "rack1-n4,rack2-n4");
-}
-
-TEST(CompressNodeListTest, ZeroPaddingIsKept) {
-  EXPECT_EQ(CompressNodeList({"gpu001", "gpu002", "gpu003", "gpu010"}), "gpu[001-003,010]");
-  EXPECT_EQ(CompressNodeList({"n09", "n10"}), "n[09-10]");
-  // A padded and an unpadded number are different names, never one range.
-  EXPECT_EQ(CompressNodeList({"n09", "n010"}), "n[09,010]");
-}
-
-TEST(CompressNodeListTest, NamesWithoutANumberAreListedAsTheyAre) {
-  EXPECT_EQ(CompressNodeList({"login", "n2", "n1"}), "login,n[1-2]");
-  EXPECT_EQ(CompressNodeList({"n", "n1", "n2"}), "n[1-2],n");
-}
-
 TEST(CompressIndexesTest, ConsecutiveIndexesBecomeRanges) {
   EXPECT_EQ(CompressIndexes({0, 1, 2, 3, 4, 5, 6, 7}), "0-7");
   EXPECT_EQ(CompressIndexes({6, 0, 1, 2, 3}), "0-3,6");

@@ -813,42 +813,6 @@ int RunScontrol(ApiClient* client, const std::vector<std::string>& args, const C
 
 }  // namespace
 
-StatusOr<std::vector<std::string>> ExpandHostList(std::string_view list) {
-  std::vector<std::string> hosts;
-  size_t i = 0;
-  while (i < list.size()) {
-    // One item: a prefix, then optionally "[ranges]" and a suffix; items are separated by commas
-    // outside brackets.
-    size_t open = list.find_first_of("[,", i);
-    if (open == std::string_view::npos || list[open] == ',') {
-      size_t end = open == std::string_view::npos ? list.size() : open;
-      if (end > i) hosts.emplace_back(list.substr(i, end - i));
-      i = end + 1;
-      continue;
-    }
-    size_t close = list.find(']', open);
-    if (close == std::string_view::npos) return InvalidArgumentError("'{}' is not a host list: a '[' is not closed", list);
-    std::string prefix(list.substr(i, open - i));
-    size_t next = list.find(',', close);
-    std::string suffix(list.substr(close + 1, (next == std::string_view::npos ? list.size() : next) - close - 1));
-    for (const std::string& range : SplitList(list.substr(open + 1, close - open - 1))) {
-      size_t dash = range.find('-');
-      std::string first = range.substr(0, dash);
-      std::string last = dash == std::string::npos ? first : range.substr(dash + 1);
-      if (first.empty() || first.find_first_not_of("0123456789") != std::string::npos ||
-          last.empty() || last.find_first_not_of("0123456789") != std::string::npos) {
-        return InvalidArgumentError("'{}' is not a host list: '{}' is not a number or a range", list, range);
-      }
-      long from = std::stol(first);
-      long to = std::stol(last);
-      if (to < from || to - from > 100000) return InvalidArgumentError("'{}' is not a host list: bad range '{}'", list, range);
-      for (long n = from; n <= to; ++n) hosts.push_back(fmt::format("{}{:0{}}{}", prefix, n, first.size(), suffix));
-    }
-    i = next == std::string_view::npos ? list.size() : next + 1;
-  }
-  return hosts;
-}
-
 bool IsSlurmCommand(std::string_view name) {
   return std::find(std::begin(kSlurmCommands), std::end(kSlurmCommands), name) != std::end(kSlurmCommands);
 }

@@ -15,6 +15,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "core/hostlist.h"  // ExpandHostList, for scontrol show hostnames
 
 namespace allot {
 
@@ -27,8 +28,5 @@ int RunSlurmCommand(ApiClient& client, const std::vector<std::string>& args, con
 // The same, resolving the client settings from the environment and the config file first, as the
 // allot commands do; commands that need no server (scontrol show hostnames) never contact it.
 int RunSlurmCommandFromEnvironment(const std::vector<std::string>& args, const CommandEnv& env);
-
-// Slurm's hostlist expressions: "a[1-3,7],b2" <-> {"a1", "a2", "a3", "a7", "b2"}.
-StatusOr<std::vector<std::string>> ExpandHostList(std::string_view list);
 
 }  // namespace allot

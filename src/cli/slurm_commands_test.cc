@@ -175,8 +175,6 @@ TEST_F(SlurmCommandsTest, ScontrolExpandsHostListsWithoutAServer) {
   ASSERT_EQ(Run({"scontrol", "show", "hostnames", "gpu[01-03,10],login"}), 0) << err_.str();
   EXPECT_EQ(out_.str(), "gpu01\ngpu02\ngpu03\ngpu10\nlogin\n");
   EXPECT_TRUE(server_.requests().empty());
-  EXPECT_FALSE(ExpandHostList("a[1-").ok());
-  EXPECT_FALSE(ExpandHostList("a[3-1]").ok());
 }
 
 }  // namespace

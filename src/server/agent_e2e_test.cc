@@ -293,7 +293,7 @@ TEST_F(AgentEndToEndTest, ABatchScriptRunsOnceInTheSubmitDirectoryAsUnderSlurm) 
   EXPECT_EQ(Read(submit_dir / "runs.txt"), "ran\n");  // once, not once per node
   std::string out;
   ASSERT_TRUE(WaitUntil([&] { return !(out = Read(submit_dir / fmt::format("slurm-{}.out", id))).empty(); }));
-  EXPECT_THAT(out, HasSubstr(fmt::format("id={} nodes=2 list=a1,a2 procid=0 gpus=4 dir={}\n", id, submit_dir.string())));
+  EXPECT_THAT(out, HasSubstr(fmt::format("id={} nodes=2 list=a[1-2] procid=0 gpus=4 dir={}\n", id, submit_dir.string())));
   EXPECT_THAT(out, HasSubstr(submit_dir.string() + "\n"));  // pwd
   EXPECT_TRUE(WaitUntil([&] { return Logs(id, 0) == out; }));  // and shipped for allot logs
 }

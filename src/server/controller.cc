@@ -13,9 +13,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <unordered_set>
 
 #include "api/agent_protocol.h"
 #include "api/submission.h"
+#include "core/hostlist.h"
 #include "core/input_limits.h"
 
 namespace allot {
@@ -1678,6 +1680,32 @@ void Controller::WakeJob(JobId id) {
   }
 }
 
+void Controller::WakeJobAfterCommit(JobId id) {
+  if (auto watchers = long_polls_by_job_.find(id); watchers != long_polls_by_job_.end()) {
+    wake_after_commit_.insert(wake_after_commit_.end(), watchers->second.begin(), watchers->second.end());
+  }
+  if (const Job* job = scheduler_->model().FindJob(id); job && job->state == JobState::kRunning) {
+    for (const TaskAllocation& task : job->tasks) wake_after_commit_.push_back(task.node);
+  }
+}
+
+void Controller::WakeAfterCommit() {
+  // Small enough that a submit waits for one slice at most (tens of milliseconds: a node's
+  // assignments take about 0.2 ms to write), large enough that the lock is not taken per node.
+  constexpr size_t kNodesPerSlice = 256;
+  std::vector<NodeIndex> nodes;
+  {
+    std::lock_guard lock(mutex_);
+    nodes.swap(wake_after_commit_);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  for (size_t begin = 0; begin < nodes.size(); begin += kNodesPerSlice) {
+    std::lock_guard lock(mutex_);
+    for (size_t i = begin; i < std::min(nodes.size(), begin + kNodesPerSlice); ++i) WakeNode(nodes[i]);
+  }
+}
+
 double Controller::HeartbeatSeconds() const {
   const double nodes = static_cast<double>(scheduler_->model().cluster().nodes().size());
   return std::max(options_.heartbeat_seconds, nodes / options_.agent_syncs_per_second);
@@ -1711,11 +1739,15 @@ std::string Controller::LogPath(JobId id, int task, std::string_view stream) con
 
 json Controller::TaskEnvironment(const Job& job, const JobRecord& record, int task) const {
   const Cluster& cluster = scheduler_->model().cluster();
-  std::vector<std::string> nodes;
-  for (const TaskAllocation& allocation : job.tasks) {
-    const std::string& name = cluster.node(allocation.node).name;
-    if (std::find(nodes.begin(), nodes.end(), name) == nodes.end()) nodes.push_back(name);
+  if (!record.hosts || record.hosts->epoch != job.epoch) {
+    std::vector<std::string> nodes;
+    std::unordered_set<NodeIndex> seen;
+    for (const TaskAllocation& allocation : job.tasks) {
+      if (seen.insert(allocation.node).second) nodes.push_back(cluster.node(allocation.node).name);
+    }
+    record.hosts = JobRecord::Hosts{job.epoch, fmt::format("{}", fmt::join(nodes, ",")), CompressHostList(nodes)};
   }
+  const JobRecord::Hosts& hosts = *record.hosts;
   std::string gpus;
   for (int gpu = 0; gpu < kMaxGpusPerNode; ++gpu) {
     if (job.tasks[task].gpu_mask & (uint32_t{1} << gpu)) gpus += (gpus.empty() ? "" : ",") + std::to_string(gpu);
@@ -1732,7 +1764,7 @@ json Controller::TaskEnvironment(const Job& job, const JobRecord& record, int ta
       {"ALLOT_EPOCH", std::to_string(job.epoch)},
       {"ALLOT_TASK_INDEX", std::to_string(task)},
       {"ALLOT_NUM_TASKS", std::to_string(job.spec.tasks)},
-      {"ALLOT_NODELIST", fmt::format("{}", fmt::join(nodes, ","))},
+      {"ALLOT_NODELIST", hosts.list},
       {"ALLOT_PROCESSES_PER_TASK", std::to_string(processes)},
       // What `allot run` and srun inside the job present to start its steps.
       {"ALLOT_JOB_TOKEN", JobToken(job.id, job.epoch)},
@@ -1760,8 +1792,7 @@ json Controller::TaskEnvironment(const Job& job, const JobRecord& record, int ta
       {"SLURM_JOB_USER", job.spec.user}, {"SLURM_JOB_PARTITION", cluster.pool(job.pool).name},
       {"SLURM_CLUSTER_NAME", "allot"},
       {"SLURM_JOB_NUM_NODES", std::to_string(job.spec.tasks)}, {"SLURM_NNODES", std::to_string(job.spec.tasks)},
-      {"SLURM_JOB_NODELIST", fmt::format("{}", fmt::join(nodes, ","))},
-      {"SLURM_NODELIST", fmt::format("{}", fmt::join(nodes, ","))},
+      {"SLURM_JOB_NODELIST", hosts.hostlist}, {"SLURM_NODELIST", hosts.hostlist},
       {"SLURM_NTASKS", slurm_tasks}, {"SLURM_NPROCS", slurm_tasks},
       {"SLURM_NTASKS_PER_NODE", std::to_string(processes)},
       {"SLURM_TASKS_PER_NODE", job.spec.tasks > 1 ? fmt::format("{}(x{})", processes, job.spec.tasks) : std::to_string(processes)},
@@ -2264,8 +2295,9 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
     }
     PersistLive(id, batch);
   }
-  // Started jobs: their nodes get their tasks now; requeued ones: their old nodes kill them.
-  for (JobId id : touched) WakeJob(id);
+  // Started jobs: their nodes get their tasks; requeued ones: their old nodes kill them. Both
+  // once the batch is durable (WakeAfterCommit).
+  for (JobId id : touched) WakeJobAfterCommit(id);
 }
 
 void Controller::Tick(Time now, WriteBatch& batch) {
@@ -2285,6 +2317,7 @@ void Controller::TickForTest() {
     ticket = Queue(std::move(batch));
   }
   WaitDurable(ticket);
+  WakeAfterCommit();
 }
 
 void Controller::LoopMain() {
@@ -2333,10 +2366,10 @@ void Controller::LoopMain() {
         min_interval = std::max(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(policy_interval)),
                                 3 * (last_pass - started));
       }
-      if (batch.empty()) continue;
-      ticket = Queue(std::move(batch));
+      if (!batch.empty()) ticket = Queue(std::move(batch));
     }
-    WaitDurable(ticket);
+    if (ticket) WaitDurable(ticket);
+    WakeAfterCommit();
   }
 }
 

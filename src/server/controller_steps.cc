@@ -8,6 +8,7 @@
 #include "server/controller.h"
 
 #include "api/agent_protocol.h"
+#include "core/hostlist.h"
 
 namespace allot {
 
@@ -87,7 +88,7 @@ json Controller::StepAssignment(const Job& job, const JobRecord& record, const S
   const int rank = task.index - step.first_index;
   const int on_node = per_node[static_cast<size_t>(task.node)];
   const std::string ntasks = std::to_string(step.tasks.size());
-  const std::string node_list = fmt::format("{}", fmt::join(step_nodes, ","));
+  const std::string node_list = CompressHostList(step_nodes);  // Slurm's form, as SLURM_JOB_NODELIST
   std::map<std::string, std::string> own = {
       {"SLURM_STEP_ID", std::to_string(step.id)}, {"SLURM_STEPID", std::to_string(step.id)},
       {"SLURM_PROCID", std::to_string(rank)}, {"SLURM_LOCALID", std::to_string(task.local_id)},

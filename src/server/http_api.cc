@@ -124,6 +124,7 @@ HttpApi::HttpApi(Controller& controller, HttpOptions options)
                .worker_threads = options.threads,
                .max_body_bytes = options.max_body_bytes,
                .max_connections = options.max_connections,
+               .agent_path_prefix = "/v1/agents/",
                .tls_certificate_file = options.tls_certificate_file,
                .tls_key_file = options.tls_key_file}) {
   // Errors the front end answers by itself (no route, a limit, overload, a handler that threw)

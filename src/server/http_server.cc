@@ -102,7 +102,8 @@ class HttpServer::Impl {
       : options_(std::move(options)),
         io_(std::max(1, options_.network_threads)),
         acceptor_(net::make_strand(io_)),
-        workers_(static_cast<size_t>(std::max(1, options_.worker_threads))) {}
+        api_lane_(options_.worker_threads),
+        agent_lane_(options_.agent_path_prefix.empty() ? 1 : options_.agent_worker_threads) {}
 
   struct RouteEntry {
     std::string method;
@@ -156,12 +157,22 @@ class HttpServer::Impl {
   HttpServerOptions options_;
   net::io_context io_;
   tcp::acceptor acceptor_;
-  net::thread_pool workers_;
+  // Workers that run handlers, and how many requests wait for one (shed past the limit).
+  struct Lane {
+    explicit Lane(int threads) : workers(static_cast<size_t>(std::max(1, threads))) {}
+    net::thread_pool workers;
+    std::atomic<size_t> queued{0};
+  };
+  Lane& LaneFor(const HttpRequest& request) {
+    const std::string& prefix = options_.agent_path_prefix;
+    return !prefix.empty() && request.path.starts_with(prefix) ? agent_lane_ : api_lane_;
+  }
   std::optional<ssl::context> tls_;
   std::vector<RouteEntry> routes_;
   ErrorWriter error_writer_;
   std::atomic<size_t> connections_{0};
-  std::atomic<size_t> queued_{0};
+  Lane api_lane_;
+  Lane agent_lane_;
   std::atomic<uint64_t> shed_{0};
   std::atomic<uint64_t> refused_{0};
   std::atomic<bool> stopping_{false};
@@ -277,15 +288,16 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session<St
     request->remote_port = remote_port_;
     const bool keep_alive = message.keep_alive();
     const unsigned version = message.version();
-    if (server_.queued_.load() >= server_.options_.max_queued_requests || server_.stopping_) {
+    Lane& lane = server_.LaneFor(*request);
+    if (lane.queued.load() >= server_.options_.max_queued_requests || server_.stopping_) {
       ++server_.shed_;
       HttpResponse response;
       server_.Error(*request, response, 503, "the server is overloaded; retry in a second");
       return Write(std::move(response), false, version);
     }
-    ++server_.queued_;
-    net::post(server_.workers_, [self = this->shared_from_this(), request, keep_alive, version]() mutable {
-      --self->server_.queued_;
+    ++lane.queued;
+    net::post(lane.workers, [self = this->shared_from_this(), &lane, request, keep_alive, version]() mutable {
+      --lane.queued;
       // The reply is written on the connection's own strand, never from the thread that answers.
       auto answered = std::make_shared<std::atomic<bool>>(false);
       HttpResponder respond = [self, keep_alive, version, answered](HttpResponse response) {
@@ -500,9 +512,11 @@ void HttpServer::Stop() {
     ErrorCode ignored;
     impl_->acceptor_.close(ignored);
   });
-  impl_->workers_.join();
+  impl_->api_lane_.workers.join();
+  impl_->agent_lane_.workers.join();
   auto drained = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-  while (std::chrono::steady_clock::now() < drained && impl_->queued_.load() > 0) {
+  while (std::chrono::steady_clock::now() < drained &&
+         impl_->api_lane_.queued.load() + impl_->agent_lane_.queued.load() > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   impl_->io_.stop();

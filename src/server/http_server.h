@@ -84,7 +84,13 @@ struct HttpServerOptions {
   double idle_timeout_seconds = 30;
   double write_timeout_seconds = 30;
   size_t max_connections = 100000;  // every node's agent holds one, the national pool has 36,880
-  size_t max_queued_requests = 4096;
+  size_t max_queued_requests = 4096;  // per lane
+  // Requests whose path starts with this prefix (the agents' syncs) have a lane of their own:
+  // their own workers and queue, so that thousands of agents answering a pass at once never
+  // queue a person's submit behind them (Kubernetes' API priority and fairness keeps node
+  // heartbeats apart from users' requests the same way). Empty: one lane for everything.
+  std::string agent_path_prefix;
+  int agent_worker_threads = 32;
   // TLS on the same listener as plain HTTP: a connection whose first bytes are a TLS handshake
   // is served over TLS. Empty: plain HTTP only.
   std::string tls_certificate_file;  // PEM, the chain

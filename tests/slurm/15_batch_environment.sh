@@ -15,4 +15,4 @@ echo "nodelist=$SLURM_JOB_NODELIST procid=$SLURM_PROCID gpus=$SLURM_GPUS_ON_NODE
 #EXPECT state completed
 #EXPECT file slurm-%j.out contains name=envcheck account=lab partition=gpu
 #EXPECT file slurm-%j.out contains nnodes=2 ntasks=8 per_node=4 cpus=2
-#EXPECT file slurm-%j.out contains nodelist=a1,a2 procid=0 gpus=2 id_matches=yes
+#EXPECT file slurm-%j.out contains nodelist=a[1-2] procid=0 gpus=2 id_matches=yes
