@@ -68,8 +68,14 @@ echo "scale: all $expected nodes up; submitting $rate jobs/s for $duration s"
 # The national mix at a fixed rate, open loop, from one process with keep-alive connections
 # (src/server/submit_load.cc): a submit's latency counts from when it was due.
 cpu_before=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+load_status=0
 load=$("$build/src/server/submit_load" --server "$url" --token "@$work/data/operator.token" --rate "$rate" \
-  --duration "$duration") || true
+  --duration "$duration") || load_status=$?
+# 1 only says that some submits were refused (counted below); anything else is a broken run.
+if [ "$load_status" -gt 1 ] || [ -z "$load" ]; then
+  echo "scale: FAILED: submit_load exited with $load_status and printed: ${load:-nothing}" >&2
+  exit 1
+fi
 sleep 2
 cpu_after=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
 ticks=$(getconf CLK_TCK)
@@ -105,7 +111,7 @@ start_server
 restart_seconds=$serving_after
 echo "  restart to serving after kill -9 (with $expected nodes and the jobs above): ${restart_seconds} s"
 # A smoke run in CI fails on what must never happen at any size.
-if [ "$down" -gt 0 ] || [ "$failed" -gt 0 ]; then
+if [ "$down" -gt 0 ] || [ "${failed:-1}" -ne 0 ]; then
   echo "scale: FAILED: $down nodes wrongly marked down, $failed submits refused" >&2
   exit 1
 fi

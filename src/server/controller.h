@@ -202,14 +202,14 @@ class Controller {
     // indexes from next_task_index up (0: just after the job's own tasks).
     std::vector<Step> steps;
     int next_task_index = 0;
-    // The allocation's nodes in task order, made once per start: every task's environment
-    // carries them, and a 512-node gang must not cost 512 walks of its allocation per node.
-    struct Hosts {
+    // What every task of the current start shares, made once per start: a 512-node gang's
+    // tasks must not each walk its allocation or write its 40 variables again.
+    struct StartCache {
       uint64_t epoch = 0;
-      std::string list;      // "a1,a2,b7"
-      std::string hostlist;  // Slurm's form, "a[1-2],b7"
+      std::string hostlist;          // the nodes in task order, in Slurm's form "a[1-2],b7"
+      nlohmann::json environment;    // the variables that are the same for every task
     };
-    mutable std::optional<Hosts> hosts;
+    mutable std::optional<StartCache> start_cache;
   };
   struct AgentState {
     Time last_seen = 0;
@@ -282,16 +282,17 @@ class Controller {
   // The tasks of running jobs placed on `node` as the agent should run them.
   nlohmann::json AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
   nlohmann::json TaskEnvironment(const Job& job, const JobRecord& record, int task) const;
+  // The job's StartCache for its current epoch, made on first use (under the state lock).
+  const JobRecord::StartCache& StartCacheOf(const Job& job, const JobRecord& record) const;
   std::string LogPath(JobId id, int task, std::string_view stream) const;
   // Answers the node's waiting sync, if any, with what it should run and kill now.
   void WakeNode(NodeIndex node);
   // Wakes the nodes whose waiting syncs know a task of the job, and the nodes it runs on.
   void WakeJob(JobId id);
-  // The nodes WakeJob(id) would wake, added to wake_after_commit_ for WakeAfterCommit.
-  void WakeJobAfterCommit(JobId id);
   // Wakes the nodes a pass gave work or took it from, once the pass's changes are durable (an
   // agent never runs a start the store could still lose), a slice of nodes per hold of the state
   // lock, so that submits and syncs go on between slices while thousands of nodes are woken.
+  // From the start of a pass until then, WakeNode only notes its node here.
   void WakeAfterCommit();
   void CompleteLongPoll(NodeIndex node);
   // LiveJobJson and what only the store keeps (the job's steps).
@@ -341,7 +342,8 @@ class Controller {
   std::unordered_map<NodeIndex, AgentState> agents_;
   std::unordered_map<NodeIndex, LongPoll> long_polls_;
   std::unordered_map<JobId, std::set<NodeIndex>> long_polls_by_job_;  // who waits knowing a task of the job
-  std::vector<NodeIndex> wake_after_commit_;  // by WakeJobAfterCommit, for WakeAfterCommit
+  std::vector<NodeIndex> wake_after_commit_;  // nodes WakeNode held back for WakeAfterCommit
+  bool wakes_wait_for_commit_ = false;         // a pass ran; its batch is not durable yet
   std::multimap<std::chrono::steady_clock::time_point, std::pair<NodeIndex, uint64_t>> long_poll_deadlines_;
   std::condition_variable long_poll_timer_wakeup_;  // with mutex_
   bool long_poll_timer_stopping_ = false;

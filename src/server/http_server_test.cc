@@ -38,6 +38,21 @@ TEST(HttpServerTest, BusyAgentWorkersDoNotDelayOtherRequests) {
     httplib::Client agent("127.0.0.1", *port);
     return agent.Post("/v1/agents/n2/sync", "{}", "application/json");
   });
+  // However the test ends, the held sync is let go and the server stops (declared after the
+  // requests, so this runs before their futures wait for them).
+  struct Cleanup {
+    std::promise<void>& release;
+    HttpServer& server;
+    std::thread& serving;
+    ~Cleanup() {
+      try {
+        release.set_value();
+      } catch (const std::future_error&) {  // already let go
+      }
+      server.Stop();
+      serving.join();
+    }
+  } cleanup{release, server, serving};
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   httplib::Client person("127.0.0.1", *port);
   person.set_read_timeout(5, 0);
@@ -52,8 +67,6 @@ TEST(HttpServerTest, BusyAgentWorkersDoNotDelayOtherRequests) {
   ASSERT_TRUE(synced && synced_later);
   EXPECT_EQ(synced->status, 200);
   EXPECT_EQ(synced_later->status, 200);
-  server.Stop();
-  serving.join();
 }
 
 }  // namespace

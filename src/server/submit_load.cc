@@ -1,7 +1,8 @@
 // submit_load: an open-loop stream of submits at a fixed rate, for bench/national_scale.sh. The
 // n-th submit is due at start + n / RATE whether or not earlier ones have been answered, and its
 // latency counts from when it was due, so a server that falls behind shows it in full (no
-// coordinated omission: a late start is latency too). CONNECTIONS threads, each with its own
+// coordinated omission: a late start is latency too). While CONNECTIONS submits are waiting for
+// answers, the next one waits for a free connection: its wait is counted in its latency. CONNECTIONS threads, each with its own
 // keep-alive connection, send them; one process instead of a curl per submit keeps the load
 // generator's own CPU out of the way of the server it measures on a two-core machine.
 //
@@ -71,12 +72,17 @@ int main(int argc, char** argv) {
     if (i + 1 >= argc) return Usage(argv[0]);
     std::string flag = argv[i];
     std::string value = argv[i + 1];
-    if (flag == "--server") server = value;
-    else if (flag == "--token") token = value;
-    else if (flag == "--rate") rate = std::stod(value);
-    else if (flag == "--duration") duration = std::stod(value);
-    else if (flag == "--connections") connections = std::stoi(value);
-    else return Usage(argv[0]);
+    try {
+      if (flag == "--server") server = value;
+      else if (flag == "--token") token = value;
+      else if (flag == "--rate") rate = std::stod(value);
+      else if (flag == "--duration") duration = std::stod(value);
+      else if (flag == "--connections") connections = std::stoi(value);
+      else return Usage(argv[0]);
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "submit_load: %s takes a number, not '%s'\n", flag.c_str(), value.c_str());
+      return 2;
+    }
   }
   if (server.empty() || token.empty() || rate <= 0 || duration <= 0 || connections < 1) return Usage(argv[0]);
   if (token[0] == '@') {
@@ -106,6 +112,7 @@ int main(int argc, char** argv) {
       httplib::Client client(server);
       client.set_keep_alive(true);
       client.set_tcp_nodelay(true);  // as `allot` does: no 40 ms wait for a delayed ACK per submit
+      client.set_connection_timeout(5, 0);
       client.set_read_timeout(60, 0);
       const httplib::Headers headers = {{"Authorization", "Bearer " + token}};
       for (size_t n = next++; n < total; n = next++) {
@@ -119,7 +126,13 @@ int main(int argc, char** argv) {
         const double latency = std::chrono::duration<double, std::milli>(Clock::now() - due).count();
         std::lock_guard lock(results_mutex);
         latencies_ms.push_back(latency);
-        ++codes[reply ? reply->status : 0];
+        const int code = reply ? reply->status : 0;
+        // The first refusal of each kind says why (the server's message, or the client's error).
+        if (code != 201 && codes[code]++ == 0) {
+          std::fprintf(stderr, "submit_load: submit %zu: %s\n", n,
+                       reply ? (std::to_string(code) + " " + reply->body).c_str() : httplib::to_string(reply.error()).c_str());
+        }
+        if (code == 201) ++codes[code];
       }
     });
   }
