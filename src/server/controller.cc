@@ -810,6 +810,16 @@ void Controller::ApplyArrayLimits(WriteBatch&) {
   }
 }
 
+void Controller::ForgetRun(JobId id) {
+  auto record = records_.find(id);
+  if (record == records_.end()) return;
+  record->second.task_exits.clear();
+  record->second.timed_out = false;
+  record->second.out_of_memory = false;
+  record->second.steps.clear();
+  record->second.next_task_index = 0;
+}
+
 void Controller::RunPass(Time now, WriteBatch& batch) {
   auto started = std::chrono::steady_clock::now();
   // Whatever this pass starts or ends reaches agents only once it is durable (WakeAfterCommit):
@@ -842,13 +852,7 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
     RecordEnded(ended, {"preempted", -1, preempt_reasons[ended.id]}, now, batch);
   }
   for (JobId id : touched) {
-    if (auto record = records_.find(id); record != records_.end()) {
-      record->second.task_exits.clear();
-      record->second.timed_out = false;
-      record->second.out_of_memory = false;
-      record->second.steps.clear();
-      record->second.next_task_index = 0;
-    }
+    ForgetRun(id);
     PersistLive(id, batch);
   }
   // Started jobs: their nodes get their tasks; requeued ones: their old nodes kill them. Both

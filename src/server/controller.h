@@ -276,6 +276,8 @@ class Controller {
   void ResolveDependencies(WriteBatch& batch);
   void ApplyArrayLimits(WriteBatch& batch);
   void RunPass(Time now, WriteBatch& batch);
+  // A job started again or requeued: what its previous run's tasks and steps did is forgotten.
+  void ForgetRun(JobId id);
   void LoopMain();
   // Marks down the nodes whose agents stopped syncing.
   void CheckAgents(Time now, WriteBatch& batch);

@@ -550,13 +550,7 @@ void Controller::CheckAgents(Time now, WriteBatch& batch) {
     for (JobId id : failure->requeued) {
       const Job* job = scheduler_->model().FindJob(id);
       if (job) ChargeRun(*job, now, batch);
-      if (auto record = records_.find(id); record != records_.end()) {
-        record->second.task_exits.clear();
-        record->second.timed_out = false;
-        record->second.out_of_memory = false;
-        record->second.steps.clear();
-        record->second.next_task_index = 0;
-      }
+      ForgetRun(id);
       PersistLive(id, batch);
     }
     for (const Job& ended : failure->ended) {

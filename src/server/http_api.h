@@ -22,7 +22,7 @@ namespace allot {
 
 struct HttpOptions {
   int threads = 64;  // handlers at once; a submit holds its worker until its commit is durable
-  int network_threads = 2;
+  int network_threads = 2;  // event loops (one serves tens of thousands of connections); a core each
   size_t max_body_bytes = 1 << 20;
   size_t max_connections = 100000;
   std::string tls_certificate_file;  // with tls_key_file: TLS on the same port as plain HTTP
