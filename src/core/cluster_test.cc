@@ -250,6 +250,17 @@ TEST(ClusterValidationTest, NamesAreRequired) {
   EXPECT_EQ(cluster.AddNode({.pool = pool}).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(ClusterValidationTest, NodeNamesThatNodeListsCannotHoldAreRefused) {
+  Cluster cluster;
+  PoolIndex pool = MustAddPool(cluster, {.name = "p"});
+  for (const char* name : {"gpu[1]", "a,b", "gpu 1"}) {
+    StatusOr<NodeIndex> added = cluster.AddNode({.name = name, .pool = pool});
+    ASSERT_FALSE(added.ok()) << name;
+    EXPECT_THAT(added.status().message(), HasSubstr("a node name cannot contain")) << name;
+  }
+  EXPECT_TRUE(cluster.AddNode({.name = "gpu-001.rack_2", .pool = pool}).ok());
+}
+
 TEST(LevelTest, NamesRoundTrip) {
   for (Level level : {Level::kSite, Level::kPod, Level::kLeaf, Level::kNvlink}) {
     EXPECT_EQ(ParseLevel(LevelName(level)).value(), level);
