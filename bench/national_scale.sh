@@ -84,13 +84,17 @@ submitted=$(field submits)
 failed=$(field refused)
 p50=$(field p50_ms)
 p99=$(field p99_ms)
-metrics=$(curl -s -H "$auth" "$url/metrics")
+metrics=$(curl -sf -H "$auth" "$url/metrics") || { echo "scale: FAILED: the server stopped answering" >&2; exit 1; }
 hist_quantile() {  # from the Prometheus histogram's cumulative buckets
   echo "$metrics" | { grep "^allot_task_start_delay_seconds_bucket" || true; } | sed 's/.*le="\([^"]*\)"} \(.*\)/\1 \2/' |
     awk -v q="$1" '{le[NR]=$1; c[NR]=$2} END {t=c[NR]; for (i=1;i<=NR;i++) if (c[i] >= q*t) {print le[i]; exit}}'
 }
 started=$(echo "$metrics" | awk '/^allot_task_start_delay_seconds_count/ {print $2}')
 within_2s=$(echo "$metrics" | awk -F'[ ]' '/^allot_task_start_delay_seconds_bucket\{le="2"\}/ {print $2}')
+if [ -z "$within_2s" ] || [ -z "$started" ]; then
+  echo "scale: FAILED: the server's /metrics has no allot_task_start_delay_seconds histogram (is it still up?)" >&2
+  exit 1
+fi
 down=$(curl -s -H "$auth" "$url/v1/nodes?state=down" | { grep -o 'missed' || true; } | wc -l)
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
 threads=$(awk '/Threads/ {print $2}' "/proc/$server_pid/status")
@@ -99,7 +103,7 @@ live=$(curl -s -H "$auth" "$url/v1/scheduler")
 
 echo "scale: results ($submitted submits over $duration s, $expected nodes)"
 echo "  submit latency:            p50 ${p50} ms, p99 ${p99} ms, max $(field max_ms) ms ($failed not 201: $(field refused_codes))"
-echo "  placement to running:      p50 <= $(hist_quantile 0.5) s, p99 <= $(hist_quantile 0.99) s ($started jobs started, $(awk -v a="${within_2s:-0}" -v b="${started:-0}" 'BEGIN {printf "%.1f", (b > 0 ? 100 * a / b : 0)}')% within 2 s)"
+echo "  placement to running:      p50 <= $(hist_quantile 0.5) s, p99 <= $(hist_quantile 0.99) s ($started jobs seen running, $(awk -v a="${within_2s:-0}" -v b="${started:-0}" 'BEGIN {printf "%.1f", (b > 0 ? 100 * a / b : 0)}')% of them within 2 s)"
 echo "  nodes wrongly marked down: $down"
 cores=$(awk -v a="$cpu_after" -v b="$cpu_before" -v t="$ticks" -v d="$duration" 'BEGIN {printf "%.2f", (a - b) / t / d}')
 echo "  server:                    CPU $cores cores on average, RSS $((rss / 1024)) MiB, $threads threads, $fds descriptors"

@@ -31,6 +31,7 @@
 #include <string>
 #include <tuple>
 
+#include "agent/backoff.h"
 #include "agent/exit_watcher.h"
 #include "agent/gpus.h"
 #include "agent/task_runner.h"
@@ -121,6 +122,10 @@ class Agent {
   // ends the wait.
   std::mutex wake_mutex_;
   std::condition_variable wake_;
+  // After a failed sync: the server is away or busy; each failure in a row waits longer.
+  Backoff backoff_;
+  // Waits `seconds` (at most 300), or until Stop.
+  void WaitBeforeRetry(double seconds);
   std::map<TaskKey, Task> tasks_;
   std::map<JobId, uint64_t> highest_epoch_;  // fencing: never start an older allocation
   std::atomic<bool> stopping_{false};

@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "agent/backoff.h"
 #include "agent/open_files.h"
 #include "core/config.h"
 
@@ -138,8 +139,9 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     json reply = json::parse(response_.body(), nullptr, false);
     if (response_.result() != http::status::ok || !reply.is_object()) {
       ++sim_.counters.errors;
-      return Retry(std::chrono::seconds(1));
+      return Retry(BackoffDelay());
     }
+    backoff_.Reset();
     const Clock::time_point now = Clock::now();
     for (const json& ack : reply.value("acks", json::array())) {
       auto found = tasks_.find({ack.value("job", uint64_t{0}), ack.value("epoch", uint64_t{0}), ack.value("task", 0)});
@@ -210,10 +212,13 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
       std::fprintf(stderr, "nodesim: %s: %s\n", name_.c_str(), error ? error.message().c_str() : "bad reply");
     }
     Reconnect();
-    // Back off with jitter, as a real agent does, so a server that dropped many does not get
-    // them all back in the same instant.
-    std::uniform_int_distribution<int> jitter(500, 1500);
-    Retry(std::chrono::milliseconds(jitter(sim_.random)));
+    // Back off as a real agent does (exponential, with jitter), so a server that dropped many
+    // does not get them all back in the same instant.
+    Retry(BackoffDelay());
+  }
+
+  Clock::duration BackoffDelay() {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(backoff_.Next()));
   }
 
   void Retry(Clock::duration delay) {
@@ -234,6 +239,7 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
   http::response<http::string_body> response_;
   net::steady_timer exit_timer_;
   net::steady_timer retry_timer_;
+  Backoff backoff_{1, 30, sim_.random()};
   std::map<TaskKey, Task> tasks_;
   bool connected_ = false;
   bool in_flight_ = false;

@@ -88,11 +88,12 @@ DomainIndex Cluster::FindOrAddDomain(PoolIndex pool, DomainIndex parent, Level l
 StatusOr<NodeIndex> Cluster::AddNode(const NodeOptions& options) {
   if (finalized_) return FailedPreconditionError("the cluster is finalized; nodes cannot be added");
   if (options.name.empty()) return InvalidArgumentError("a node needs a name");
-  // Node lists are written in Slurm's hostlist form ("gpu[01-04],login"): a name with a bracket,
-  // a comma or a blank would read back as other names.
-  if (size_t bad = options.name.find_first_of("[], \t\r\n"); bad != std::string::npos) {
-    return InvalidArgumentError("node '{}': a node name cannot contain '{}' (node lists would not read back); "
-                                "use letters, digits, '-', '_' or '.'", options.name, options.name[bad]);
+  // Node lists are written in Slurm's hostlist form ("gpu[01-04],login"), where a bracket, a
+  // comma or a blank would read back as other names; and a node's name is a path segment of its
+  // agent's URLs (/v1/agents/{node}/sync), where a slash or a '?' would end it.
+  if (size_t bad = options.name.find_first_of("[],/?# \t\r\n\v\f"); bad != std::string::npos) {
+    return InvalidArgumentError("node '{}': a node name cannot contain '{}' (node lists and agents' URLs could "
+                                "not hold it)", options.name, options.name[bad]);
   }
   if (options.pool >= pools_.size()) return NotFoundError("node '{}': no such pool", options.name);
   if (node_by_name_.count(options.name)) {

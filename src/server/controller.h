@@ -287,7 +287,8 @@ class Controller {
   // The job's StartCache for its current epoch, made on first use (under the state lock).
   const JobRecord::StartCache& StartCacheOf(const Job& job, const JobRecord& record) const;
   std::string LogPath(JobId id, int task, std::string_view stream) const;
-  // Answers the node's waiting sync, if any, with what it should run and kill now.
+  // Answers the node's waiting sync, if any, with what it should run and kill now; while a pass's
+  // batch commits, notes the node for WakeAfterCommit instead.
   void WakeNode(NodeIndex node);
   // Wakes the nodes whose waiting syncs know a task of the job, and the nodes it runs on.
   void WakeJob(JobId id);
@@ -296,7 +297,9 @@ class Controller {
   // lock, so that submits and syncs go on between slices while thousands of nodes are woken.
   // From the start of a pass until then, WakeNode only notes its node here.
   void WakeAfterCommit();
-  void CompleteLongPoll(NodeIndex node);
+  // Answers the node's waiting sync with its assignments and kills, or with nothing at all
+  // (`superseded`: the agent has given up on it and synced again; its reply goes nowhere).
+  void CompleteLongPoll(NodeIndex node, bool superseded = false);
   // LiveJobJson and what only the store keeps (the job's steps).
   nlohmann::json StoredLiveJobJson(const Job& job, const JobRecord& record) const;
   nlohmann::json KillsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <unordered_set>
@@ -78,7 +79,7 @@ json Controller::KillsFor(NodeIndex node, const std::set<std::tuple<JobId, uint6
   return kills;
 }
 
-void Controller::CompleteLongPoll(NodeIndex node) {
+void Controller::CompleteLongPoll(NodeIndex node, bool superseded) {
   auto found = long_polls_.find(node);
   if (found == long_polls_.end()) return;
   LongPoll poll = std::move(found->second);
@@ -89,9 +90,10 @@ void Controller::CompleteLongPoll(NodeIndex node) {
       if (watchers->second.empty()) long_polls_by_job_.erase(watchers);
     }
   }
+  // A superseded poll hands out nothing: its agent gets all of it from the sync that replaced it.
   json reply = {{"node", scheduler_->model().cluster().node(node).name}, {"heartbeat_seconds", HeartbeatSeconds()},
-                {"assignments", AssignmentsFor(node, poll.known)}, {"kills", KillsFor(node, poll.known)},
-                {"acks", json::array()}};
+                {"assignments", superseded ? json::array() : AssignmentsFor(node, poll.known)},
+                {"kills", superseded ? json::array() : KillsFor(node, poll.known)}, {"acks", json::array()}};
   // The callback only hands the reply to the network thread: cheap, and it takes no lock of ours.
   poll.done(std::move(reply));
 }
@@ -370,7 +372,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
     // This sync supersedes any long poll of the same agent still waiting (the agent gave up on
     // it to report a task's exit): that one is answered at once, into a closed connection.
     const uint64_t serial = ++agent.sync_serial;
-    CompleteLongPoll(node);
+    CompleteLongPoll(node, /*superseded=*/true);
     bool first_sync = agent.last_seen == 0;
     agent.last_seen = now;
     agent.hostname = report.value("hostname", agent.hostname);
