@@ -391,14 +391,17 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
 
     // Output the tasks wrote since the last sync, appended where it belongs (a resent chunk is
     // skipped: the offset says where it starts).
-    for (const json& chunk : report.value("logs", json::array())) {
+    // ParseAgentReport leaves "logs" and "tasks" always present, as arrays: read in place, not
+    // copied (a report's output can be hundreds of KiB, and this runs under the state lock).
+    for (json& chunk : report.at("logs")) {
       JobId id = chunk.value("job", JobId{0});
       int task = chunk.value("task", 0);
       std::string stream = chunk.value("stream", "out");
       // Only output of a task this node runs (or ran, for a job that has just ended): an agent
       // cannot write into another node's jobs' logs.
       if (!TaskRanOn(id, task, node)) continue;
-      log_writes.push_back({id, LogPath(id, task, stream), chunk.value("offset", int64_t{0}), chunk.value("data", "")});
+      std::string data = chunk.contains("data") ? std::move(chunk["data"].get_ref<std::string&>()) : std::string();
+      log_writes.push_back({id, LogPath(id, task, stream), chunk.value("offset", int64_t{0}), std::move(data)});
     }
     // Counted before the state lock is released, so a reader who sees an exit this sync reports
     // waits for the output that came with it (JobLogs). Only the count is under log_mutex_,
@@ -411,7 +414,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
     json kills = json::array();
     json acks = json::array();
     std::set<std::tuple<JobId, uint64_t, int>> known;
-    for (const json& task : report.value("tasks", json::array())) {
+    for (const json& task : report.at("tasks")) {
       JobId id = task.value("job", JobId{0});
       uint64_t epoch = task.value("epoch", uint64_t{0});
       int index = task.value("task", -1);
