@@ -155,8 +155,6 @@ Agent::Agent(AgentOptions options, GpuInventory gpus, TaskCgroups cgroups, std::
       client_(NewClient()),
       exit_watcher_(std::make_unique<ExitWatcher>([this] { OnTaskExit(); })),
       users_(std::move(users)) {
-  // A connection per sync: the server gives each open connection a thread of its own, so a
-  // kept-alive connection per agent would take one of its threads for good.
   // Tasks that outlived a previous agent on this node.
   for (RunningTask& running : runner_.Recover()) {
     TaskKey key{running.job, running.epoch, running.task_index};
@@ -420,16 +418,19 @@ Status Agent::SyncOnce() {
     if (result->status == 400 || result->status == 401 || result->status == 403 || result->status == 404) {
       return Status(StatusCode::kFailedPrecondition, fmt::format("the server refused node '{}': {}", options_.node, message));
     }
-    // Busy (503, 429) or failing: back off, and never come back sooner than it asked.
+    // Busy (503, 429) or failing: back off, and never come back sooner than it asked (but not
+    // so late that the node is taken for lost).
     double wait = backoff_.Next();
     if (result->has_header("Retry-After")) {
-      wait = std::max(wait, std::strtod(result->get_header_value("Retry-After").c_str(), nullptr));
+      wait = std::min(backoff_.max(),
+                      std::max(wait, std::strtod(result->get_header_value("Retry-After").c_str(), nullptr)));
     }
     spdlog::warn("sync: the server answered {}: {}; retrying in {:.1f} s", result->status, message, wait);
     WaitBeforeRetry(wait);
     return OkStatus();
   }
   backoff_.Reset();
+  if (double heartbeat = reply.value("heartbeat_seconds", 0.0); heartbeat > 0) backoff_.set_max(std::min(30.0, heartbeat));
   for (const auto& [shipped, to] : shipped_on_reply) *shipped = to;
   for (const json& ack : reply.value("acks", json::array())) {
     TaskKey key{ack.value("job", JobId{0}), ack.value("epoch", uint64_t{0}), ack.value("task", 0)};

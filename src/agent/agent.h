@@ -122,8 +122,10 @@ class Agent {
   // ends the wait.
   std::mutex wake_mutex_;
   std::condition_variable wake_;
-  // After a failed sync: the server is away or busy; each failure in a row waits longer.
-  Backoff backoff_;
+  // After a failed sync: the server is away or busy; each failure in a row waits longer, up to
+  // the server's heartbeat interval (it marks a node down after several missed ones), which
+  // every reply carries; 5 s, the server's default, until the first reply.
+  Backoff backoff_{1, 5};
   // Waits `seconds` (at most 300), or until Stop.
   void WaitBeforeRetry(double seconds);
   std::map<TaskKey, Task> tasks_;

@@ -31,6 +31,14 @@ class Backoff {
   // After a success: the next failure waits the first delay again.
   void Reset() { current_ = first_; }
 
+  // The longest delay from now on (at least the first). An agent keeps it under the time after
+  // which the server takes its node for lost, so a retrying node is never marked down.
+  void set_max(double max_seconds) {
+    max_ = std::max(first_, max_seconds);
+    current_ = std::min(current_, max_);
+  }
+  double max() const { return max_; }
+
  private:
   double first_;
   double max_;

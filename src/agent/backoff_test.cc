@@ -25,6 +25,13 @@ TEST(BackoffTest, ASuccessStartsAgainFromTheFirstDelay) {
   EXPECT_LE(backoff.Next(), 1);
 }
 
+TEST(BackoffTest, ALowerMaximumBoundsEveryLaterWait) {
+  Backoff backoff(1, 30, /*seed=*/7);
+  for (int attempt = 0; attempt < 5; ++attempt) backoff.Next();  // the delay is 30 s by now
+  backoff.set_max(5);  // the server's heartbeat: a node must retry within it
+  for (int attempt = 0; attempt < 20; ++attempt) EXPECT_LE(backoff.Next(), 5);
+}
+
 TEST(BackoffTest, AgentsThatFailTogetherDoNotRetryTogether) {
   Backoff first(1, 30, /*seed=*/1);
   Backoff second(1, 30, /*seed=*/2);

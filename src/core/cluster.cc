@@ -91,7 +91,13 @@ StatusOr<NodeIndex> Cluster::AddNode(const NodeOptions& options) {
   // Node lists are written in Slurm's hostlist form ("gpu[01-04],login"), where a bracket, a
   // comma or a blank would read back as other names; and a node's name is a path segment of its
   // agent's URLs (/v1/agents/{node}/sync), where a slash or a '?' would end it.
-  if (size_t bad = options.name.find_first_of("[],/?# \t\r\n\v\f"); bad != std::string::npos) {
+  size_t bad = options.name.find_first_of("[],/?#% ");
+  if (bad == std::string::npos) {
+    auto control = std::find_if(options.name.begin(), options.name.end(),
+                                [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+    if (control != options.name.end()) bad = static_cast<size_t>(control - options.name.begin());
+  }
+  if (bad != std::string::npos) {
     return InvalidArgumentError("node '{}': a node name cannot contain '{}' (node lists and agents' URLs could "
                                 "not hold it)", options.name, options.name[bad]);
   }

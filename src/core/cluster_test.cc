@@ -253,7 +253,7 @@ TEST(ClusterValidationTest, NamesAreRequired) {
 TEST(ClusterValidationTest, NodeNamesThatNodeListsCannotHoldAreRefused) {
   Cluster cluster;
   PoolIndex pool = MustAddPool(cluster, {.name = "p"});
-  for (const char* name : {"gpu[1]", "a,b", "gpu 1", "rack/n1"}) {
+  for (const char* name : {"gpu[1]", "a,b", "gpu 1", "rack/n1", "gpu%41", "gpu\t1"}) {
     StatusOr<NodeIndex> added = cluster.AddNode({.name = name, .pool = pool});
     ASSERT_FALSE(added.ok()) << name;
     EXPECT_THAT(added.status().message(), HasSubstr("a node name cannot contain")) << name;
