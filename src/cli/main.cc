@@ -508,13 +508,18 @@ int main(int argc, char** argv) {
   sim->add_option("--cluster", sim_command.cluster, "A flat cluster NODESxGPUS instead, e.g. 256x1");
   sim->add_option("--trace", sim_command.trace, "Trace file (for --format national: the workload YAML; default the config)");
   sim->add_option("--format", sim_format, "swf, philly, csv or national (default: from the file name)");
-  sim->add_option("--policy", sim_policies, "Policies, comma-separated: fcfs, easy, conservative, fair-share, first-fit, config");
+  sim->add_option("--policy", sim_policies, "Policies, comma-separated: fcfs, easy, conservative, fair-share, first-fit, sjf, "
+                  "sjf-first-fit, predicted, predicted-first-fit, config");
   sim->add_option("--json", sim_command.json_path, "Write the summary as JSON here");
   sim->add_option("--jobs-csv", sim_command.jobs_csv_path, "Write one CSV row per job here");
   sim->add_option("--report", sim_command.report_dir, "Write an HTML report with plots into this directory");
   sim->add_option("--seed", sim_command.seed, "Seed of the national workload generator");
-  sim->add_option("--jobs", sim_command.national_jobs, "National workload: generate this many jobs instead of the model's count")
+  sim->add_option("--jobs", sim_command.national_jobs,
+                  "National workload: generate this many jobs instead of the model's count; a trace: "
+                  "replay only its first N jobs (after --skip)")
       ->check(CLI::Range(1, 100000000));
+  sim->add_option("--skip", sim_command.skip_jobs, "A trace: leave out its first N jobs (with --jobs: a window)")
+      ->check(CLI::Range(0, 100000000));
   sim->add_option("--failures", sim_command.failures_path, "Node schedule CSV: time,node,state");
   sim->add_option("--pass-interval", sim_interval, "Least time between scheduling passes (default: policy.pass_interval)");
   sim->add_option("--horizon", sim_horizon, "Stop the simulation at this time (default: when every job is done)");

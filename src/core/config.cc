@@ -402,7 +402,7 @@ StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source, s
 }
 
 const std::vector<std::string_view>& PolicyConfig::QueueOrders() {
-  static const std::vector<std::string_view> names = {"fair_share", "fifo"};
+  static const std::vector<std::string_view> names = {"fair_share", "fifo", "sjf", "predicted"};
   return names;
 }
 

@@ -28,7 +28,7 @@ namespace allot {
 
 // Scheduling policy as written in the config; the scheduler turns the names into parts.
 struct PolicyConfig {
-  std::string queue_order = "fair_share";  // fair_share | fifo
+  std::string queue_order = "fair_share";  // fair_share | fifo | sjf | predicted
   std::string backfill = "easy";           // easy | conservative | none | first_fit
   int reservation_depth = 0;               // 0: 1 for easy, 16 for conservative
   Duration fair_share_half_life = 7 * 86400;

@@ -90,6 +90,13 @@ std::optional<Job> Model::Stop(JobId id, bool requeue) {
   return stopped;
 }
 
+void Model::UndoStart(JobId id) {
+  Stop(id, /*requeue=*/true);
+  Job& job = jobs_.at(id);
+  job.restarts--;
+  job.epoch--;
+}
+
 std::optional<Job> Model::RemovePending(JobId id) {
   auto found = jobs_.find(id);
   if (found == jobs_.end() || found->second.state != JobState::kPending) return std::nullopt;

@@ -75,6 +75,9 @@ class Model {
   // Stops a running job and returns its resources. With requeue it becomes pending again (same
   // id, same submit time); otherwise it leaves the model and is returned.
   std::optional<Job> Stop(JobId id, bool requeue);
+  // Withdraws a start that was never handed out (the pass that made it takes it back): the job is
+  // pending again exactly as before, its epoch and restart count unchanged.
+  void UndoStart(JobId id);
   // Removes a pending job; returns it.
   std::optional<Job> RemovePending(JobId id);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <functional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -11,13 +12,16 @@ namespace allot {
 namespace {
 
 // The sort key of a pending job, read once per pass: comparisons must not look jobs up.
+// `length` is the expected run time for the shortest-first orders, 0 for the others.
 struct OrderKey {
   int priority;
+  Duration length;
   Time submit;
   JobId id;
   const Job* job;
   bool operator<(const OrderKey& other) const {
     if (priority != other.priority) return priority > other.priority;
+    if (length != other.length) return length < other.length;
     if (submit != other.submit) return submit < other.submit;
     return id < other.id;
   }
@@ -25,21 +29,26 @@ struct OrderKey {
 
 // Keys of the pending jobs in (class, submit, id) order. The scheduler hands jobs
 // in that order already (Model::pending_in_order), so sorting is only a fallback.
-std::vector<OrderKey> SortedKeys(const Model& model, const std::vector<JobId>& pending) {
+// With `length`, the keys are sorted by expected run time within each class.
+std::vector<OrderKey> SortedKeys(const Model& model, const std::vector<JobId>& pending,
+                                 const std::function<Duration(const Job&)>& length = {}) {
   std::vector<OrderKey> keys;
   keys.reserve(pending.size());
   for (JobId id : pending) {
     const Job& job = *model.FindJob(id);
-    keys.push_back({job.priority, job.submit_time, id, &job});
+    keys.push_back({job.priority, length ? length(job) : 0, job.submit_time, id, &job});
   }
   if (!std::is_sorted(keys.begin(), keys.end())) std::sort(keys.begin(), keys.end());
   return keys;
 }
 
-class FifoOrder final : public QueueOrder {
+// One list per pass: fifo (no length), or shortest first by the length function.
+class ListOrder final : public QueueOrder {
  public:
+  explicit ListOrder(std::function<Duration(const Job&)> length = {}) : length_(std::move(length)) {}
+
   void Begin(const Model& model, std::vector<JobId> pending, std::vector<JobId> first) override {
-    keys_ = SortedKeys(model, pending);
+    keys_ = SortedKeys(model, pending, length_);
     first_ = std::move(first);
     is_first_.clear();
     is_first_.insert(first_.begin(), first_.end());
@@ -70,6 +79,7 @@ class FifoOrder final : public QueueOrder {
   void Started(const Job&) override {}
 
  private:
+  std::function<Duration(const Job&)> length_;
   std::vector<OrderKey> keys_;
   std::vector<JobId> first_;
   std::vector<int> first_priority_;
@@ -196,8 +206,15 @@ class FairShareOrder final : public QueueOrder {
 
 }  // namespace
 
-std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life) {
-  if (name == "fifo") return std::make_unique<FifoOrder>();
+std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life,
+                                           const RuntimePredictor* predictor) {
+  if (name == "fifo") return std::make_unique<ListOrder>();
+  if (name == "sjf") {
+    return std::make_unique<ListOrder>([](const Job& job) { return job.spec.time_limit; });
+  }
+  if (name == "predicted") {
+    return std::make_unique<ListOrder>([predictor](const Job& job) { return predictor->Predict(job); });
+  }
   return std::make_unique<FairShareOrder>(half_life);
 }
 

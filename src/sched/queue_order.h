@@ -1,7 +1,10 @@
 // Queue order: which pending job the scheduler looks at next.
 //
-// Both orders put higher priority classes first. Within a class:
+// Every order puts higher priority classes first. Within a class:
 //   fifo        submit time, then job id.
+//   sjf         shortest time limit first (the users' estimates), then submit time, job id.
+//   predicted   shortest predicted run time first (RuntimePredictor: the median of the user's
+//               recent run times, capped by the limit), then submit time, job id.
 //   fair_share  hierarchical fair share. At every level of the account tree the child with the
 //               lowest (recent usage + GPUs held now) / weight goes first, where recent usage is
 //               GPU-seconds decayed with the half-life, expressed as average GPUs. Inside an
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "sched/runtime_predictor.h"
 
 namespace allot {
 
@@ -35,7 +39,9 @@ class QueueOrder {
   virtual void Started(const Job& job) = 0;
 };
 
-// `name` is one of PolicyConfig::QueueOrders(); the config loader has checked it.
-std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life);
+// `name` is one of PolicyConfig::QueueOrders(); the config loader has checked it. `predictor`
+// (for "predicted") must outlive the order.
+std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life,
+                                           const RuntimePredictor* predictor = nullptr);
 
 }  // namespace allot

@@ -40,14 +40,16 @@ class QueueOrderTest : public ::testing::Test {
 
   AccountIndex Find(std::string_view name) { return model_->accounts().Find(name).value(); }
 
-  void Add(JobId id, std::string_view account, Time submit, int priority = 100, int gpus = 1) {
+  void Add(JobId id, std::string_view account, Time submit, int priority = 100, int gpus = 1,
+           Duration time_limit = 3600, std::string user = "") {
     Job job;
     job.id = id;
     job.account = Find(account);
     job.spec.account = std::string(account);
     job.spec.tasks = 1;
     job.spec.gpus_per_task = gpus;
-    job.spec.time_limit = 3600;
+    job.spec.time_limit = time_limit;
+    job.spec.user = std::move(user);
     job.pools = {kPool};
     job.priority = priority;
     job.submit_time = submit;
@@ -107,6 +109,46 @@ TEST_F(QueueOrderTest, FifoIgnoresUsage) {
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fifo", kHalfLife);
   order->Begin(*model_, Pending(), {});
   EXPECT_THAT(Drain(*order), ElementsAre(2, 3));
+}
+
+TEST_F(QueueOrderTest, SjfOrdersByTimeLimitWithinAClassThenBySubmitTime) {
+  Use(kTwoAccounts);
+  Add(1, "a", /*submit=*/10, 100, 1, /*time_limit=*/7200);
+  Add(2, "b", /*submit=*/20, 100, 1, /*time_limit=*/600);
+  Add(3, "a", /*submit=*/5, 100, 1, /*time_limit=*/600);
+  Add(4, "b", /*submit=*/30, 1000, 1, /*time_limit=*/86400);  // a higher class still goes first
+  Add(5, "a", /*submit=*/1, 100, 1, /*time_limit=*/3600);
+  std::unique_ptr<QueueOrder> order = MakeQueueOrder("sjf", kHalfLife);
+  order->Begin(*model_, {1, 2, 3, 4, 5}, {});
+  EXPECT_THAT(Drain(*order), ElementsAre(4, 3, 2, 5, 1));
+}
+
+TEST_F(QueueOrderTest, SjfPutsStarvingJobsFirst) {
+  Use(kTwoAccounts);
+  Add(1, "a", 10, 100, 1, 86400);
+  Add(2, "b", 20, 100, 1, 60);
+  std::unique_ptr<QueueOrder> order = MakeQueueOrder("sjf", kHalfLife);
+  order->Begin(*model_, {1, 2}, /*first=*/{1});
+  EXPECT_THAT(Drain(*order), ElementsAre(1, 2));
+}
+
+TEST_F(QueueOrderTest, PredictedOrdersByWhatTheUsersRecentJobsRan) {
+  Use(kTwoAccounts);
+  RuntimePredictor predictor;
+  // Alice asks for a day and her jobs run ten minutes; Bob asks for an hour and uses it.
+  Add(1, "a", /*submit=*/10, 100, 1, /*time_limit=*/86400, "alice");
+  Add(2, "b", /*submit=*/20, 100, 1, /*time_limit=*/3600, "bob");
+  Add(3, "b", /*submit=*/30, 100, 1, /*time_limit=*/86400, "carol");  // no history: her limit
+  std::unique_ptr<QueueOrder> order = MakeQueueOrder("predicted", kHalfLife, &predictor);
+  order->Begin(*model_, {1, 2, 3}, {});
+  EXPECT_THAT(Drain(*order), ElementsAre(2, 1, 3));  // no history yet: by limit, as sjf
+
+  for (int i = 0; i < 3; ++i) {
+    predictor.Observe(*model_->FindJob(1), 600);
+    predictor.Observe(*model_->FindJob(2), 3600);
+  }
+  order->Begin(*model_, {1, 2, 3}, {});
+  EXPECT_THAT(Drain(*order), ElementsAre(1, 2, 3));
 }
 
 TEST_F(QueueOrderTest, FairShareSplitsByWeightWhenStartsAreReported) {

@@ -100,6 +100,7 @@ QuotaCheck CheckQuota(const AccountTree& tree, AccountIndex account, PoolIndex p
   if (!check.fits) {
     // Only the pool's own size binds: the job waits for GPUs, not for quota.
     check.pool_full = room.binding == Room::Binding::kPool;
+    if (room.binding == Room::Binding::kCohort) check.cohort = tree.account(room.account).parent;
     // A full pool is a wait for GPUs, which the scheduler words from placement; only quota
     // waits need words here (every job behind a full pool lands here in a busy pass).
     if (!check.pool_full) {

@@ -24,6 +24,9 @@ struct QuotaCheck {
   bool borrows = false;         // admitting it takes some account on the path above its nominal
   bool within_nominal = false;  // the request fits in the account's own nominal: it may reclaim
   bool pool_full = false;       // no account limit binds: the pool lacks GPUs (a resource wait)
+  // When idle nominal that other children of this account keep (do not lend) is what binds: it
+  // shrinks as they start jobs. kNoAccount otherwise.
+  AccountIndex cohort = kNoAccount;
   int64_t room = 0;             // GPUs the account may still take in this pool
   std::string why;              // when quota (not a full pool) keeps it out: the limit, in words
 };

@@ -134,8 +134,18 @@ void ReservationBook::ClearAll(FreeCapacity& free) {
 
 void ReservationBook::Started(PoolIndex pool, const std::vector<TaskAllocation>& tasks,
                               int gpus_per_task, Time job_end) {
+  pools_[pool].started_since_plan = true;
+  AdjustSlack(pool, tasks, -gpus_per_task, job_end);
+}
+
+void ReservationBook::StartTakenBack(PoolIndex pool, const std::vector<TaskAllocation>& tasks,
+                                     int gpus_per_task, Time job_end) {
+  AdjustSlack(pool, tasks, gpus_per_task, job_end);
+}
+
+void ReservationBook::AdjustSlack(PoolIndex pool, const std::vector<TaskAllocation>& tasks,
+                                  int gpus_per_task, Time job_end) {
   PoolBook& book = pools_[pool];
-  book.started_since_plan = true;
   if (book.reservations.empty()) return;
   // Both lists sorted by node, then walked together: gangs and reservations both run to
   // thousands of nodes.
@@ -150,7 +160,7 @@ void ReservationBook::Started(PoolIndex pool, const std::vector<TaskAllocation>&
       while (n < nodes.size() && nodes[n] < node) ++n;
       for (; n < nodes.size() && nodes[n] == node; ++n) {
         book.dirty = true;
-        if (reservation.start < job_end) reservation.slack[k] -= gpus_per_task;
+        if (reservation.start < job_end) reservation.slack[k] += gpus_per_task;
       }
     }
   }

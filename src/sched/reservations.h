@@ -63,6 +63,9 @@ class ReservationBook {
   // lose that slack on the nodes it uses.
   void Started(PoolIndex pool, const std::vector<TaskAllocation>& tasks, int gpus_per_task,
                Time job_end);
+  // The pass took such a start back before handing it out: the slack it cost comes back.
+  void StartTakenBack(PoolIndex pool, const std::vector<TaskAllocation>& tasks, int gpus_per_task,
+                      Time job_end);
 
   // Plans a reservation for `request` (time limit `limit`) in `pool`; nullopt if it never fits
   // even after every running job ends. Does not add it.
@@ -77,6 +80,10 @@ class ReservationBook {
   bool Replan(Model& model, PoolIndex pool, Time now);
 
  private:
+  // Reservations starting before `job_end` gain `gpus_per_task` slack (or lose it, when negative)
+  // on each node of `tasks`.
+  void AdjustSlack(PoolIndex pool, const std::vector<TaskAllocation>& tasks, int gpus_per_task,
+                   Time job_end);
   struct PoolBook {
     std::vector<Reservation> reservations;  // sorted by start
     std::vector<std::pair<NodeIndex, int>> applied;  // holds now on the live index, by node

@@ -108,6 +108,7 @@ void BM_FullPass(benchmark::State& state) {
   state.counters["pending"] = static_cast<double>(kPending);
   state.counters["started"] = static_cast<double>(last.started);
   state.counters["reserved"] = static_cast<double>(last.reserved);
+  state.counters["sweeps"] = static_cast<double>(last.sweeps);
   state.counters["model_MiB"] = static_cast<double>(model_bytes) / (1 << 20);
   state.counters["peak_rss_MiB"] = static_cast<double>(PeakResidentBytes()) / (1 << 20);
 }

@@ -13,6 +13,9 @@ namespace {
 using ShapeKey = std::tuple<int, int, int, int64_t, int, int, bool>;
 }  // namespace
 
+// Sweeps of the queue in one pass (see RunPass); a bound keeps a pass finite whatever the config.
+constexpr int kMaxSweeps = 8;
+
 struct Scheduler::Pass {
   Pass(Time now, size_t pool_count, ReservationBook& book)
       : now(now), book(book), failed(pool_count), preempt_failed(pool_count),
@@ -28,7 +31,38 @@ struct Scheduler::Pass {
   // Per pool: (account, priority, preemptible, shape) -> fewest tasks preemption could not make
   // room for.
   std::vector<std::map<std::tuple<AccountIndex, int, int, ShapeKey>, int>> preempt_failed;
-  std::unordered_set<JobId> started;  // never preempted in the pass that started them
+  // Started in this pass: never preempted by it. An owner may take back the start of a borrower
+  // (TakeBackStart), but never that of a job that preempted others to start: they would trade
+  // places for ever.
+  std::unordered_set<JobId> started;
+  std::unordered_set<JobId> preemptors;
+  // Victims requeued (or starts taken back) in this pass, with the reason they keep while they
+  // wait.
+  std::vector<std::pair<JobId, PendingReason>> preempted_reasons;
+  bool swept = false;        // the queue has been swept once
+  bool sweep_again = false;  // a decision of this sweep may let a job looked at earlier start
+  // Accounts whose children kept idle nominal that a job was refused for in this sweep: a start
+  // below one of them may free that room.
+  std::unordered_set<AccountIndex> cohorts_refused;
+  // While set, a job does not start where it would borrow; it waits in `borrowers` for a second
+  // turn after every other job (see RunPass).
+  bool defer_borrowing = false;
+  // With whether its pools were all open (backfill: none) when it was deferred: it keeps its
+  // place ahead of jobs that closed them since.
+  std::vector<std::pair<Job*, bool>> borrowers;
+  // Jobs within their nominal quota that found nothing to reclaim (when they looked).
+  // Jobs within their nominal quota that found nothing to reclaim, each with the number of
+  // decisions made when it looked.
+  // Whether its pools were all open (backfill: none) then: it is ahead of any job that closed
+  // them since, and is looked at again as such.
+  struct Reclaimer {
+    Job* job;
+    size_t decided_before;
+    bool saw_open;
+  };
+  std::vector<Reclaimer> reclaimers;
+  std::unordered_set<JobId> reclaimer_ids;
+  bool ahead_of_closers = false;  // while set, closed pools (backfill: none) count as open
   // backfill: none: per pool, the first job blocked for GPUs, which no job behind it passes
   // (0: the pool is open).
   std::vector<JobId> closed_by;
@@ -41,6 +75,7 @@ struct Scheduler::Pass {
 };
 
 namespace {
+
 
 ShapeKey MakeShapeKey(int hold_level, const PlacementRequest& request) {
   return {hold_level, static_cast<int>(request.topology.mode),
@@ -74,7 +109,8 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Config config) {
     return std::find(names.begin(), names.end(), name) != names.end();
   };
   if (!known(PolicyConfig::QueueOrders(), policy.queue_order)) {
-    return InvalidArgumentError("unknown queue order '{}'; use fair_share or fifo", policy.queue_order);
+    return InvalidArgumentError("unknown queue order '{}'; use one of: {}", policy.queue_order,
+                                fmt::join(PolicyConfig::QueueOrders(), ", "));
   }
   if (!known(PolicyConfig::BackfillModes(), policy.backfill)) {
     return InvalidArgumentError("unknown backfill mode '{}'; use easy, conservative, none or first_fit", policy.backfill);
@@ -94,7 +130,7 @@ Scheduler::Scheduler(std::unique_ptr<Model> model, PolicyConfig policy)
   reservation_depth_ = policy_.reservation_depth > 0 ? policy_.reservation_depth
                        : policy_.backfill == "conservative" ? 16
                                                             : 1;
-  order_ = MakeQueueOrder(policy_.queue_order, policy_.fair_share_half_life);
+  order_ = MakeQueueOrder(policy_.queue_order, policy_.fair_share_half_life, &predictor_);
 }
 
 std::optional<std::string> Scheduler::NeverPlaceable(PoolIndex pool,
@@ -227,6 +263,7 @@ StatusOr<Job> Scheduler::Complete(JobId id, Time now) {
   const Job* job = model_->FindJob(id);
   if (!job) return NotFoundError("no job {}", id);
   if (job->state != JobState::kRunning) return FailedPreconditionError("job {} is not running", id);
+  predictor_.Observe(*job, now - job->start_time);
   return std::move(*model_->Stop(id, false));
 }
 
@@ -361,6 +398,36 @@ PassResult Scheduler::RunPass(Time now) {
   ++passes_;
   last_pass_time_ = now;
   last_pass_stopped_early_ = false;
+  // A pass finishes its work: a second pass at this instant must find nothing to do. Some of
+  // its own decisions can let a job it looked at earlier start after all: GPUs a preemption
+  // freed beyond what the preemptor needed, a requeued victim that fits elsewhere, a sibling
+  // that started within its nominal and so lends what it kept idle. After such a decision the
+  // queue is swept again, until a sweep changes nothing of that kind.
+  Sweep(pass);
+  for (int sweep = 1; sweep < kMaxSweeps && pass.sweep_again; ++sweep) {
+    for (auto& memo : pass.failed) memo.clear();
+    for (auto& memo : pass.preempt_failed) memo.clear();
+    std::fill(pass.closed_by.begin(), pass.closed_by.end(), 0);
+    for (std::string& reason : pass.saturated_reason) reason.clear();
+    pass.no_gpu_reason.clear();
+    Sweep(pass);
+  }
+  pass.book.ClearAll(model_->mutable_free());
+  ExplainBehindReservations(pass);
+  // A victim that still waits says it was preempted, and by whom, until the next pass.
+  for (auto& [id, reason] : pass.preempted_reasons) {
+    Job* job = model_->FindMutableJob(id);
+    if (job && job->state == JobState::kPending) job->reason = std::move(reason);
+  }
+  return std::move(pass.result);
+}
+
+void Scheduler::Sweep(Pass& pass) {
+  pass.result.sweeps++;
+  bool first_sweep = !pass.swept;
+  pass.swept = true;
+  pass.sweep_again = false;
+  pass.cohorts_refused.clear();
   std::vector<JobId> pending;
   std::vector<const Job*> pending_jobs;
   pending.reserve(model_->pending().size());
@@ -368,6 +435,8 @@ PassResult Scheduler::RunPass(Time now) {
   for (const Model::PendingOrder& entry : model_->pending_in_order()) {
     const Job* job = model_->FindJob(entry.id);
     if (job->held) continue;
+    // A job given a reservation in this pass keeps it; sweeping again would plan a second one.
+    if (!first_sweep && job->reason_pass == passes_ && job->reason.code == ReasonCode::kReserved) continue;
     pending.push_back(entry.id);
     pending_jobs.push_back(job);
   }
@@ -377,8 +446,17 @@ PassResult Scheduler::RunPass(Time now) {
   bool any_preemptor = policy_.priority_preemption &&
                        std::any_of(pending_jobs.begin(), pending_jobs.end(),
                                    [](const Job* job) { return job->class_preempts_lower; });
-  bool may_stop_early = !any_preemptor && !(policy_.reclaim && AnyNominalQuota());
-  order_->Begin(*model_, std::move(pending), StarvingJobs(pending_jobs, now));
+  bool reclaims = policy_.reclaim && AnyNominalQuota();
+  bool may_stop_early = !any_preemptor && !reclaims;
+  order_->Begin(*model_, std::move(pending), StarvingJobs(pending_jobs, pass.now));
+  // Where owners may reclaim, a job may start where it would borrow only after every job has
+  // had its turn to start within its account's nominal quota (as Kueue admits non-borrowing
+  // workloads first). Otherwise a borrower ahead in the queue takes free GPUs that an owner's
+  // job behind it needs, and the next pass preempts the borrower: work started only to be thrown
+  // away a moment later. (An owner that needs a borrower's GPUs later in this pass takes its
+  // start back instead: see TakeBackStart.)
+  pass.defer_borrowing = reclaims;
+  pass.borrowers.clear();
   while (std::optional<JobId> id = order_->Next()) {
     Job* job = model_->FindMutableJob(*id);
     if (!job || job->state != JobState::kPending) continue;
@@ -388,9 +466,38 @@ PassResult Scheduler::RunPass(Time now) {
       break;
     }
   }
-  pass.book.ClearAll(model_->mutable_free());
-  ExplainBehindReservations(pass);
-  return std::move(pass.result);
+  // The borrowers' turn, in queue order.
+  pass.defer_borrowing = false;
+  std::vector<std::pair<Job*, bool>> borrowers = std::move(pass.borrowers);
+  pass.borrowers.clear();
+  for (auto [job, saw_open] : borrowers) {
+    pass.ahead_of_closers = saw_open;
+    TryJob(pass, *job);
+    pass.ahead_of_closers = false;
+  }
+  // Jobs that found nothing to preempt get another look once jobs have started since: a
+  // borrower can put a whole branch above its nominal and so make older jobs there victims, and
+  // a start of a lower class can be taken back by a higher one looked at before it.
+  for (int turn = 0; turn < kMaxSweeps && !pass.reclaimers.empty(); ++turn) {
+    std::vector<Pass::Reclaimer> reclaimers = std::move(pass.reclaimers);
+    pass.reclaimers.clear();
+    pass.reclaimer_ids.clear();
+    bool looked = false;
+    for (auto& memo : pass.preempt_failed) memo.clear();  // victims may have become borrowers
+    for (const Pass::Reclaimer& waiting : reclaimers) {
+      Job* job = waiting.job;
+      if (job->state != JobState::kPending || job->reason.code == ReasonCode::kReserved) continue;
+      if (pass.result.decisions.size() > waiting.decided_before) {
+        pass.ahead_of_closers = waiting.saw_open;
+        TryJob(pass, *job);
+        pass.ahead_of_closers = false;
+        looked = true;
+      }
+    }
+    if (!looked) break;
+  }
+  pass.reclaimers.clear();
+  pass.reclaimer_ids.clear();
 }
 
 std::vector<JobId> Scheduler::StarvingJobs(const std::vector<const Job*>& pending, Time now) const {
@@ -474,8 +581,12 @@ bool Scheduler::AnyNominalQuota() const {
   return false;
 }
 
+JobId Scheduler::ClosedBy(const Pass& pass, PoolIndex pool) const {
+  return pass.ahead_of_closers ? 0 : pass.closed_by[pool];
+}
+
 bool Scheduler::PoolSaturated(const Pass& pass, PoolIndex pool) const {
-  if (pass.closed_by[pool] != 0) return true;
+  if (ClosedBy(pass, pool) != 0) return true;
   if (model_->free().PoolGpus(pool) + pass.book.HeldIn(pool) > 0) return false;
   bool reserves = policy_.backfill == "easy" || policy_.backfill == "conservative";
   return !reserves || pass.book.CountIn(pool) >= static_cast<size_t>(reservation_depth_);
@@ -497,7 +608,13 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
   }
   PoolIndex pool = job.pools.front();
   const std::string& name = model_->cluster().pool(pool).name;
-  if (pass.closed_by[pool] == 0) {
+  if (ClosedBy(pass, pool) == 0) {
+    // backfill: none: the first job blocked closes its pools, skipped or not.
+    if (policy_.backfill == "none") {
+      for (PoolIndex blocked : job.pools) {
+        if (pass.closed_by[blocked] == 0) pass.closed_by[blocked] = job.id;
+      }
+    }
     std::string& message = pass.no_gpu_reason[{pool, job.gpus()}];
     if (message.empty()) message = fmt::format("needs {} GPUs, 0 free in pool '{}'", job.gpus(), name);
     job.reason = {ReasonCode::kResources, message};
@@ -507,7 +624,7 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
   std::string& reason = pass.saturated_reason[pool];
   if (reason.empty()) {
     reason = fmt::format("waiting behind job {} in pool '{}' (backfill: none keeps the queue order "
-                         "strictly)", pass.closed_by[pool], name);
+                         "strictly)", ClosedBy(pass, pool), name);
   }
   job.reason = {ReasonCode::kPriority, reason};
   return true;
@@ -524,8 +641,13 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
   // Pools where only free GPUs are missing: the job may start there, or reserve its start.
   std::vector<PoolIndex> admitted;
   std::string quota_why;
+  bool deferred = false;
   for (PoolIndex pool : job.pools) {
     QuotaCheck quota = CheckJobQuota(job, pool);
+    if (pass.defer_borrowing && quota.fits && quota.borrows) {
+      deferred = true;  // it may start here by borrowing, once every owner's job had its turn
+      continue;
+    }
     if (quota.borrows && !job.spec.preemptible) {
       if (quota_why.empty()) {
         const Account& account = model_->accounts().account(job.account);
@@ -538,6 +660,7 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
       continue;
     }
     if (!quota.fits) {
+      if (quota.cohort != kNoAccount) pass.cohorts_refused.insert(quota.cohort);
       if (quota.pool_full) {
         admitted.push_back(pool);
       } else if (quota_why.empty()) {
@@ -547,6 +670,12 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
     }
     admitted.push_back(pool);
     if (TryStartNow(pass, job, pool)) return;
+  }
+  if (deferred) {
+    bool saw_open = std::all_of(job.pools.begin(), job.pools.end(),
+                                [&](PoolIndex at) { return ClosedBy(pass, at) == 0; });
+    pass.borrowers.emplace_back(&job, saw_open);
+    return;
   }
   if (TryPreempt(pass, job)) return;
   if (admitted.empty()) {
@@ -572,7 +701,7 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
   FreeCapacity& free = model_->mutable_free();
   if (strict) {
-    JobId blocker = pass.closed_by[pool];
+    JobId blocker = ClosedBy(pass, pool);
     for (PoolIndex blocked : admitted) {
       if (pass.closed_by[blocked] == 0) pass.closed_by[blocked] = job.id;
     }
@@ -625,7 +754,7 @@ void Scheduler::ExplainBehindReservations(Pass& pass) {
 bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
   FreeCapacity& free = model_->mutable_free();
-  if (pass.closed_by[pool] != 0) return false;
+  if (ClosedBy(pass, pool) != 0) return false;
   Time end = pass.now + job.spec.time_limit;
   auto& memo = pass.failed[pool];
   std::optional<Placement> placement;
@@ -650,9 +779,17 @@ bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
     return false;
   }
   bool backfilled = pass.book.CountIn(pool) > 0;
+  if (backfilled && TakesReservedQuota(job, pool)) return false;
   model_->Start(job.id, pool, std::move(placement->tasks), pass.now);
   pass.book.Started(pool, job.tasks, job.spec.gpus_per_task, end);
   pass.started.insert(job.id);
+  // A job refused earlier because siblings here kept idle nominal may fit now that one started.
+  if (!pass.cohorts_refused.empty()) {
+    const AccountTree& tree = model_->accounts();
+    for (AccountIndex at = job.account; at != tree.root(); at = tree.account(at).parent) {
+      if (pass.cohorts_refused.count(tree.account(at).parent)) pass.sweep_again = true;
+    }
+  }
   order_->Started(job);
   pass.result.decisions.push_back(StartDecision{job.id, pool, job.epoch, job.tasks, backfilled});
   pass.result.started++;
@@ -666,18 +803,24 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
   FreeCapacity& free = model_->mutable_free();
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
   Time end = pass.now + job.spec.time_limit;
+  bool tried_reclaim = false;
 
   for (PoolIndex pool : job.pools) {
+    // backfill: none: no job passes the one blocked ahead of it, by preempting either.
+    if (ClosedBy(pass, pool) != 0) continue;
     QuotaCheck quota = CheckJobQuota(job, pool);
     bool may_reclaim = policy_.reclaim && quota.within_nominal;
     if (!may_reclaim && !may_priority) continue;
+    tried_reclaim = tried_reclaim || may_reclaim;
     if (!job.spec.preemptible && !quota.within_nominal) continue;  // it would have to borrow
     int hold_level = pass.book.Prepare(free, pool, end);
     auto memo_key = std::make_tuple(job.account, job.priority, static_cast<int>(job.spec.preemptible),
                                     MakeShapeKey(hold_level, request));
     auto& memo = pass.preempt_failed[pool];
     auto failed = memo.find(memo_key);
-    if (failed != memo.end() && request.tasks >= failed->second) continue;
+    if (failed != memo.end() && request.tasks >= failed->second) {
+      continue;
+    }
 
     // Victims: borrowers outside the job's branch (reclaim), and preemptible jobs of lower
     // classes (priority); lowest class first, then fewest GPU-hours lost, then newest.
@@ -690,14 +833,23 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
     };
     std::vector<Candidate> candidates;
     for (const auto& [end_time, id] : model_->running_by_end(pool)) {
-      if (pass.started.count(id)) continue;
       const Job& running = *model_->FindJob(id);
+      // A start made earlier in this pass has not been handed out: it is taken back instead of
+      // preempted at the next pass (TakeBackStart), unless that job preempted others to start.
+      bool this_pass = pass.started.count(id) > 0;
+      if (this_pass && pass.preemptors.count(id)) continue;
       bool by_priority = may_priority && running.spec.preemptible && running.priority < job.priority;
+      // A job that would borrow does not take by priority the GPUs of another account's job
+      // within that account's nominal: that job would reclaim them at the next pass, and back.
+      if (by_priority && quota.borrows && policy_.reclaim && running.account != job.account) {
+        const Account& owner = tree.account(running.account);
+        if (owner.allocated[pool] <= owner.quota[pool].nominal) by_priority = false;
+      }
       bool by_reclaim = may_reclaim && IsBorrowingFrom(tree, running.account, job.account, pool);
       if (!by_priority && !by_reclaim) continue;
-      candidates.push_back({running.priority,
-                            static_cast<double>(running.gpus()) * static_cast<double>(pass.now - running.start_time),
-                            running.start_time, id, by_reclaim && !by_priority});
+      double lost = this_pass ? 0.0
+                              : static_cast<double>(running.gpus()) * static_cast<double>(pass.now - running.start_time);
+      candidates.push_back({running.priority, lost, running.start_time, id, by_reclaim && !by_priority});
     }
     if (candidates.empty()) {
       memo[memo_key] = request.tasks;
@@ -725,7 +877,8 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
     };
     auto fits = [&]() {
       return CheckJobQuota(job, pool).fits && free.PoolGpus(pool) >= job.gpus() &&
-             FindPlacement(free, pool, request).has_value();
+             FindPlacement(free, pool, request).has_value() &&
+             !(pass.book.CountIn(pool) > 0 && TakesReservedQuota(job, pool));
     };
     std::vector<JobId> victims;
     std::vector<bool> reclaimed;
@@ -754,8 +907,24 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
         remove(victims[i]);
       }
     }
+    // A job that would still borrow after preempting by priority could itself be reclaimed by
+    // the owners it borrows from at the next pass, and preempt again after that: it waits.
+    bool by_priority = false;
+    for (size_t i = 0; i < victims.size(); ++i) by_priority = by_priority || (needed[i] && !reclaimed[i]);
+    bool reclaimable = by_priority && policy_.reclaim && AnyNominalQuota() && CheckJobQuota(job, pool).borrows;
+    // The reservations' holds were laid before any victim was removed. Laid again now, they can
+    // take GPUs the victims free (a reservation holds its GPUs wherever they are free): then the
+    // job would preempt and still not start.
+    pass.book.Clear(free, pool);
+    pass.book.Prepare(free, pool, end);
+    bool holds_allow = fits();
+    pass.book.Clear(free, pool);
     for (size_t i = 0; i < victims.size(); ++i) {
       if (needed[i]) restore(victims[i]);
+    }
+    if (reclaimable || !holds_allow) {
+      memo[memo_key] = failed == memo.end() ? request.tasks : std::min(failed->second, request.tasks);
+      continue;
     }
     pass.book.Clear(free, pool);
 
@@ -763,6 +932,10 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
     for (size_t i = 0; i < victims.size(); ++i) {
       if (!needed[i]) continue;
       const Job& victim = *model_->FindJob(victims[i]);
+      if (pass.started.count(victim.id)) {
+        TakeBackStart(pass, victims[i], job, pool, reclaimed[i]);
+        continue;
+      }
       std::string reason =
           reclaimed[i]
               ? fmt::format("reclaim: account '{}' needs its nominal quota in pool '{}' back from "
@@ -773,24 +946,82 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
                             job.spec.priority_class, job.id, victim.spec.priority_class);
       bool requeue = victim.spec.requeue;
       JobId victim_id = victim.id;
+      PoolIndex victim_pool = victim.pool;
+      Time victim_start = victim.start_time;
       std::optional<Job> ended = model_->Stop(victim_id, requeue);
       if (ended) {
         pass.result.ended.push_back(std::move(*ended));
       } else {
-        model_->FindMutableJob(victim_id)->reason = {
-            ReasonCode::kPreempted, fmt::format("preempted by job {} and requeued ({})", job.id, reason)};
+        PendingReason preempted{ReasonCode::kPreempted,
+                                fmt::format("preempted by job {} and requeued ({})", job.id, reason)};
+        model_->FindMutableJob(victim_id)->reason = preempted;
+        pass.preempted_reasons.emplace_back(victim_id, std::move(preempted));
       }
-      pass.result.decisions.push_back(PreemptDecision{victim_id, job.id, requeue, std::move(reason)});
+      pass.result.decisions.push_back(
+          PreemptDecision{victim_id, job.id, requeue, std::move(reason), victim_pool, victim_start});
       pass.result.preempted++;
     }
     pass.failed[pool].clear();
     pass.preempt_failed[pool].clear();
+    pass.sweep_again = true;  // GPUs freed beyond the job's need, victims pending again
+    pass.preemptors.insert(job.id);
     if (TryStartNow(pass, job, pool)) return true;
     // The trial said it fits; if holds changed that, the job still waits with its victims gone.
     job.reason = {ReasonCode::kResources, "preempted jobs to make room; starts when the GPUs are free"};
     return true;
   }
+  if ((tried_reclaim || may_priority) && pass.reclaimer_ids.insert(job.id).second) {
+    bool saw_open = std::all_of(job.pools.begin(), job.pools.end(),
+                                [&](PoolIndex pool) { return ClosedBy(pass, pool) == 0; });
+    pass.reclaimers.push_back({&job, pass.result.decisions.size(), saw_open});
+  }
   return false;
+}
+
+bool Scheduler::TakesReservedQuota(const Job& job, PoolIndex pool) {
+  // A job within its nominal at every level takes only what is its own.
+  if (!CheckJobQuota(job, pool).borrows) return false;
+  AccountTree& tree = model_->mutable_accounts();
+  auto admitted = [&](const Job& reserved) {
+    QuotaCheck quota = CheckJobQuota(reserved, pool);
+    return quota.fits || quota.pool_full;
+  };
+  bool takes = false;
+  for (const Reservation& reservation : book_.In(pool)) {
+    const Job* reserved = model_->FindJob(reservation.job);
+    if (!reserved || !admitted(*reserved)) continue;
+    tree.Charge(job.account, pool, job.gpus(), 0.0);
+    takes = !admitted(*reserved);
+    tree.Charge(job.account, pool, -job.gpus(), 0.0);
+    if (takes) break;
+  }
+  return takes;
+}
+
+void Scheduler::TakeBackStart(Pass& pass, JobId id, const Job& taker, PoolIndex pool, bool reclaim) {
+  const Job& started = *model_->FindJob(id);
+  pass.book.StartTakenBack(started.pool, started.tasks, started.spec.gpus_per_task, started.expected_end());
+  model_->UndoStart(id);
+  pass.started.erase(id);
+  pass.result.started--;
+  auto& decisions = pass.result.decisions;
+  decisions.erase(std::find_if(decisions.begin(), decisions.end(), [id](const Decision& decision) {
+    const auto* start = std::get_if<StartDecision>(&decision);
+    return start && start->job == id;
+  }));
+  const AccountTree& accounts = model_->accounts();
+  const std::string& pool_name = model_->cluster().pool(pool).name;
+  PendingReason reason =
+      reclaim ? PendingReason{ReasonCode::kQuota,
+                              fmt::format("the GPUs it would borrow in pool '{}' went to job {}: account "
+                                          "'{}' needs its nominal quota back",
+                                          pool_name, taker.id, accounts.account(taker.account).path)}
+              : PendingReason{ReasonCode::kPriority,
+                              fmt::format("the GPUs it would use in pool '{}' went to job {} of the "
+                                          "higher class '{}'",
+                                          pool_name, taker.id, taker.spec.priority_class)};
+  model_->FindMutableJob(id)->reason = reason;
+  pass.preempted_reasons.emplace_back(id, std::move(reason));
 }
 
 bool Scheduler::TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& pools) {

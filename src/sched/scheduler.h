@@ -31,6 +31,7 @@
 #include "sched/queue_order.h"
 #include "sched/quota.h"
 #include "sched/reservations.h"
+#include "sched/runtime_predictor.h"
 
 namespace allot {
 
@@ -47,6 +48,10 @@ struct PreemptDecision {
   JobId preemptor = 0;
   bool requeued = false;
   std::string reason;
+  // The execution that was stopped: a requeued victim may start again later in the same pass,
+  // so its record in the model may already describe the new one.
+  PoolIndex pool = 0;
+  Time run_start = 0;
 };
 
 struct ReserveDecision {
@@ -64,6 +69,7 @@ struct PassResult {
   size_t started = 0;
   size_t preempted = 0;
   size_t reserved = 0;
+  size_t sweeps = 0;  // looks at the queue: 1, more when the pass's own decisions let jobs start
   // Jobs that left the model in this pass (preempted without requeue), for the caller to record.
   std::vector<Job> ended;
 };
@@ -123,16 +129,27 @@ class Scheduler {
   // One pass's working state.
   struct Pass;
 
+  // One look at every pending job in queue order (the borrowers' turn last).
+  void Sweep(Pass& pass);
   void TryJob(Pass& pass, Job& job);
   bool SkipSaturated(Pass& pass, Job& job);
   // Closed by a blocked job (backfill: none), or no GPU free and no reservation left to give.
   bool PoolSaturated(const Pass& pass, PoolIndex pool) const;
+  // The job that closed the pool (backfill: none), or 0.
+  JobId ClosedBy(const Pass& pass, PoolIndex pool) const;
   bool AllPoolsSaturated(const Pass& pass) const;
   bool AnyNominalQuota() const;
   void ExplainBehindReservations(Pass& pass);
   bool TryStartNow(Pass& pass, Job& job, PoolIndex pool);
   bool TryPreempt(Pass& pass, Job& job);
   bool TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& pools);
+  // A job started earlier in this pass gives its GPUs in `pool` to `taker`, which reclaims them
+  // (or preempts by priority): its start is withdrawn before anyone sees it, and it waits again.
+  void TakeBackStart(Pass& pass, JobId id, const Job& taker, PoolIndex pool, bool reclaim);
+  // Whether starting the job now, by borrowing, would leave a job holding a reservation in the
+  // pool without the quota it was admitted with: a backfilled job may not delay a reservation by
+  // quota either. A job within its nominal may: owners come before reservations of borrowers.
+  bool TakesReservedQuota(const Job& job, PoolIndex pool);
   // Whether a grant of the job's account path is used up (or none covers now); if so, sets the
   // job's reason.
   bool GrantBlocks(Pass& pass, Job& job) const;
@@ -144,6 +161,7 @@ class Scheduler {
   std::unique_ptr<Model> model_;
   PolicyConfig policy_;
   int reservation_depth_ = 1;
+  RuntimePredictor predictor_;  // learns from every job that ends; read by the "predicted" order
   std::unique_ptr<QueueOrder> order_;
   ReservationBook book_;  // reused by every pass; keeps plans that are still right
   uint64_t passes_ = 0;

@@ -496,13 +496,13 @@ TEST(SchedulerTest, AccountLimitGivesQuotaReason) {
   std::unique_ptr<Scheduler> scheduler = Make(kBase);
   ASSERT_NE(scheduler, nullptr);
   ASSERT_TRUE(scheduler->Submit(1, Spec("alice", 2, 8), 0).ok());  // nominal 8 + borrow limit 8
-  ASSERT_TRUE(scheduler->Submit(2, Spec("alice", 1, 1), 0).ok());
-  ASSERT_TRUE(scheduler->Submit(3, Spec("bob", 1, 8), 0).ok());
-  PassResult pass = scheduler->RunPass(0);
+  ASSERT_EQ(scheduler->RunPass(0).started, 1u);
+  ASSERT_TRUE(scheduler->Submit(2, Spec("alice", 1, 1), 10).ok());
+  ASSERT_TRUE(scheduler->Submit(3, Spec("bob", 1, 8), 10).ok());
+  PassResult pass = scheduler->RunPass(10);
   std::vector<StartDecision> starts = Of<StartDecision>(pass);
-  ASSERT_EQ(starts.size(), 2u);
-  EXPECT_EQ(starts[0].job, 1u);
-  EXPECT_EQ(starts[1].job, 3u);  // the job behind the blocked one still starts
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].job, 3u);  // the job behind the blocked one still starts
   const Job& blocked = *scheduler->model().FindJob(2);
   EXPECT_EQ(blocked.state, JobState::kPending);
   EXPECT_EQ(blocked.reason.code, ReasonCode::kQuota);
@@ -640,6 +640,109 @@ accounts:
   - {name: borrower, quota: {p: 8}}
 policy: {queue_order: fifo, backfill: first_fit}
 )";
+
+TEST(SchedulerTest, OwnersJobsStartBeforeBorrowersInAPass) {
+  // Both arrive together; the borrower's job is first in the queue. Were it to start first, on
+  // the lender's idle nominal, the lender's job would preempt it at the next pass.
+  std::unique_ptr<Scheduler> scheduler = Make(kReclaim);
+  ASSERT_NE(scheduler, nullptr);
+  ASSERT_TRUE(scheduler->Submit(1, Spec("borrower", 1, 8), 0).ok());
+  ASSERT_TRUE(scheduler->Submit(2, Spec("borrower", 1, 8), 0).ok());  // would borrow
+  ASSERT_TRUE(scheduler->Submit(3, Spec("lender", 1, 8), 0).ok());
+  PassResult pass = scheduler->RunPass(0);
+  std::vector<StartDecision> starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(starts[0].job, 1u);  // within the borrower's own nominal
+  EXPECT_EQ(starts[1].job, 3u);
+  EXPECT_EQ(scheduler->model().FindJob(2)->state, JobState::kPending);
+  PassResult again = scheduler->RunPass(0);
+  EXPECT_THAT(again.decisions, IsEmpty());
+}
+
+TEST(SchedulerTest, AnOwnerTakesBackABorrowersStartInTheSamePass) {
+  // Node b holds the borrower's job 1 (4 GPUs, 2 of 8 CPUs, within its nominal). The lender's
+  // job 3 needs 4 GPUs and all 8 CPUs of a node: it does not fit, and nobody borrows yet. Then
+  // the borrower's job 4 starts on b by borrowing, and so makes the borrower's whole account a
+  // borrower: job 3 may reclaim from it now, and would at the next pass. The pass does it
+  // itself: it takes job 4's start back (never handed out) and preempts job 1.
+  std::unique_ptr<Scheduler> scheduler = Make(R"(
+pools:
+  - name: p
+nodes:
+  - {name: a, pool: p, gpus: 8, cpus: 8}
+  - {name: b, pool: p, gpus: 8, cpus: 8}
+accounts:
+  - {name: other, quota: {p: 8}}
+  - {name: lender, quota: {p: 4}}
+  - {name: borrower, quota: {p: 4}}
+policy: {queue_order: fifo, backfill: first_fit}
+)");
+  ASSERT_NE(scheduler, nullptr);
+  auto with_cpus = [](JobSpec spec, int cpus) {
+    spec.cpus_per_task = cpus;
+    return spec;
+  };
+  ASSERT_TRUE(scheduler->Submit(1, with_cpus(Spec("borrower", 1, 4), 2), 0).ok());
+  ASSERT_TRUE(scheduler->Submit(2, Spec("other", 1, 8), 0).ok());
+  ASSERT_EQ(scheduler->RunPass(0).started, 2u);
+  ASSERT_TRUE(scheduler->Submit(3, with_cpus(Spec("lender", 1, 4), 8), 10).ok());
+  ASSERT_TRUE(scheduler->Submit(4, with_cpus(Spec("borrower", 1, 4), 1), 10).ok());
+  PassResult pass = scheduler->RunPass(10);
+  std::vector<PreemptDecision> preempts = Of<PreemptDecision>(pass);
+  ASSERT_EQ(preempts.size(), 1u);
+  EXPECT_EQ(preempts[0].victim, 1u);
+  EXPECT_EQ(preempts[0].preemptor, 3u);
+  std::vector<StartDecision> starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 1u);  // job 4's start is gone from the decisions
+  EXPECT_EQ(starts[0].job, 3u);
+  const Job& taken_back = *scheduler->model().FindJob(4);
+  EXPECT_EQ(taken_back.state, JobState::kPending);
+  EXPECT_EQ(taken_back.epoch, 0u);  // its start was never handed out
+  EXPECT_EQ(taken_back.restarts, 0);
+  EXPECT_THAT(taken_back.reason.message, HasSubstr("went to job 3"));
+  EXPECT_THAT(scheduler->RunPass(10).decisions, IsEmpty());
+}
+
+TEST(SchedulerTest, AVictimThatFitsElsewhereStartsAgainInTheSamePass) {
+  std::unique_ptr<Scheduler> scheduler = Make(R"(
+pools:
+  - name: small
+  - name: big
+nodes:
+  - {name: s, pool: small, gpus: 4}
+  - {name: b, pool: big, gpus: 8}
+accounts:
+  - {name: solo}
+policy: {queue_order: fifo, backfill: first_fit}
+)");
+  ASSERT_NE(scheduler, nullptr);
+  JobSpec low = Spec("solo", 1, 4);
+  low.priority_class = "low";
+  low.pools = {"big", "small"};
+  ASSERT_TRUE(scheduler->Submit(1, low, 0).ok());
+  ASSERT_EQ(scheduler->RunPass(0).started, 1u);  // on b
+  JobSpec filler = Spec("solo", 1, 4);
+  filler.pools = {"big"};
+  ASSERT_TRUE(scheduler->Submit(2, filler, 1).ok());
+  ASSERT_EQ(scheduler->RunPass(1).started, 1u);  // b is full
+  JobSpec critical = Spec("solo", 1, 4);
+  critical.priority_class = "critical";
+  critical.pools = {"big"};
+  ASSERT_TRUE(scheduler->Submit(3, critical, 2).ok());
+  PassResult pass = scheduler->RunPass(2);
+  std::vector<PreemptDecision> preempts = Of<PreemptDecision>(pass);
+  ASSERT_EQ(preempts.size(), 1u);
+  EXPECT_EQ(preempts[0].victim, 1u);
+  EXPECT_EQ(preempts[0].run_start, 0);  // the execution that was stopped
+  // The victim is pending again and fits in the small pool at once.
+  std::vector<StartDecision> starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(starts[0].job, 3u);
+  EXPECT_EQ(starts[1].job, 1u);
+  EXPECT_EQ(scheduler->model().cluster().pool(starts[1].pool).name, "small");
+  EXPECT_EQ(scheduler->model().FindJob(1)->restarts, 1);
+  EXPECT_THAT(scheduler->RunPass(2).decisions, IsEmpty());
+}
 
 TEST(SchedulerTest, LenderReclaimsBorrowedGpus) {
   std::unique_ptr<Scheduler> scheduler = Make(kReclaim);

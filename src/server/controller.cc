@@ -843,7 +843,13 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
     } else if (const auto* preempt = std::get_if<PreemptDecision>(&decision)) {
       preempt_reasons[preempt->victim] = preempt->reason;
       if (preempt->requeued) {
-        if (const Job* victim = scheduler_->model().FindJob(preempt->victim)) ChargeRun(*victim, now, batch);
+        // Charge the run that was stopped: the victim may have started again in this pass.
+        if (const Job* victim = scheduler_->model().FindJob(preempt->victim)) {
+          Job stopped = *victim;
+          stopped.pool = preempt->pool;
+          stopped.start_time = preempt->run_start;
+          ChargeRun(stopped, now, batch);
+        }
         touched.insert(preempt->victim);
       }
     }

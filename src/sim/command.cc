@@ -38,6 +38,9 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
     if (command.config.empty()) {
       return InvalidArgumentError("the national workload needs a pool: pass --config FILE, not --cluster");
     }
+    if (command.skip_jobs > 0) {
+      return InvalidArgumentError("--skip selects a window of a trace; the national workload is generated");
+    }
     ALLOT_ASSIGN_OR_RETURN(config, LoadConfigFile(command.config));
     std::string workload_path = command.trace.empty() ? command.config : command.trace;
     ALLOT_ASSIGN_OR_RETURN(WorkloadModel model, LoadWorkloadFile(workload_path));
@@ -59,6 +62,12 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
       ALLOT_ASSIGN_OR_RETURN(config, FlatClusterConfig(command.cluster, accounts));
     }
     jobs = std::move(trace.jobs);
+    // A window of the trace: the RLScheduler protocol replays slices of consecutive jobs.
+    if (command.skip_jobs >= jobs.size() && command.skip_jobs > 0) {
+      return InvalidArgumentError("--skip {}: the trace has only {} jobs", command.skip_jobs, jobs.size());
+    }
+    jobs.erase(jobs.begin(), jobs.begin() + static_cast<std::ptrdiff_t>(command.skip_jobs));
+    if (command.national_jobs > 0 && command.national_jobs < jobs.size()) jobs.resize(command.national_jobs);
     options.skipped_lines = trace.skipped;
     options.problems = std::move(trace.problems);
     options.source = command.trace;

@@ -32,7 +32,10 @@ struct SimCommand {
   std::string report_dir;
   std::string failures_path;  // node schedule CSV; national generates failures from its model
   uint64_t seed = 1;
-  size_t national_jobs = 0;     // > 0: generate this many jobs instead of the model's count
+  // > 0: the national generator makes this many jobs instead of the model's count; of a trace,
+  // only the first this many (after skip_jobs) are replayed.
+  size_t national_jobs = 0;
+  size_t skip_jobs = 0;  // of a trace: leave out this many jobs at its start
   bool strict = false;
   Duration pass_interval = -1;  // < 0: the config's policy.pass_interval
   Time horizon = kForever;

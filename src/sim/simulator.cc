@@ -456,8 +456,9 @@ StatusOr<Config> FlatClusterConfig(std::string_view spec, const std::vector<std:
 }
 
 const std::vector<std::string_view>& PolicyPresetNames() {
-  static const std::vector<std::string_view> names = {"fcfs", "easy", "conservative", "fair-share",
-                                                      "first-fit", "config"};
+  static const std::vector<std::string_view> names = {
+      "fcfs", "easy", "conservative", "fair-share", "first-fit", "sjf", "sjf-first-fit",
+      "predicted", "predicted-first-fit", "config"};
   return names;
 }
 
@@ -477,6 +478,14 @@ Status ApplyPolicyPreset(std::string_view name, PolicyConfig& policy) {
     set("fair_share", "easy");
   } else if (name == "first-fit") {
     set("fifo", "first_fit");
+  } else if (name == "sjf") {
+    set("sjf", "easy"); policy.starvation_after = 0;
+  } else if (name == "sjf-first-fit") {
+    set("sjf", "first_fit");
+  } else if (name == "predicted") {
+    set("predicted", "easy"); policy.starvation_after = 0;
+  } else if (name == "predicted-first-fit") {
+    set("predicted", "first_fit");
   } else if (name != "config") {
     return InvalidArgumentError("unknown policy '{}'; use one of: {}", name, fmt::join(PolicyPresetNames(), ", "));
   }

@@ -240,7 +240,7 @@ TEST(SimulatorTest, FlatClusterSpecIsChecked) {
 
 TEST(SimulatorTest, UnknownPolicyNamesTheKnownOnes) {
   PolicyConfig policy;
-  Status status = ApplyPolicyPreset("sjf", policy);
+  Status status = ApplyPolicyPreset("lifo", policy);
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("fcfs, easy, conservative, fair-share"));
 }
