@@ -505,7 +505,7 @@ int main(int argc, char** argv) {
   bool sim_quiet = false;
   CLI::App* sim = app.add_subcommand("sim", "Simulate a workload trace on a pool under one or more policies");
   sim->add_option("--config", sim_command.config, "Pool config (YAML)")->check(CLI::ExistingFile);
-  sim->add_option("--cluster", sim_command.cluster, "A flat cluster NODESxGPUS instead, e.g. 256x1");
+  sim->add_option("--cluster", sim_command.cluster, "A flat cluster NODESxGPUS instead, e.g. 256x1, or mixed groups, e.g. 812x8,1x4");
   sim->add_option("--trace", sim_command.trace, "Trace file (for --format national: the workload YAML; default the config)");
   sim->add_option("--format", sim_format, "swf, philly, csv or national (default: from the file name)");
   sim->add_option("--policy", sim_policies, "Policies, comma-separated: fcfs, easy, conservative, fair-share, first-fit, sjf, "

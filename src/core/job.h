@@ -81,7 +81,7 @@ enum class ReasonCode : uint8_t {
   kTopology,    // free GPUs exist but no domain of the required level holds the gang
   kReserved,    // has a reservation: starts at a known time
   kBackfillBlocked,  // would delay a reservation of a job ahead of it
-  kPreempted,   // preempted (or its node failed) and requeued; looked at again next pass
+  kPreempted,   // preempted (or its node failed) and requeued; looked at again at once
 };
 std::string_view ReasonCodeName(ReasonCode code);
 

@@ -76,7 +76,9 @@ class Model {
   // id, same submit time); otherwise it leaves the model and is returned.
   std::optional<Job> Stop(JobId id, bool requeue);
   // Withdraws a start that was never handed out (the pass that made it takes it back): the job is
-  // pending again exactly as before, its epoch and restart count unchanged.
+  // pending again with its epoch and restart count as before; its GPUs, accounts' usage and
+  // indexes are restored (start_time and pool keep the withdrawn values, unused while pending;
+  // the pool's version moves on, as for any change).
   void UndoStart(JobId id);
   // Removes a pending job; returns it.
   std::optional<Job> RemovePending(JobId id);

@@ -118,17 +118,35 @@ std::string Describe(const Scheduler& scheduler, const PassResult& pass) {
   return out;
 }
 
-// Every pool's running jobs hold at most its GPUs, and the free index agrees.
+// Every pool's running jobs hold at most its GPUs, and the free index, the accounts' usage and
+// the pending index agree with the jobs (starts taken back must leave no trace).
 void ExpectNoOvercommit(const Scheduler& scheduler, const std::string& context) {
   const Model& model = scheduler.model();
+  const AccountTree& tree = model.accounts();
   std::map<PoolIndex, int64_t> held;
+  std::map<std::pair<AccountIndex, PoolIndex>, int64_t> by_account;
+  size_t pending = 0;
   for (const auto& [id, job] : model.jobs()) {
-    if (job.state == JobState::kRunning) held[job.pool] += job.gpus();
+    if (job.state == JobState::kRunning) {
+      held[job.pool] += job.gpus();
+      for (AccountIndex at = job.account; at != tree.root(); at = tree.account(at).parent) {
+        by_account[{at, job.pool}] += job.gpus();
+      }
+    } else {
+      ++pending;
+      EXPECT_EQ(model.pending().count(id), 1u) << context;
+    }
   }
+  EXPECT_EQ(model.pending().size(), pending) << context;
   for (PoolIndex pool = 0; pool < model.cluster().pools().size(); ++pool) {
     int64_t total = model.cluster().pool(pool).total_gpus;
     EXPECT_LE(held[pool], total) << context;
     EXPECT_EQ(held[pool] + model.free().PoolGpus(pool), total) << context;
+    for (AccountIndex at = 0; at < tree.accounts().size(); ++at) {
+      if (at == tree.root()) continue;
+      int64_t expected = by_account[std::make_pair(at, pool)];
+      EXPECT_EQ(tree.account(at).allocated[pool], expected) << context << "account " << at;
+    }
   }
 }
 

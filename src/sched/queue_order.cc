@@ -213,7 +213,9 @@ std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_
     return std::make_unique<ListOrder>([](const Job& job) { return job.spec.time_limit; });
   }
   if (name == "predicted") {
-    return std::make_unique<ListOrder>([predictor](const Job& job) { return predictor->Predict(job); });
+    return std::make_unique<ListOrder>([predictor](const Job& job) {
+      return predictor ? predictor->Predict(job) : job.spec.time_limit;  // no history: the limit
+    });
   }
   return std::make_unique<FairShareOrder>(half_life);
 }

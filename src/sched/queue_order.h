@@ -17,7 +17,8 @@
 //   order->Begin(model, pending_ids, /*first=*/{});
 //   while (std::optional<JobId> id = order->Next()) { ...; if (started) order->Started(job); }
 //
-// Each pending job is handed out exactly once per pass. Not thread-safe.
+// Each pending job is handed out exactly once per Begin (a sweep of the queue; a pass may sweep
+// more than once). Not thread-safe.
 #pragma once
 
 #include <memory>

@@ -5,10 +5,11 @@
 // Feitelson, "Backfilling using system-generated predictions rather than user runtime
 // estimates", 2007).
 //
-// The prediction of a job is the median of the last kHistory run times of jobs of its user that
-// ran to their end, or of its account when its user has none, capped by its time limit (it
-// cannot run longer). With no history at all it is the time limit. It is updated after every job
-// that ends (`Observe`), so it follows a user whose jobs change.
+// The prediction of a job is the median of the last kHistory run times of its user's jobs that
+// ended (exited, failed or reached their limit; not cancelled or preempted), or of its account's
+// when its user has none, capped by its time limit (it cannot run longer). With no history at
+// all it is the time limit. It is updated after every job that ends (`Observe`), so it follows a
+// user whose jobs change.
 //
 //   RuntimePredictor predictor;
 //   predictor.Observe(job, /*ran=*/1800);

@@ -19,7 +19,7 @@ constexpr int kMaxSweeps = 8;
 struct Scheduler::Pass {
   Pass(Time now, size_t pool_count, ReservationBook& book)
       : now(now), book(book), failed(pool_count), preempt_failed(pool_count),
-        closed_by(pool_count, 0), saturated_reason(pool_count) {
+        closed_by(pool_count, 0), closer_borrows(pool_count, false), saturated_reason(pool_count) {
     book.StartPass();
   }
   Time now;
@@ -39,25 +39,28 @@ struct Scheduler::Pass {
   // Victims requeued (or starts taken back) in this pass, with the reason they keep while they
   // wait.
   std::vector<std::pair<JobId, PendingReason>> preempted_reasons;
+  uint64_t changes = 0;  // starts, take-backs and preemptions so far: only ever grows
   bool swept = false;        // the queue has been swept once
-  bool sweep_again = false;  // a decision of this sweep may let a job looked at earlier start
+  // A decision of this sweep may let a job looked at earlier start: in these pools (GPUs freed
+  // by preemption, room lent by a cohort), or these jobs (victims, starts taken back).
+  bool sweep_again = false;
+  std::vector<bool> reopened;
+  std::unordered_set<JobId> look_again;
   // Accounts whose children kept idle nominal that a job was refused for in this sweep: a start
   // below one of them may free that room.
-  std::unordered_set<AccountIndex> cohorts_refused;
+  std::set<std::pair<AccountIndex, PoolIndex>> cohorts_refused;
   // While set, a job does not start where it would borrow; it waits in `borrowers` for a second
   // turn after every other job (see RunPass).
   bool defer_borrowing = false;
   // With whether its pools were all open (backfill: none) when it was deferred: it keeps its
   // place ahead of jobs that closed them since.
   std::vector<std::pair<Job*, bool>> borrowers;
-  // Jobs within their nominal quota that found nothing to reclaim (when they looked).
-  // Jobs within their nominal quota that found nothing to reclaim, each with the number of
-  // decisions made when it looked.
-  // Whether its pools were all open (backfill: none) then: it is ahead of any job that closed
-  // them since, and is looked at again as such.
+  // Jobs that found nothing to preempt (to reclaim, or by priority), to look at again once
+  // something has changed; with whether their pools were all open (backfill: none) then: they
+  // are ahead of any job that closed them since, and are looked at again as such.
   struct Reclaimer {
     Job* job;
-    size_t decided_before;
+    uint64_t changes_before;  // `changes` when it looked
     bool saw_open;
   };
   std::vector<Reclaimer> reclaimers;
@@ -66,6 +69,7 @@ struct Scheduler::Pass {
   // backfill: none: per pool, the first job blocked for GPUs, which no job behind it passes
   // (0: the pool is open).
   std::vector<JobId> closed_by;
+  std::vector<bool> closer_borrows;  // per pool: its closer would borrow there
   // Per pool: the reason given to jobs skipped because the pool is saturated ("" until needed).
   std::vector<std::string> saturated_reason;
   std::map<std::pair<PoolIndex, int64_t>, std::string> no_gpu_reason;  // by (pool, GPUs)
@@ -407,8 +411,8 @@ PassResult Scheduler::RunPass(Time now) {
   for (int sweep = 1; sweep < kMaxSweeps && pass.sweep_again; ++sweep) {
     for (auto& memo : pass.failed) memo.clear();
     for (auto& memo : pass.preempt_failed) memo.clear();
-    std::fill(pass.closed_by.begin(), pass.closed_by.end(), 0);
-    for (std::string& reason : pass.saturated_reason) reason.clear();
+    // Pools stay closed (backfill: none) by jobs not looked at again; a closer that starts
+    // reopens its pools (TryStartNow).
     pass.no_gpu_reason.clear();
     Sweep(pass);
   }
@@ -417,7 +421,9 @@ PassResult Scheduler::RunPass(Time now) {
   // A victim that still waits says it was preempted, and by whom, until the next pass.
   for (auto& [id, reason] : pass.preempted_reasons) {
     Job* job = model_->FindMutableJob(id);
-    if (job && job->state == JobState::kPending) job->reason = std::move(reason);
+    if (job && job->state == JobState::kPending && job->reason.code != ReasonCode::kReserved) {
+      job->reason = std::move(reason);
+    }
   }
   return std::move(pass.result);
 }
@@ -427,7 +433,10 @@ void Scheduler::Sweep(Pass& pass) {
   bool first_sweep = !pass.swept;
   pass.swept = true;
   pass.sweep_again = false;
-  pass.cohorts_refused.clear();
+  std::vector<bool> reopened = std::move(pass.reopened);
+  std::unordered_set<JobId> look_again = std::move(pass.look_again);
+  pass.reopened.assign(model_->cluster().pools().size(), false);
+  pass.look_again.clear();
   std::vector<JobId> pending;
   std::vector<const Job*> pending_jobs;
   pending.reserve(model_->pending().size());
@@ -435,8 +444,13 @@ void Scheduler::Sweep(Pass& pass) {
   for (const Model::PendingOrder& entry : model_->pending_in_order()) {
     const Job* job = model_->FindJob(entry.id);
     if (job->held) continue;
-    // A job given a reservation in this pass keeps it; sweeping again would plan a second one.
-    if (!first_sweep && job->reason_pass == passes_ && job->reason.code == ReasonCode::kReserved) continue;
+    if (!first_sweep) {
+      // Sweeping again looks only at jobs the last sweep's decisions could have let start. A job
+      // given a reservation in this pass keeps it: looking again would plan a second one.
+      bool affected = look_again.count(job->id) > 0 ||
+                      std::any_of(job->pools.begin(), job->pools.end(), [&](PoolIndex pool) { return reopened[pool]; });
+      if (!affected || (job->reason_pass == passes_ && job->reason.code == ReasonCode::kReserved)) continue;
+    }
     pending.push_back(entry.id);
     pending_jobs.push_back(job);
   }
@@ -487,7 +501,7 @@ void Scheduler::Sweep(Pass& pass) {
     for (const Pass::Reclaimer& waiting : reclaimers) {
       Job* job = waiting.job;
       if (job->state != JobState::kPending || job->reason.code == ReasonCode::kReserved) continue;
-      if (pass.result.decisions.size() > waiting.decided_before) {
+      if (pass.changes > waiting.changes_before) {
         pass.ahead_of_closers = waiting.saw_open;
         TryJob(pass, *job);
         pass.ahead_of_closers = false;
@@ -581,8 +595,22 @@ bool Scheduler::AnyNominalQuota() const {
   return false;
 }
 
-JobId Scheduler::ClosedBy(const Pass& pass, PoolIndex pool) const {
-  return pass.ahead_of_closers ? 0 : pass.closed_by[pool];
+JobId Scheduler::ClosedBy(const Pass& pass, PoolIndex pool, const Job* job) const {
+  JobId closer = pass.ahead_of_closers ? 0 : pass.closed_by[pool];
+  if (closer == 0 || job == nullptr) return closer;
+  if (closer == job->id) return 0;
+  // A borrower waiting for GPUs does not hold back an owner's job within its nominal: the
+  // owner may take them back from other borrowers whatever the queue order.
+  if (pass.closer_borrows[pool] && policy_.reclaim) {
+    const Account& leaf = model_->accounts().account(job->account);
+    if (leaf.allocated[pool] + job->gpus() <= leaf.quota[pool].nominal) return 0;
+  }
+  return closer;
+}
+
+void Scheduler::Close(Pass& pass, PoolIndex pool, const Job& job) {
+  pass.closed_by[pool] = job.id;
+  pass.closer_borrows[pool] = CheckJobQuota(job, pool).borrows;
 }
 
 bool Scheduler::PoolSaturated(const Pass& pass, PoolIndex pool) const {
@@ -608,11 +636,16 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
   }
   PoolIndex pool = job.pools.front();
   const std::string& name = model_->cluster().pool(pool).name;
-  if (ClosedBy(pass, pool) == 0) {
-    // backfill: none: the first job blocked closes its pools, skipped or not.
+  if (ClosedBy(pass, pool, &job) == 0) {
+    // backfill: none: the first job blocked for GPUs closes its pools, skipped or not (not one
+    // blocked by quota, nor a borrower while owners have their turn).
     if (policy_.backfill == "none") {
       for (PoolIndex blocked : job.pools) {
-        if (pass.closed_by[blocked] == 0) pass.closed_by[blocked] = job.id;
+        if (pass.closed_by[blocked] != 0) continue;
+        QuotaCheck quota = CheckJobQuota(job, blocked);
+        if (!quota.pool_full && !quota.fits) continue;
+        if (pass.defer_borrowing && quota.borrows) continue;
+        Close(pass, blocked, job);
       }
     }
     std::string& message = pass.no_gpu_reason[{pool, job.gpus()}];
@@ -624,7 +657,7 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
   std::string& reason = pass.saturated_reason[pool];
   if (reason.empty()) {
     reason = fmt::format("waiting behind job {} in pool '{}' (backfill: none keeps the queue order "
-                         "strictly)", ClosedBy(pass, pool), name);
+                         "strictly)", ClosedBy(pass, pool, &job), name);
   }
   job.reason = {ReasonCode::kPriority, reason};
   return true;
@@ -660,7 +693,7 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
       continue;
     }
     if (!quota.fits) {
-      if (quota.cohort != kNoAccount) pass.cohorts_refused.insert(quota.cohort);
+      if (quota.cohort != kNoAccount) pass.cohorts_refused.emplace(quota.cohort, pool);
       if (quota.pool_full) {
         admitted.push_back(pool);
       } else if (quota_why.empty()) {
@@ -673,7 +706,7 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
   }
   if (deferred) {
     bool saw_open = std::all_of(job.pools.begin(), job.pools.end(),
-                                [&](PoolIndex at) { return ClosedBy(pass, at) == 0; });
+                                [&](PoolIndex at) { return ClosedBy(pass, at, &job) == 0; });
     pass.borrowers.emplace_back(&job, saw_open);
     return;
   }
@@ -701,9 +734,9 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
   FreeCapacity& free = model_->mutable_free();
   if (strict) {
-    JobId blocker = ClosedBy(pass, pool);
+    JobId blocker = ClosedBy(pass, pool, &job);
     for (PoolIndex blocked : admitted) {
-      if (pass.closed_by[blocked] == 0) pass.closed_by[blocked] = job.id;
+      if (pass.closed_by[blocked] == 0) Close(pass, blocked, job);
     }
     if (blocker != 0) {
       job.reason = {ReasonCode::kPriority,
@@ -729,6 +762,7 @@ void Scheduler::ExplainBehindReservations(Pass& pass) {
   // Jobs of one shape in one pool get the same reason: worked out and worded once.
   std::map<std::tuple<PoolIndex, ShapeKey, int>, PendingReason> reasons;
   for (auto [job, pool] : pass.explain_later) {
+    if (job->state != JobState::kPending) continue;  // it started after all, in a later look
     PlacementRequest request = PlacementRequest::ForJob(job->spec);
     auto key = std::make_tuple(pool, MakeShapeKey(0, request), request.tasks);
     auto found = reasons.find(key);
@@ -754,7 +788,7 @@ void Scheduler::ExplainBehindReservations(Pass& pass) {
 bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
   FreeCapacity& free = model_->mutable_free();
-  if (ClosedBy(pass, pool) != 0) return false;
+  if (ClosedBy(pass, pool, &job) != 0) return false;
   Time end = pass.now + job.spec.time_limit;
   auto& memo = pass.failed[pool];
   std::optional<Placement> placement;
@@ -783,11 +817,26 @@ bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   model_->Start(job.id, pool, std::move(placement->tasks), pass.now);
   pass.book.Started(pool, job.tasks, job.spec.gpus_per_task, end);
   pass.started.insert(job.id);
+  pass.changes++;
+  // A closer (backfill: none) that starts after all reopens its pools to the jobs behind it.
+  if (policy_.backfill == "none") {
+    for (PoolIndex closed : job.pools) {
+      if (pass.closed_by[closed] == job.id) {
+        pass.closed_by[closed] = 0;
+        pass.saturated_reason[closed].clear();
+        pass.reopened[closed] = true;
+        pass.sweep_again = true;
+      }
+    }
+  }
   // A job refused earlier because siblings here kept idle nominal may fit now that one started.
   if (!pass.cohorts_refused.empty()) {
     const AccountTree& tree = model_->accounts();
     for (AccountIndex at = job.account; at != tree.root(); at = tree.account(at).parent) {
-      if (pass.cohorts_refused.count(tree.account(at).parent)) pass.sweep_again = true;
+      if (pass.cohorts_refused.count({tree.account(at).parent, pool})) {
+        pass.sweep_again = true;
+        pass.reopened[pool] = true;
+      }
     }
   }
   order_->Started(job);
@@ -807,7 +856,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
 
   for (PoolIndex pool : job.pools) {
     // backfill: none: no job passes the one blocked ahead of it, by preempting either.
-    if (ClosedBy(pass, pool) != 0) continue;
+    if (ClosedBy(pass, pool, &job) != 0) continue;
     QuotaCheck quota = CheckJobQuota(job, pool);
     bool may_reclaim = policy_.reclaim && quota.within_nominal;
     if (!may_reclaim && !may_priority) continue;
@@ -959,11 +1008,16 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
       }
       pass.result.decisions.push_back(
           PreemptDecision{victim_id, job.id, requeue, std::move(reason), victim_pool, victim_start});
+      pass.changes++;
       pass.result.preempted++;
     }
     pass.failed[pool].clear();
     pass.preempt_failed[pool].clear();
     pass.sweep_again = true;  // GPUs freed beyond the job's need, victims pending again
+    pass.reopened[pool] = true;
+    for (size_t i = 0; i < victims.size(); ++i) {
+      if (needed[i]) pass.look_again.insert(victims[i]);
+    }
     pass.preemptors.insert(job.id);
     if (TryStartNow(pass, job, pool)) return true;
     // The trial said it fits; if holds changed that, the job still waits with its victims gone.
@@ -972,8 +1026,8 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
   }
   if ((tried_reclaim || may_priority) && pass.reclaimer_ids.insert(job.id).second) {
     bool saw_open = std::all_of(job.pools.begin(), job.pools.end(),
-                                [&](PoolIndex pool) { return ClosedBy(pass, pool) == 0; });
-    pass.reclaimers.push_back({&job, pass.result.decisions.size(), saw_open});
+                                [&](PoolIndex pool) { return ClosedBy(pass, pool, &job) == 0; });
+    pass.reclaimers.push_back({&job, pass.changes, saw_open});
   }
   return false;
 }
@@ -987,7 +1041,9 @@ bool Scheduler::TakesReservedQuota(const Job& job, PoolIndex pool) {
     return quota.fits || quota.pool_full;
   };
   bool takes = false;
+  Time end = model_->now() + job.spec.time_limit;
   for (const Reservation& reservation : book_.In(pool)) {
+    if (reservation.start >= end) continue;  // it ends before that start: the room is back by then
     const Job* reserved = model_->FindJob(reservation.job);
     if (!reserved || !admitted(*reserved)) continue;
     tree.Charge(job.account, pool, job.gpus(), 0.0);
@@ -1002,6 +1058,8 @@ void Scheduler::TakeBackStart(Pass& pass, JobId id, const Job& taker, PoolIndex 
   const Job& started = *model_->FindJob(id);
   pass.book.StartTakenBack(started.pool, started.tasks, started.spec.gpus_per_task, started.expected_end());
   model_->UndoStart(id);
+  order_->Started(*model_->FindJob(id));  // fair share: the account's key drops again
+  pass.changes++;
   pass.started.erase(id);
   pass.result.started--;
   auto& decisions = pass.result.decisions;

@@ -65,7 +65,7 @@ using Decision = std::variant<StartDecision, PreemptDecision, ReserveDecision>;
 
 struct PassResult {
   std::vector<Decision> decisions;
-  size_t considered = 0;  // pending jobs looked at
+  size_t considered = 0;  // looks at pending jobs (a job looked at again counts again)
   size_t started = 0;
   size_t preempted = 0;
   size_t reserved = 0;
@@ -135,8 +135,10 @@ class Scheduler {
   bool SkipSaturated(Pass& pass, Job& job);
   // Closed by a blocked job (backfill: none), or no GPU free and no reservation left to give.
   bool PoolSaturated(const Pass& pass, PoolIndex pool) const;
-  // The job that closed the pool (backfill: none), or 0.
-  JobId ClosedBy(const Pass& pass, PoolIndex pool) const;
+  // The job that closed the pool (backfill: none) to `job` (any job, when null), or 0.
+  JobId ClosedBy(const Pass& pass, PoolIndex pool, const Job* job = nullptr) const;
+  // backfill: none: `job`, blocked for GPUs, closes the pool to the jobs behind it.
+  void Close(Pass& pass, PoolIndex pool, const Job& job);
   bool AllPoolsSaturated(const Pass& pass) const;
   bool AnyNominalQuota() const;
   void ExplainBehindReservations(Pass& pass);

@@ -631,15 +631,16 @@ policy: {queue_order: fifo, backfill: conservative}
 
 // ---- Preemption ------------------------------------------------------------------------------
 
-constexpr std::string_view kReclaim = R"(
+// Two 8-GPU nodes; two accounts with 8 nominal GPUs each. Add a policy line.
+constexpr std::string_view kLenderAndBorrower = R"(
 pools:
   - name: p
     shape: {pods: 1, leaves_per_pod: 1, nvlink_per_leaf: 2, nodes_per_nvlink: 1, gpus_per_node: 8}
 accounts:
   - {name: lender, quota: {p: 8}}
   - {name: borrower, quota: {p: 8}}
-policy: {queue_order: fifo, backfill: first_fit}
 )";
+const std::string kReclaim = std::string(kLenderAndBorrower) + "policy: {queue_order: fifo, backfill: first_fit}\n";
 
 TEST(SchedulerTest, OwnersJobsStartBeforeBorrowersInAPass) {
   // Both arrive together; the borrower's job is first in the queue. Were it to start first, on
@@ -654,9 +655,34 @@ TEST(SchedulerTest, OwnersJobsStartBeforeBorrowersInAPass) {
   ASSERT_EQ(starts.size(), 2u);
   EXPECT_EQ(starts[0].job, 1u);  // within the borrower's own nominal
   EXPECT_EQ(starts[1].job, 3u);
-  EXPECT_EQ(scheduler->model().FindJob(2)->state, JobState::kPending);
+  EXPECT_EQ(pass.sweeps, 1u);
+  const Job& borrower = *scheduler->model().FindJob(2);
+  EXPECT_EQ(borrower.state, JobState::kPending);
+  EXPECT_EQ(borrower.reason.code, ReasonCode::kResources);  // never started, never taken back
   PassResult again = scheduler->RunPass(0);
   EXPECT_THAT(again.decisions, IsEmpty());
+}
+
+TEST(SchedulerTest, UnderStrictOrderAWaitingBorrowerDoesNotHoldBackAnOwner) {
+  std::unique_ptr<Scheduler> scheduler =
+      Make(std::string(kLenderAndBorrower) + "policy: {queue_order: fifo, backfill: none}\n");
+  ASSERT_NE(scheduler, nullptr);
+  ASSERT_TRUE(scheduler->Submit(1, Spec("borrower", 1, 8), 0).ok());
+  ASSERT_TRUE(scheduler->Submit(2, Spec("borrower", 1, 8), 0).ok());  // borrows the lender's nominal
+  ASSERT_EQ(scheduler->RunPass(0).started, 2u);
+  // The borrower's next job heads the queue and waits for GPUs; the lender's job is behind it.
+  ASSERT_TRUE(scheduler->Submit(3, Spec("borrower", 1, 8), 10).ok());
+  ASSERT_TRUE(scheduler->Submit(4, Spec("lender", 1, 8), 20).ok());
+  PassResult pass = scheduler->RunPass(20);
+  std::vector<PreemptDecision> preempts = Of<PreemptDecision>(pass);
+  ASSERT_EQ(preempts.size(), 1u);
+  EXPECT_EQ(preempts[0].victim, 2u);
+  EXPECT_EQ(preempts[0].preemptor, 4u);
+  std::vector<StartDecision> starts = Of<StartDecision>(pass);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].job, 4u);
+  EXPECT_EQ(scheduler->model().FindJob(3)->state, JobState::kPending);
+  EXPECT_THAT(scheduler->RunPass(20).decisions, IsEmpty());
 }
 
 TEST(SchedulerTest, AnOwnerTakesBackABorrowersStartInTheSamePass) {
@@ -784,15 +810,8 @@ TEST(SchedulerTest, LenderReclaimsBorrowedGpus) {
 }
 
 TEST(SchedulerTest, NoReclaimWhenPolicyForbidsIt) {
-  std::unique_ptr<Scheduler> scheduler = Make(R"(
-pools:
-  - name: p
-    shape: {pods: 1, leaves_per_pod: 1, nvlink_per_leaf: 2, nodes_per_nvlink: 1, gpus_per_node: 8}
-accounts:
-  - {name: lender, quota: {p: 8}}
-  - {name: borrower, quota: {p: 8}}
-policy: {queue_order: fifo, backfill: none, preemption: {reclaim: false}}
-)");
+  std::unique_ptr<Scheduler> scheduler = Make(
+      std::string(kLenderAndBorrower) + "policy: {queue_order: fifo, backfill: none, preemption: {reclaim: false}}\n");
   ASSERT_NE(scheduler, nullptr);
   ASSERT_FALSE(scheduler->policy().reclaim);
   ASSERT_TRUE(scheduler->Submit(1, Spec("borrower", 1, 8), 0).ok());

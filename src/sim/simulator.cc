@@ -417,30 +417,45 @@ StatusOr<SimRun> Simulate(Config config, const std::vector<TraceJob>& jobs,
 }
 
 StatusOr<Config> FlatClusterConfig(std::string_view spec, const std::vector<std::string>& accounts) {
-  size_t x = spec.find('x');
-  int64_t nodes = 0;
-  int gpus = 0;
   auto parse = [](std::string_view text, auto& value) {
     auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
     return error == std::errc() && end == text.data() + text.size();
   };
-  if (x == std::string_view::npos || !parse(spec.substr(0, x), nodes) || !parse(spec.substr(x + 1), gpus) ||
-      nodes < 1 || nodes > 1000000 || gpus < 1 || gpus > kMaxGpusPerNode) {
-    return InvalidArgumentError(
-        "cluster '{}' is not NODESxGPUS with 1-1000000 nodes of 1-{} GPUs, e.g. 256x1 or 128x8",
-        spec, kMaxGpusPerNode);
+  // Groups of NODESxGPUS, comma-separated: "812x8,1x4" is 812 8-GPU nodes and one with 4.
+  std::vector<std::pair<int64_t, int>> groups;
+  int64_t total_nodes = 0;
+  for (size_t begin = 0; begin <= spec.size();) {
+    size_t comma = std::min(spec.find(',', begin), spec.size());
+    std::string_view group = spec.substr(begin, comma - begin);
+    size_t x = group.find('x');
+    int64_t nodes = 0;
+    int gpus = 0;
+    if (x == std::string_view::npos || !parse(group.substr(0, x), nodes) || !parse(group.substr(x + 1), gpus) ||
+        nodes < 1 || nodes > 1000000 || gpus < 1 || gpus > kMaxGpusPerNode) {
+      return InvalidArgumentError(
+          "cluster '{}' is not NODESxGPUS with 1-1000000 nodes of 1-{} GPUs, e.g. 256x1 or 128x8, or "
+          "several such groups separated by commas, e.g. 812x8,1x4",
+          spec, kMaxGpusPerNode);
+    }
+    total_nodes += nodes;
+    if (total_nodes > 1000000) return InvalidArgumentError("cluster '{}' has more than 1000000 nodes", spec);
+    groups.emplace_back(nodes, gpus);
+    begin = comma + 1;
   }
   Config config;
   ALLOT_ASSIGN_OR_RETURN(PoolIndex pool, config.cluster.AddPool({.name = "flat", .site = "flat", .gpu_model = "GPU"}));
   constexpr int kNodesPerLeaf = 32;  // keeps best-fit placement looking at few domains per level
-  for (int64_t i = 0; i < nodes; ++i) {
-    NodeOptions node;
-    node.name = fmt::format("n{}", i + 1);
-    node.pool = pool;
-    node.pod = "pod1";
-    node.leaf = fmt::format("leaf{}", i / kNodesPerLeaf + 1);
-    node.gpus = gpus;
-    ALLOT_RETURN_IF_ERROR(config.cluster.AddNode(node).status());
+  int64_t i = 0;
+  for (auto [nodes, gpus] : groups) {
+    for (int64_t end = i + nodes; i < end; ++i) {
+      NodeOptions node;
+      node.name = fmt::format("n{}", i + 1);
+      node.pool = pool;
+      node.pod = "pod1";
+      node.leaf = fmt::format("leaf{}", i / kNodesPerLeaf + 1);
+      node.gpus = gpus;
+      ALLOT_RETURN_IF_ERROR(config.cluster.AddNode(node).status());
+    }
   }
   ALLOT_RETURN_IF_ERROR(config.cluster.Finalize());
   config.accounts = AccountTree(1);
@@ -478,14 +493,13 @@ Status ApplyPolicyPreset(std::string_view name, PolicyConfig& policy) {
     set("fair_share", "easy");
   } else if (name == "first-fit") {
     set("fifo", "first_fit");
-  } else if (name == "sjf") {
-    set("sjf", "easy"); policy.starvation_after = 0;
-  } else if (name == "sjf-first-fit") {
-    set("sjf", "first_fit");
-  } else if (name == "predicted") {
-    set("predicted", "easy"); policy.starvation_after = 0;
-  } else if (name == "predicted-first-fit") {
-    set("predicted", "first_fit");
+  } else if (name == "sjf" || name == "sjf-first-fit" || name == "predicted" ||
+             name == "predicted-first-fit") {
+    // Shortest-first as published: no starvation guard, which would turn the order back into
+    // FIFO for every job that waited past it.
+    bool easy = name == "sjf" || name == "predicted";
+    set(name.substr(0, 3) == "sjf" ? "sjf" : "predicted", easy ? "easy" : "first_fit");
+    policy.starvation_after = 0;
   } else if (name != "config") {
     return InvalidArgumentError("unknown policy '{}'; use one of: {}", name, fmt::join(PolicyPresetNames(), ", "));
   }

@@ -71,6 +71,28 @@ TEST(SimulatorTest, FcfsKeepsTheQueueOrder) {
   EXPECT_NEAR(run.summary.utilization, 420.0 / 680, 1e-12);
 }
 
+// 1 GPU. Jobs 1 and 2 build history: account a's jobs run 10 s of a 1,000 s limit, b's run 500 s
+// of 600. Job 3 holds the GPU from 530 to 630 while jobs 4 (a) and 5 (b) arrive.
+constexpr std::string_view kHistoryTrace =
+    "0,10,1,a,1000\n"
+    "20,500,1,b,600\n"
+    "530,100,1,c,100\n"
+    "540,10,1,a,1000\n"
+    "540,500,1,b,600\n";
+
+TEST(SimulatorTest, SjfStartsTheShortestLimitFirst) {
+  SimRun run = MustSimulate("1x1", Jobs(kHistoryTrace), "sjf");
+  // At 630: job 5's limit (600) is shorter than job 4's (1,000).
+  EXPECT_THAT(Starts(run), ElementsAre(0, 20, 530, 1130, 630));
+}
+
+TEST(SimulatorTest, PredictedStartsTheJobItsAccountsHistorySaysIsShortest) {
+  SimRun run = MustSimulate("1x1", Jobs(kHistoryTrace), "predicted");
+  // At 630: a's jobs ran 10 s, b's 500 s: job 4 goes first despite its longer limit.
+  EXPECT_THAT(Starts(run), ElementsAre(0, 20, 530, 630, 640));
+  EXPECT_LT(run.summary.avg_wait_s, MustSimulate("1x1", Jobs(kHistoryTrace), "sjf").summary.avg_wait_s);
+}
+
 TEST(SimulatorTest, EasyBackfillsAJobThatEndsBeforeTheReservation) {
   SimRun run = MustSimulate("4x1", Jobs(kBackfillTrace), "easy");
   EXPECT_THAT(Starts(run), ElementsAre(0, 100, 10));
@@ -236,6 +258,21 @@ TEST(SimulatorTest, FlatClusterSpecIsChecked) {
   EXPECT_EQ(config->cluster.total_gpus(), 512);
   EXPECT_EQ(config->cluster.pool(0).domains_by_level[static_cast<int>(Level::kLeaf)].size(), 2u);
   EXPECT_EQ(config->accounts.accounts().size(), 3u);  // root, a, b
+}
+
+TEST(SimulatorTest, FlatClusterTakesGroupsOfMixedShapes) {
+  StatusOr<Config> config = FlatClusterConfig("812x8,1x4", {"a"});
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->cluster.total_gpus(), 812 * 8 + 4);
+  EXPECT_EQ(config->cluster.nodes().size(), 813u);
+  EXPECT_EQ(config->cluster.nodes().back().gpus, 4);
+  for (const char* bad : {"812x8,", ",1x4", "812x8,,1x4", "812x8;1x4", "812x8,1x0", "600000x1,600000x1"}) {
+    StatusOr<Config> refused = FlatClusterConfig(bad, {"a"});
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  // A job of 8 GPUs never lands on the 4-GPU node; one of 4 may.
+  SimRun run = MustSimulate("1x8,1x4", Jobs("0,100,8,a,100\n0,100,4,a,100\n0,100,4,a,100\n"), "easy");
+  EXPECT_THAT(Starts(run), ElementsAre(0, 0, 100));
 }
 
 TEST(SimulatorTest, UnknownPolicyNamesTheKnownOnes) {
