@@ -18,7 +18,7 @@ constexpr int kMaxSweeps = 8;
 
 struct Scheduler::Pass {
   Pass(Time now, size_t pool_count, ReservationBook& book)
-      : now(now), book(book), failed(pool_count), preempt_failed(pool_count),
+      : now(now), book(book), failed(pool_count), preempt_failed(pool_count), changes(pool_count, 0),
         closed_by(pool_count, 0), closer_borrows(pool_count, false), saturated_reason(pool_count) {
     book.StartPass();
   }
@@ -39,7 +39,8 @@ struct Scheduler::Pass {
   // Victims requeued (or starts taken back) in this pass, with the reason they keep while they
   // wait.
   std::vector<std::pair<JobId, PendingReason>> preempted_reasons;
-  uint64_t changes = 0;  // starts, take-backs and preemptions so far: only ever grows
+  // Per pool: starts, take-backs and preemptions so far (only ever grows).
+  std::vector<uint64_t> changes;
   bool swept = false;        // the queue has been swept once
   // A decision of this sweep may let a job looked at earlier start: in these pools (GPUs freed
   // by preemption, room lent by a cohort), or these jobs (victims, starts taken back).
@@ -60,7 +61,7 @@ struct Scheduler::Pass {
   // are ahead of any job that closed them since, and are looked at again as such.
   struct Reclaimer {
     Job* job;
-    uint64_t changes_before;  // `changes` when it looked
+    uint64_t changes_before;  // ChangesIn(its pools) when it looked
     bool saw_open;
   };
   std::vector<Reclaimer> reclaimers;
@@ -501,7 +502,7 @@ void Scheduler::Sweep(Pass& pass) {
     for (const Pass::Reclaimer& waiting : reclaimers) {
       Job* job = waiting.job;
       if (job->state != JobState::kPending || job->reason.code == ReasonCode::kReserved) continue;
-      if (pass.changes > waiting.changes_before) {
+      if (ChangesIn(pass, *job) > waiting.changes_before) {
         pass.ahead_of_closers = waiting.saw_open;
         TryJob(pass, *job);
         pass.ahead_of_closers = false;
@@ -593,6 +594,12 @@ bool Scheduler::AnyNominalQuota() const {
     if (quota.nominal > 0) return true;
   }
   return false;
+}
+
+uint64_t Scheduler::ChangesIn(const Pass& pass, const Job& job) const {
+  uint64_t sum = 0;
+  for (PoolIndex pool : job.pools) sum += pass.changes[pool];
+  return sum;
 }
 
 JobId Scheduler::ClosedBy(const Pass& pass, PoolIndex pool, const Job* job) const {
@@ -817,7 +824,7 @@ bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   model_->Start(job.id, pool, std::move(placement->tasks), pass.now);
   pass.book.Started(pool, job.tasks, job.spec.gpus_per_task, end);
   pass.started.insert(job.id);
-  pass.changes++;
+  pass.changes[pool]++;
   // A closer (backfill: none) that starts after all reopens its pools to the jobs behind it.
   if (policy_.backfill == "none") {
     for (PoolIndex closed : job.pools) {
@@ -1008,7 +1015,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
       }
       pass.result.decisions.push_back(
           PreemptDecision{victim_id, job.id, requeue, std::move(reason), victim_pool, victim_start});
-      pass.changes++;
+      pass.changes[victim_pool]++;
       pass.result.preempted++;
     }
     pass.failed[pool].clear();
@@ -1027,7 +1034,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
   if ((tried_reclaim || may_priority) && pass.reclaimer_ids.insert(job.id).second) {
     bool saw_open = std::all_of(job.pools.begin(), job.pools.end(),
                                 [&](PoolIndex pool) { return ClosedBy(pass, pool, &job) == 0; });
-    pass.reclaimers.push_back({&job, pass.changes, saw_open});
+    pass.reclaimers.push_back({&job, ChangesIn(pass, job), saw_open});
   }
   return false;
 }
@@ -1059,7 +1066,7 @@ void Scheduler::TakeBackStart(Pass& pass, JobId id, const Job& taker, PoolIndex 
   pass.book.StartTakenBack(started.pool, started.tasks, started.spec.gpus_per_task, started.expected_end());
   model_->UndoStart(id);
   order_->Started(*model_->FindJob(id));  // fair share: the account's key drops again
-  pass.changes++;
+  pass.changes[pool]++;
   pass.started.erase(id);
   pass.result.started--;
   auto& decisions = pass.result.decisions;

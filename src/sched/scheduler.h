@@ -137,6 +137,8 @@ class Scheduler {
   bool PoolSaturated(const Pass& pass, PoolIndex pool) const;
   // The job that closed the pool (backfill: none) to `job` (any job, when null), or 0.
   JobId ClosedBy(const Pass& pass, PoolIndex pool, const Job* job = nullptr) const;
+  // Starts, take-backs and preemptions so far in the pools the job accepts.
+  uint64_t ChangesIn(const Pass& pass, const Job& job) const;
   // backfill: none: `job`, blocked for GPUs, closes the pool to the jobs behind it.
   void Close(Pass& pass, PoolIndex pool, const Job& job);
   bool AllPoolsSaturated(const Pass& pass) const;
