@@ -15,7 +15,8 @@ trace=${ALLOT_TRACE:-../shared/traces/lublin_256.swf}
 [[ -r $trace ]] || { echo "error: cannot read $trace; set ALLOT_TRACE to lublin_256.swf" >&2; exit 2; }
 policies=("$@")
 [[ ${#policies[@]} -gt 0 ]] || policies=(fcfs easy sjf predicted)
-jobs=$(grep -cv '^;' "$trace")
+# Jobs the reader keeps: not a comment or blank, 18 fields, a run time (field 4) that is not -1.
+jobs=$(awk '!/^[[:space:]]*;/ && NF >= 18 && $4 != -1' "$trace" | wc -l)
 window=1024
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

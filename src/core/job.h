@@ -111,6 +111,7 @@ struct Job {
   bool held = false;
   PendingReason reason;
   uint64_t reason_pass = 0;  // the scheduling pass that set `reason` (0: none yet)
+  uint64_t look = 0;         // the scheduler's latest look at it (counts looks over all passes)
   // While running.
   PoolIndex pool = 0;
   Time start_time = 0;

@@ -19,6 +19,7 @@ constexpr int kMaxSweeps = 8;
 struct Scheduler::Pass {
   Pass(Time now, size_t pool_count, ReservationBook& book)
       : now(now), book(book), failed(pool_count), preempt_failed(pool_count), changes(pool_count, 0),
+        reopened(pool_count, false),
         closed_by(pool_count, 0), closer_borrows(pool_count, false), saturated_reason(pool_count) {
     book.StartPass();
   }
@@ -76,7 +77,14 @@ struct Scheduler::Pass {
   std::map<std::pair<PoolIndex, int64_t>, std::string> no_gpu_reason;  // by (pool, GPUs)
   std::unordered_map<AccountIndex, std::string> grant_reason;  // by account holding the grant
   // Jobs waiting in pools with reservations, whose reason is given after the pass.
-  std::vector<std::pair<Job*, PoolIndex>> explain_later;
+  // With the look that added it: a job looked at again since has its reason from that look.
+  struct Explain {
+    Job* job;
+    PoolIndex pool;
+    uint64_t look;
+  };
+  std::vector<Explain> explain_later;
+
 };
 
 namespace {
@@ -620,8 +628,8 @@ void Scheduler::Close(Pass& pass, PoolIndex pool, const Job& job) {
   pass.closer_borrows[pool] = CheckJobQuota(job, pool).borrows;
 }
 
-bool Scheduler::PoolSaturated(const Pass& pass, PoolIndex pool) const {
-  if (ClosedBy(pass, pool) != 0) return true;
+bool Scheduler::PoolSaturated(const Pass& pass, PoolIndex pool, const Job* job) const {
+  if (ClosedBy(pass, pool, job) != 0) return true;
   if (model_->free().PoolGpus(pool) + pass.book.HeldIn(pool) > 0) return false;
   bool reserves = policy_.backfill == "easy" || policy_.backfill == "conservative";
   return !reserves || pass.book.CountIn(pool) >= static_cast<size_t>(reservation_depth_);
@@ -639,7 +647,7 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
   const Account& leaf = model_->accounts().account(job.account);
   for (PoolIndex pool : job.pools) {
     if (policy_.reclaim && leaf.allocated[pool] + job.gpus() <= leaf.quota[pool].nominal) return false;
-    if (!PoolSaturated(pass, pool)) return false;
+    if (!PoolSaturated(pass, pool, &job)) return false;
   }
   PoolIndex pool = job.pools.front();
   const std::string& name = model_->cluster().pool(pool).name;
@@ -650,8 +658,8 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
       for (PoolIndex blocked : job.pools) {
         if (pass.closed_by[blocked] != 0) continue;
         QuotaCheck quota = CheckJobQuota(job, blocked);
-        if (!quota.pool_full && !quota.fits) continue;
-        if (pass.defer_borrowing && quota.borrows) continue;
+        if (!quota.pool_full && !quota.fits) continue;         // a quota wait
+        if (quota.borrows && !job.spec.preemptible) continue;  // never borrows: a quota wait
         Close(pass, blocked, job);
       }
     }
@@ -672,6 +680,7 @@ bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
 
 void Scheduler::TryJob(Pass& pass, Job& job) {
   pass.result.considered++;
+  job.look = ++looks_;
   job.reason_pass = passes_;
   if (GrantBlocks(pass, job)) return;
   // The long tail of a busy queue: when every pool the job accepts is closed by a blocked job
@@ -756,7 +765,7 @@ void Scheduler::TryJob(Pass& pass, Job& job) {
   if (pass.book.CountIn(pool) > 0) {
     // Whether only the holds stand in its way is settled once the pass is over and the holds
     // are gone: lifting them here for every waiting job would cost more than the pass itself.
-    pass.explain_later.emplace_back(&job, pool);
+    pass.explain_later.push_back({&job, pool, job.look});
     return;
   }
   bool topology_bound = false;
@@ -768,8 +777,9 @@ void Scheduler::ExplainBehindReservations(Pass& pass) {
   FreeCapacity& free = model_->mutable_free();
   // Jobs of one shape in one pool get the same reason: worked out and worded once.
   std::map<std::tuple<PoolIndex, ShapeKey, int>, PendingReason> reasons;
-  for (auto [job, pool] : pass.explain_later) {
-    if (job->state != JobState::kPending) continue;  // it started after all, in a later look
+  for (auto [job, pool, look] : pass.explain_later) {
+    // It started after all, or was looked at again (its reason is from that later look).
+    if (job->state != JobState::kPending || job->look != look) continue;
     PlacementRequest request = PlacementRequest::ForJob(job->spec);
     auto key = std::make_tuple(pool, MakeShapeKey(0, request), request.tasks);
     auto found = reasons.find(key);
@@ -820,7 +830,7 @@ bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
     return false;
   }
   bool backfilled = pass.book.CountIn(pool) > 0;
-  if (backfilled && TakesReservedQuota(job, pool)) return false;
+  if (backfilled && TakesReservedQuota(job, pool, end)) return false;
   model_->Start(job.id, pool, std::move(placement->tasks), pass.now);
   pass.book.Started(pool, job.tasks, job.spec.gpus_per_task, end);
   pass.started.insert(job.id);
@@ -934,7 +944,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
     auto fits = [&]() {
       return CheckJobQuota(job, pool).fits && free.PoolGpus(pool) >= job.gpus() &&
              FindPlacement(free, pool, request).has_value() &&
-             !(pass.book.CountIn(pool) > 0 && TakesReservedQuota(job, pool));
+             !(pass.book.CountIn(pool) > 0 && TakesReservedQuota(job, pool, end));
     };
     std::vector<JobId> victims;
     std::vector<bool> reclaimed;
@@ -1039,7 +1049,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
   return false;
 }
 
-bool Scheduler::TakesReservedQuota(const Job& job, PoolIndex pool) {
+bool Scheduler::TakesReservedQuota(const Job& job, PoolIndex pool, Time end) {
   // A job within its nominal at every level takes only what is its own.
   if (!CheckJobQuota(job, pool).borrows) return false;
   AccountTree& tree = model_->mutable_accounts();
@@ -1048,9 +1058,9 @@ bool Scheduler::TakesReservedQuota(const Job& job, PoolIndex pool) {
     return quota.fits || quota.pool_full;
   };
   bool takes = false;
-  Time end = model_->now() + job.spec.time_limit;
   for (const Reservation& reservation : book_.In(pool)) {
-    if (reservation.start >= end) continue;  // it ends before that start: the room is back by then
+    // Sorted by start: the job ends before this one and the rest start, and gives the room back.
+    if (reservation.start >= end) break;
     const Job* reserved = model_->FindJob(reservation.job);
     if (!reserved || !admitted(*reserved)) continue;
     tree.Charge(job.account, pool, job.gpus(), 0.0);

@@ -134,7 +134,7 @@ class Scheduler {
   void TryJob(Pass& pass, Job& job);
   bool SkipSaturated(Pass& pass, Job& job);
   // Closed by a blocked job (backfill: none), or no GPU free and no reservation left to give.
-  bool PoolSaturated(const Pass& pass, PoolIndex pool) const;
+  bool PoolSaturated(const Pass& pass, PoolIndex pool, const Job* job = nullptr) const;
   // The job that closed the pool (backfill: none) to `job` (any job, when null), or 0.
   JobId ClosedBy(const Pass& pass, PoolIndex pool, const Job* job = nullptr) const;
   // Starts, take-backs and preemptions so far in the pools the job accepts.
@@ -153,7 +153,7 @@ class Scheduler {
   // Whether starting the job now, by borrowing, would leave a job holding a reservation in the
   // pool without the quota it was admitted with: a backfilled job may not delay a reservation by
   // quota either. A job within its nominal may: owners come before reservations of borrowers.
-  bool TakesReservedQuota(const Job& job, PoolIndex pool);
+  bool TakesReservedQuota(const Job& job, PoolIndex pool, Time end);
   // Whether a grant of the job's account path is used up (or none covers now); if so, sets the
   // job's reason.
   bool GrantBlocks(Pass& pass, Job& job) const;
@@ -169,6 +169,7 @@ class Scheduler {
   std::unique_ptr<QueueOrder> order_;
   ReservationBook book_;  // reused by every pass; keeps plans that are still right
   uint64_t passes_ = 0;
+  uint64_t looks_ = 0;  // TryJob calls, over all passes (Job::look)
   bool last_pass_stopped_early_ = false;
   Time last_pass_time_ = 0;
   // (pool, level, mode, gpus, cpus, memory, tasks, one per node, whole nodes) -> why it can never
