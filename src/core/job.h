@@ -112,6 +112,7 @@ struct Job {
   PendingReason reason;
   uint64_t reason_pass = 0;  // the scheduling pass that set `reason` (0: none yet)
   uint64_t look = 0;         // the scheduler's latest look at it (counts looks over all passes)
+  uint64_t pending_since = 0;  // Model::pending_sequence() when it last became pending
   // While running.
   PoolIndex pool = 0;
   Time start_time = 0;

@@ -9,6 +9,7 @@ Model::Model(Cluster cluster, AccountTree accounts)
     : cluster_(std::move(cluster)),
       accounts_(std::move(accounts)),
       free_(cluster_),
+      pending_requests_(cluster_.pools().size()),
       running_by_end_(cluster_.pools().size()),
       jobs_on_node_(cluster_.nodes().size()),
       pool_versions_(cluster_.pools().size(), 0) {}
@@ -28,9 +29,34 @@ Status Model::AddPending(Job job) {
   job.state = JobState::kPending;
   auto [it, inserted] = jobs_.emplace(id, std::move(job));
   if (!inserted) return AlreadyExistsError("job {} exists already", id);
-  pending_.insert(id);
-  pending_in_order_.insert(OrderOf(it->second));
+  EnterPending(it->second);
   return OkStatus();
+}
+
+void Model::EnterPending(Job& job) {
+  job.pending_since = ++pending_sequence_;
+  pending_.insert(job.id);
+  pending_in_order_.insert(OrderOf(job));
+  SizeQueue& same_size = pending_by_size_[job.gpus()];
+  same_size.in_order.insert(OrderOf(job));
+  same_size.by_time_limit.emplace(job.spec.time_limit, OrderOf(job));
+  for (PoolIndex pool : job.pools) pending_requests_[pool][job.gpus()]++;
+}
+
+void Model::LeavePending(const Job& job) {
+  pending_.erase(job.id);
+  pending_in_order_.erase(OrderOf(job));
+  auto bucket = pending_by_size_.find(job.gpus());
+  if (bucket != pending_by_size_.end()) {
+    bucket->second.in_order.erase(OrderOf(job));
+    bucket->second.by_time_limit.erase({job.spec.time_limit, OrderOf(job)});
+    if (bucket->second.in_order.empty()) pending_by_size_.erase(bucket);
+  }
+  for (PoolIndex pool : job.pools) {
+    auto& requests = pending_requests_[pool];
+    auto found = requests.find(job.gpus());
+    if (found != requests.end() && --found->second == 0) requests.erase(found);
+  }
 }
 
 void Model::Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, Time now,
@@ -52,8 +78,7 @@ void Model::Start(JobId id, PoolIndex pool, std::vector<TaskAllocation> tasks, T
   job.start_time = now;
   job.epoch++;
   job.reason = {};
-  pending_.erase(id);
-  pending_in_order_.erase(OrderOf(job));
+  LeavePending(job);
   running_by_end_[pool].emplace(job.expected_end(), id);
   running_count_++;
   pool_versions_[pool]++;
@@ -81,8 +106,7 @@ std::optional<Job> Model::Stop(JobId id, bool requeue) {
     job.tasks.clear();
     job.restarts++;
     job.reason = {};
-    pending_.insert(id);
-    pending_in_order_.insert(OrderOf(job));
+    EnterPending(job);
     return std::nullopt;
   }
   Job stopped = std::move(job);
@@ -100,10 +124,9 @@ void Model::UndoStart(JobId id) {
 std::optional<Job> Model::RemovePending(JobId id) {
   auto found = jobs_.find(id);
   if (found == jobs_.end() || found->second.state != JobState::kPending) return std::nullopt;
-  pending_in_order_.erase(OrderOf(found->second));
+  LeavePending(found->second);
   Job removed = std::move(found->second);
   jobs_.erase(found);
-  pending_.erase(id);
   return removed;
 }
 
@@ -154,7 +177,9 @@ size_t Model::ApproximateBytes() const {
              job.spec.account.capacity() + job.tasks.capacity() * sizeof(TaskAllocation) +
              job.pools.capacity() * sizeof(PoolIndex);
   }
-  bytes += pending_.size() * 40;
+  // Four sets hold a pending job: by id (40 bytes a node), in queue order and in its size's
+  // queues (56, 56 and 64).
+  bytes += pending_.size() * 216;
   bytes += jobs_on_node_.size() * sizeof(std::vector<JobId>);
   return bytes;
 }

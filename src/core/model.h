@@ -14,6 +14,7 @@
 // movable, because the index points into the cluster it owns.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,6 +57,23 @@ class Model {
   };
   static PendingOrder OrderOf(const Job& job) { return {-job.priority, job.submit_time, job.id}; }
   const std::set<PendingOrder>& pending_in_order() const { return pending_in_order_; }
+  // Every entry into the pending set (submit, requeue, a start taken back) takes the next number
+  // and stamps it on the job (Job::pending_since): a sweep of the queue that began at number S
+  // skips jobs that became pending after it, as a list copied at S would not hold them.
+  uint64_t pending_sequence() const { return pending_sequence_; }
+  // The fewest GPUs asked for by a pending job that may run in the pool (held or not);
+  // INT64_MAX when none may. A pool with fewer usable GPUs than this can start nothing.
+  int64_t SmallestPendingRequest(PoolIndex pool) const {
+    const auto& requests = pending_requests_[pool];
+    return requests.empty() ? INT64_MAX : requests.begin()->first;
+  }
+  // Pending jobs by the GPUs they ask for: a sweep passes over jobs too big for the GPUs free, or
+  // too long to run before a reservation starts, without walking them.
+  struct SizeQueue {
+    std::set<PendingOrder> in_order;
+    std::set<std::pair<Duration, PendingOrder>> by_time_limit;
+  };
+  const std::map<int64_t, SizeQueue>& pending_by_size() const { return pending_by_size_; }
   // Running jobs of a pool by expected end (start + time limit), earliest first.
   const std::set<std::pair<Time, JobId>>& running_by_end(PoolIndex pool) const {
     return running_by_end_[pool];
@@ -97,12 +115,19 @@ class Model {
   size_t ApproximateBytes() const;
 
  private:
+  // Files the job under the pending indexes, or takes it out of them.
+  void EnterPending(Job& job);
+  void LeavePending(const Job& job);
+
   Cluster cluster_;
   AccountTree accounts_;
   FreeCapacity free_;
   std::unordered_map<JobId, Job> jobs_;  // nodes are stable: indexes keep pointers into it
   std::set<JobId> pending_;
   std::set<PendingOrder> pending_in_order_;
+  uint64_t pending_sequence_ = 0;
+  std::vector<std::map<int64_t, int>> pending_requests_;  // per pool: GPUs asked -> pending jobs
+  std::map<int64_t, SizeQueue> pending_by_size_;
   std::vector<std::set<std::pair<Time, JobId>>> running_by_end_;
   std::vector<std::vector<JobId>> jobs_on_node_;  // running job ids per node (small lists)
   size_t running_count_ = 0;

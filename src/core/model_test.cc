@@ -155,6 +155,31 @@ TEST_F(ModelTest, StopWithRequeueReturnsTheJobToPending) {
   EXPECT_THAT(model_->JobsOnNode(1), ElementsAre(1u));
 }
 
+// The scheduler stops a pass early when no pool has as many GPUs free as a waiting job asks
+// for: the smallest request must follow every way in and out of the pending set.
+TEST_F(ModelTest, SmallestPendingRequestFollowsThePendingSet) {
+  EXPECT_EQ(model_->SmallestPendingRequest(kPool), INT64_MAX);
+  Job gang = MakeJob(1, alice_, 2, 8);
+  gang.pools = {kPool};
+  Job small = MakeJob(2, bob_, 1, 2);
+  small.pools = {kPool};
+  ASSERT_TRUE(model_->AddPending(gang).ok());
+  EXPECT_EQ(model_->SmallestPendingRequest(kPool), 16);
+  ASSERT_TRUE(model_->AddPending(small).ok());
+  EXPECT_EQ(model_->SmallestPendingRequest(kPool), 2);
+  uint64_t before = model_->pending_sequence();
+  model_->Start(2, kPool, OnNodes({2}), 100);
+  EXPECT_EQ(model_->SmallestPendingRequest(kPool), 16);
+  model_->UndoStart(2);  // pending again, under a new number
+  EXPECT_EQ(model_->SmallestPendingRequest(kPool), 2);
+  EXPECT_GT(model_->FindJob(2)->pending_since, before);
+  ASSERT_TRUE(model_->RemovePending(2).has_value());
+  model_->Start(1, kPool, OnNodes({0, 1}), 100);
+  EXPECT_EQ(model_->SmallestPendingRequest(kPool), INT64_MAX);
+  ASSERT_FALSE(model_->Stop(1, /*requeue=*/true).has_value());
+  EXPECT_EQ(model_->SmallestPendingRequest(kPool), 16);
+}
+
 TEST_F(ModelTest, StopWithoutRequeueRemovesAndReturnsTheJob) {
   ASSERT_TRUE(model_->AddPending(MakeJob(1, bob_, 1, 8)).ok());
   model_->Start(1, kPool, OnNodes({2}), 100);

@@ -27,35 +27,175 @@ struct OrderKey {
   }
 };
 
-// Keys of the pending jobs in (class, submit, id) order. The scheduler hands jobs
-// in that order already (Model::pending_in_order), so sorting is only a fallback.
-// With `length`, the keys are sorted by expected run time within each class.
-std::vector<OrderKey> SortedKeys(const Model& model, const std::vector<JobId>& pending,
+// The model's pending jobs in (class, submit, id) order, walked lazily: jobs the filter does not
+// admit, jobs that became pending after Begin and, with a limit, jobs asking for more GPUs than
+// it allows are passed over. The walk resumes after the last key it passed, so jobs may start,
+// or be requeued, while it runs. When few jobs are small enough for the limit, it merges the
+// model's per-size queues of those instead of walking the whole queue.
+class PendingWalk {
+ public:
+  void Begin(const Model& model, PendingFilter include) {
+    model_ = &model;
+    include_ = std::move(include);
+    limit_ = {};
+    sequence_ = model.pending_sequence();
+    passed_any_ = false;
+  }
+  void Limit(RequestLimit limit) { limit_ = std::move(limit); }
+  // The next job to hand out, without passing it; nullptr at the end.
+  const Job* Peek() {
+    StartableRequests limit = limit_ ? limit_() : StartableRequests{};
+    bool merge = limit.gpus != INT64_MAX && FewFit(limit);
+    while (std::optional<Model::PendingOrder> key = NextKey(limit, merge)) {
+      const Job* job = model_->FindJob(key->id);
+      if (limit.Admits(*job) && job->pending_since <= sequence_ && include_(*job)) return job;
+      last_ = *key;
+      passed_any_ = true;
+    }
+    return nullptr;
+  }
+  void Pass(const Job& job) {
+    last_ = Model::OrderOf(job);
+    passed_any_ = true;
+  }
+
+ private:
+  // Whether merging the per-size queues of jobs within the limit costs less than walking the
+  // queue: a merge step looks at every such size (and at the short jobs of the larger sizes).
+  bool FewFit(const StartableRequests& limit) const {
+    size_t sizes = 0;
+    size_t jobs = 0;
+    for (const auto& [gpus, queue] : model_->pending_by_size()) {
+      if (gpus > limit.gpus) break;
+      ++sizes;
+      if (gpus <= limit.gpus_past) {
+        jobs += queue.in_order.size();
+      } else if (queue.by_time_limit.begin()->first <= limit.short_limit) {
+        jobs += queue.in_order.size();  // at most
+      }
+    }
+    return sizes * jobs < model_->pending_in_order().size();
+  }
+  std::optional<Model::PendingOrder> NextKey(const StartableRequests& limit, bool merge) const {
+    if (!merge) {
+      const std::set<Model::PendingOrder>& queue = model_->pending_in_order();
+      auto at = passed_any_ ? queue.upper_bound(last_) : queue.begin();
+      if (at == queue.end()) return std::nullopt;
+      return *at;
+    }
+    std::optional<Model::PendingOrder> first;
+    auto consider = [&](const Model::PendingOrder& key) {
+      if ((!passed_any_ || last_ < key) && (!first || key < *first)) first = key;
+    };
+    for (const auto& [gpus, queue] : model_->pending_by_size()) {
+      if (gpus > limit.gpus) break;
+      if (gpus <= limit.gpus_past) {
+        auto at = passed_any_ ? queue.in_order.upper_bound(last_) : queue.in_order.begin();
+        if (at != queue.in_order.end()) consider(*at);
+        continue;
+      }
+      // Only jobs that end before the first reservation starts may use this many GPUs.
+      for (const auto& [time_limit, key] : queue.by_time_limit) {
+        if (time_limit > limit.short_limit) break;
+        consider(key);
+      }
+    }
+    return first;
+  }
+
+  const Model* model_ = nullptr;
+  PendingFilter include_;
+  RequestLimit limit_;
+  uint64_t sequence_ = 0;
+  Model::PendingOrder last_{};
+  bool passed_any_ = false;
+};
+
+// Keys of the admitted pending jobs, in (class, submit, id) order, or with `length` by expected
+// run time within each class.
+std::vector<OrderKey> SortedKeys(const Model& model, PendingFilter include,
                                  const std::function<Duration(const Job&)>& length = {}) {
   std::vector<OrderKey> keys;
-  keys.reserve(pending.size());
-  for (JobId id : pending) {
-    const Job& job = *model.FindJob(id);
-    keys.push_back({job.priority, length ? length(job) : 0, job.submit_time, id, &job});
+  PendingWalk walk;
+  walk.Begin(model, std::move(include));
+  while (const Job* job = walk.Peek()) {
+    keys.push_back({job->priority, length ? length(*job) : 0, job->submit_time, job->id, job});
+    walk.Pass(*job);
   }
-  if (!std::is_sorted(keys.begin(), keys.end())) std::sort(keys.begin(), keys.end());
+  if (length) std::sort(keys.begin(), keys.end());
   return keys;
 }
 
-// One list per pass: fifo (no length), or shortest first by the length function.
+// The starving jobs a sweep hands out ahead of the others of their class, in the order given.
+class FirstJobs {
+ public:
+  void Set(const Model& model, std::vector<JobId> first) {
+    ids_ = std::move(first);
+    set_.clear();
+    set_.insert(ids_.begin(), ids_.end());
+    priority_.clear();
+    for (JobId id : ids_) priority_.push_back(model.FindJob(id)->priority);
+    next_ = 0;
+  }
+  // The next one of this class or a higher one (classes are entered highest first; a class
+  // whose other jobs were all passed over is never entered), if any is left.
+  std::optional<JobId> TakeFrom(int priority) {
+    if (next_ < ids_.size() && priority_[next_] >= priority) return ids_[next_++];
+    return std::nullopt;
+  }
+  std::optional<JobId> TakeAny() {
+    if (next_ < ids_.size()) return ids_[next_++];
+    return std::nullopt;
+  }
+  bool Contains(JobId id) const { return !set_.empty() && set_.count(id) > 0; }
+
+ private:
+  std::vector<JobId> ids_;
+  std::vector<int> priority_;
+  std::unordered_set<JobId> set_;
+  size_t next_ = 0;
+};
+
+// First in, first out, walked lazily; starving jobs go first in their class.
+class FifoOrder final : public QueueOrder {
+ public:
+  void Begin(const Model& model, PendingFilter include, std::vector<JobId> first) override {
+    walk_.Begin(model, std::move(include));
+    first_.Set(model, std::move(first));
+    in_class_ = false;
+  }
+  void LimitRequests(RequestLimit limit) override { walk_.Limit(std::move(limit)); }
+  std::optional<JobId> Next() override {
+    while (const Job* job = walk_.Peek()) {
+      if (!in_class_ || job->priority != class_) {
+        if (std::optional<JobId> starving = first_.TakeFrom(job->priority)) return starving;
+        in_class_ = true;
+        class_ = job->priority;
+      }
+      walk_.Pass(*job);
+      if (first_.Contains(job->id)) continue;
+      return job->id;
+    }
+    return first_.TakeAny();  // of classes passed over to the end
+  }
+  void Started(const Job&) override {}
+
+ private:
+  PendingWalk walk_;
+  FirstJobs first_;
+  bool in_class_ = false;
+  int class_ = 0;
+};
+
+// Shortest first by a length function, sorted once per sweep.
 class ListOrder final : public QueueOrder {
  public:
-  explicit ListOrder(std::function<Duration(const Job&)> length = {}) : length_(std::move(length)) {}
+  explicit ListOrder(std::function<Duration(const Job&)> length) : length_(std::move(length)) {}
 
-  void Begin(const Model& model, std::vector<JobId> pending, std::vector<JobId> first) override {
-    keys_ = SortedKeys(model, pending, length_);
-    first_ = std::move(first);
-    is_first_.clear();
-    is_first_.insert(first_.begin(), first_.end());
-    first_priority_.clear();
-    for (JobId id : first_) first_priority_.push_back(model.FindJob(id)->priority);
+  void Begin(const Model& model, PendingFilter include, std::vector<JobId> first) override {
+    keys_ = SortedKeys(model, std::move(include), length_);
+    first_.Set(model, std::move(first));
     next_ = 0;
-    next_first_ = 0;
     class_started_ = false;
   }
   std::optional<JobId> Next() override {
@@ -63,15 +203,12 @@ class ListOrder final : public QueueOrder {
       int priority = keys_[next_].priority;
       // Entering a class: its starving jobs go first, in the order given.
       if (!class_started_) {
-        while (next_first_ < first_.size() && first_priority_[next_first_] > priority) ++next_first_;
-        if (next_first_ < first_.size() && first_priority_[next_first_] == priority) {
-          return first_[next_first_++];
-        }
+        if (std::optional<JobId> starving = first_.TakeFrom(priority)) return starving;
         class_started_ = true;
       }
       const OrderKey& key = keys_[next_++];
       if (next_ == keys_.size() || keys_[next_].priority != priority) class_started_ = false;
-      if (!is_first_.empty() && is_first_.count(key.id)) continue;
+      if (first_.Contains(key.id)) continue;
       return key.id;
     }
     return std::nullopt;
@@ -81,11 +218,8 @@ class ListOrder final : public QueueOrder {
  private:
   std::function<Duration(const Job&)> length_;
   std::vector<OrderKey> keys_;
-  std::vector<JobId> first_;
-  std::vector<int> first_priority_;
-  std::unordered_set<JobId> is_first_;
+  FirstJobs first_;
   size_t next_ = 0;
-  size_t next_first_ = 0;
   bool class_started_ = false;
 };
 
@@ -93,14 +227,14 @@ class FairShareOrder final : public QueueOrder {
  public:
   explicit FairShareOrder(Duration half_life) : half_life_(half_life) {}
 
-  void Begin(const Model& model, std::vector<JobId> pending, std::vector<JobId> first) override {
+  void Begin(const Model& model, PendingFilter include, std::vector<JobId> first) override {
     model_ = &model;
     first_ = std::move(first);
     is_first_.clear();
     for (JobId id : first_) is_first_.insert(id);
     const AccountTree& tree = model.accounts();
     // Jobs grouped by class (highest first), each class's jobs in submit order.
-    pending_ = SortedKeys(model, pending);
+    pending_ = SortedKeys(model, std::move(include));
     class_begin_ = 0;
     queues_.assign(tree.accounts().size(), {});
     children_.assign(tree.accounts().size(), {});
@@ -208,7 +342,7 @@ class FairShareOrder final : public QueueOrder {
 
 std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life,
                                            const RuntimePredictor* predictor) {
-  if (name == "fifo") return std::make_unique<ListOrder>();
+  if (name == "fifo") return std::make_unique<FifoOrder>();
   if (name == "sjf") {
     return std::make_unique<ListOrder>([](const Job& job) { return job.spec.time_limit; });
   }

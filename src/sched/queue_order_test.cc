@@ -65,8 +65,14 @@ class QueueOrderTest : public ::testing::Test {
     model_->Start(id, kPool, std::move(placement->tasks), now);
   }
 
-  std::vector<JobId> Pending() const {
-    return std::vector<JobId>(model_->pending().begin(), model_->pending().end());
+  // Sweeps that look at every pending job, or at these only.
+  static PendingFilter Everyone() {
+    return [](const Job&) { return true; };
+  }
+  static PendingFilter Only(std::vector<JobId> ids) {
+    return [ids = std::move(ids)](const Job& job) {
+      return std::find(ids.begin(), ids.end(), job.id) != ids.end();
+    };
   }
 
   // Every job handed out, without starting any.
@@ -95,7 +101,7 @@ TEST_F(QueueOrderTest, FifoOrdersByPriorityThenSubmitTimeThenId) {
   Add(6, "b", /*submit=*/20, /*priority=*/1000);
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fifo", kHalfLife);
   // Hand the ids in scrambled: the order must not depend on it.
-  order->Begin(*model_, {5, 3, 1, 6, 4, 2}, {});
+  order->Begin(*model_, Only({5, 3, 1, 6, 4, 2}), {});
   EXPECT_THAT(Drain(*order), ElementsAre(6, 3, 2, 4, 1, 5));
   EXPECT_EQ(order->Next(), std::nullopt);
 }
@@ -107,8 +113,36 @@ TEST_F(QueueOrderTest, FifoIgnoresUsage) {
   Add(3, "b", 30);
   Start(1, 0);
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fifo", kHalfLife);
-  order->Begin(*model_, Pending(), {});
+  order->Begin(*model_, Everyone(), {});
   EXPECT_THAT(Drain(*order), ElementsAre(2, 3));
+}
+
+// fifo walks the model's queue while the scheduler acts on it: jobs start under it, and
+// requeued or taken-back jobs become pending again. A sweep hands out each job pending at Begin
+// once, and none that became pending after.
+TEST_F(QueueOrderTest, FifoWalksTheQueueWhileItChanges) {
+  Use(kTwoAccounts);
+  for (JobId id = 1; id <= 5; ++id) Add(id, "a", /*submit=*/static_cast<Time>(id * 10));
+  std::unique_ptr<QueueOrder> order = MakeQueueOrder("fifo", kHalfLife);
+  order->Begin(*model_, Everyone(), /*first=*/{3});
+  EXPECT_EQ(order->Next(), 3);  // the starving job first
+  Start(3, 0);                  // and it starts
+  EXPECT_EQ(order->Next(), 1);
+  Start(1, 0);
+  Add(6, "a", /*submit=*/15);  // pending after Begin: not in this sweep, though ahead of job 2
+  ASSERT_TRUE(model_->Stop(1, /*requeue=*/true) == std::nullopt);  // requeued: not either
+  EXPECT_THAT(Drain(*order), ElementsAre(2, 4, 5));
+  order->Begin(*model_, Everyone(), {});
+  EXPECT_THAT(Drain(*order), ElementsAre(1, 6, 2, 4, 5));
+}
+
+TEST_F(QueueOrderTest, FifoHandsOutOnlyWhatTheFilterAdmits) {
+  Use(kTwoAccounts);
+  for (JobId id = 1; id <= 6; ++id) Add(id, id % 2 ? "a" : "b", static_cast<Time>(id));
+  std::unique_ptr<QueueOrder> order = MakeQueueOrder("fifo", kHalfLife);
+  AccountIndex b = Find("b");
+  order->Begin(*model_, [b](const Job& job) { return job.account == b; }, {});
+  EXPECT_THAT(Drain(*order), ElementsAre(2, 4, 6));
 }
 
 TEST_F(QueueOrderTest, SjfOrdersByTimeLimitWithinAClassThenBySubmitTime) {
@@ -119,7 +153,7 @@ TEST_F(QueueOrderTest, SjfOrdersByTimeLimitWithinAClassThenBySubmitTime) {
   Add(4, "b", /*submit=*/30, 1000, 1, /*time_limit=*/86400);  // a higher class still goes first
   Add(5, "a", /*submit=*/1, 100, 1, /*time_limit=*/3600);
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("sjf", kHalfLife);
-  order->Begin(*model_, {1, 2, 3, 4, 5}, {});
+  order->Begin(*model_, Only({1, 2, 3, 4, 5}), {});
   EXPECT_THAT(Drain(*order), ElementsAre(4, 3, 2, 5, 1));
 }
 
@@ -128,7 +162,7 @@ TEST_F(QueueOrderTest, SjfPutsStarvingJobsFirst) {
   Add(1, "a", 10, 100, 1, 86400);
   Add(2, "b", 20, 100, 1, 60);
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("sjf", kHalfLife);
-  order->Begin(*model_, {1, 2}, /*first=*/{1});
+  order->Begin(*model_, Only({1, 2}), /*first=*/{1});
   EXPECT_THAT(Drain(*order), ElementsAre(1, 2));
 }
 
@@ -140,14 +174,14 @@ TEST_F(QueueOrderTest, PredictedOrdersByWhatTheUsersRecentJobsRan) {
   Add(2, "b", /*submit=*/20, 100, 1, /*time_limit=*/3600, "bob");
   Add(3, "b", /*submit=*/30, 100, 1, /*time_limit=*/86400, "carol");  // no history: her limit
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("predicted", kHalfLife, &predictor);
-  order->Begin(*model_, {1, 2, 3}, {});
+  order->Begin(*model_, Only({1, 2, 3}), {});
   EXPECT_THAT(Drain(*order), ElementsAre(2, 1, 3));  // no history yet: by limit, as sjf
 
   for (int i = 0; i < 3; ++i) {
     predictor.Observe(*model_->FindJob(1), 600);
     predictor.Observe(*model_->FindJob(2), 3600);
   }
-  order->Begin(*model_, {1, 2, 3}, {});
+  order->Begin(*model_, Only({1, 2, 3}), {});
   EXPECT_THAT(Drain(*order), ElementsAre(1, 2, 3));
 }
 
@@ -158,7 +192,7 @@ TEST_F(QueueOrderTest, FairShareSplitsByWeightWhenStartsAreReported) {
     Add(101 + i, "b", static_cast<Time>(i));
   }
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fair_share", kHalfLife);
-  order->Begin(*model_, Pending(), {});
+  order->Begin(*model_, Everyone(), {});
   int from_a = 0;
   int from_b = 0;
   JobId last_a = 0;
@@ -197,7 +231,7 @@ accounts:
   for (JobId i = 0; i < 10; ++i) Add(1 + i, "a", static_cast<Time>(i));
   for (JobId i = 0; i < 10; ++i) Add(101 + i, "b", static_cast<Time>(100 + i));  // b later
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fair_share", kHalfLife);
-  order->Begin(*model_, Pending(), {});
+  order->Begin(*model_, Everyone(), {});
   std::vector<AccountIndex> accounts;
   for (int n = 0; n < 8; ++n) {
     std::optional<JobId> id = order->Next();
@@ -223,7 +257,7 @@ TEST_F(QueueOrderTest, FairShareHigherPriorityClassAlwaysFirst) {
   Add(6, "a", 5, /*priority=*/0);
   Add(7, "a", 12);
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fair_share", kHalfLife);
-  order->Begin(*model_, Pending(), {});
+  order->Begin(*model_, Everyone(), {});
   std::vector<JobId> seen;
   while (std::optional<JobId> id = order->Next()) {
     seen.push_back(*id);
@@ -256,11 +290,11 @@ accounts:
   Add(2, "a", 100);  // submitted first
   Add(3, "b", 200);
   std::unique_ptr<QueueOrder> fair = MakeQueueOrder("fair_share", kHalfLife);
-  fair->Begin(*model_, Pending(), {});
+  fair->Begin(*model_, Everyone(), {});
   EXPECT_THAT(Drain(*fair), ElementsAre(3, 2));
 
   std::unique_ptr<QueueOrder> fifo = MakeQueueOrder("fifo", kHalfLife);
-  fifo->Begin(*model_, Pending(), {});
+  fifo->Begin(*model_, Everyone(), {});
   EXPECT_THAT(Drain(*fifo), ElementsAre(2, 3));
 }
 
@@ -284,7 +318,7 @@ accounts:
   Add(4, "alice", 11);
   Add(5, "bob", 12);
   std::unique_ptr<QueueOrder> order = MakeQueueOrder("fair_share", kHalfLife);
-  order->Begin(*model_, Pending(), {});
+  order->Begin(*model_, Everyone(), {});
   EXPECT_THAT(Drain(*order), ElementsAre(5, 4, 3));
 }
 
@@ -293,12 +327,12 @@ TEST_F(QueueOrderTest, EachJobOncePerPass) {
   for (JobId i = 1; i <= 6; ++i) Add(i, i % 2 ? "a" : "b", static_cast<Time>(i), i <= 2 ? 1000 : 100);
   for (std::string_view name : {"fifo", "fair_share"}) {
     std::unique_ptr<QueueOrder> order = MakeQueueOrder(name, kHalfLife);
-    order->Begin(*model_, Pending(), {});
+    order->Begin(*model_, Everyone(), {});
     std::vector<JobId> seen = Drain(*order);
     std::sort(seen.begin(), seen.end());
     EXPECT_THAT(seen, ElementsAre(1, 2, 3, 4, 5, 6)) << name;
     // A new pass hands them out again.
-    order->Begin(*model_, Pending(), {});
+    order->Begin(*model_, Everyone(), {});
     EXPECT_EQ(Drain(*order).size(), 6u) << name;
   }
 }
@@ -312,7 +346,7 @@ TEST_F(QueueOrderTest, FirstJobsGoAheadOfTheirClassInTheOrderGiven) {
   Add(5, "b", 50, /*priority=*/1000);
   for (std::string_view name : {"fifo", "fair_share"}) {
     std::unique_ptr<QueueOrder> order = MakeQueueOrder(name, kHalfLife);
-    order->Begin(*model_, Pending(), /*first=*/{4, 3});
+    order->Begin(*model_, Everyone(), /*first=*/{4, 3});
     std::vector<JobId> seen = Drain(*order);
     // The higher class still comes first; inside the normal class, 4 then 3, then the rest.
     ASSERT_EQ(seen.size(), 5u) << name;

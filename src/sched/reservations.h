@@ -52,6 +52,13 @@ class ReservationBook {
   // Whether the holds on the live index now are up to date and cover at least `level`: any
   // placement found under them is also valid at that level.
   bool HoldsAtLeast(PoolIndex pool, int level) const;
+  // Whether a job started in the pool since its reservations were planned: Replan may then move
+  // them and release GPUs they hold.
+  bool MayReplan(PoolIndex pool) const { return pools_[pool].started_since_plan; }
+  // Whether the holds on the live index now are up to date and exactly those of `level`.
+  bool HoldsExactly(PoolIndex pool, int level) const {
+    return !pools_[pool].dirty && pools_[pool].applied_level == level;
+  }
   // Sets the holds for trying a job in `pool` that would run until `job_end`. Returns the hold
   // level (how many reservations start before job_end), which keys placement memos.
   int Prepare(FreeCapacity& free, PoolIndex pool, Time job_end);

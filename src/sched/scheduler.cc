@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <unordered_set>
 
 namespace allot {
@@ -410,7 +411,8 @@ PassResult Scheduler::RunPass(Time now) {
   Pass pass(now, model_->cluster().pools().size(), book_);
   ++passes_;
   last_pass_time_ = now;
-  last_pass_stopped_early_ = false;
+  last_pass_skipped_jobs_ = false;
+  last_pass_sequence_ = model_->pending_sequence();
   // A pass finishes its work: a second pass at this instant must find nothing to do. Some of
   // its own decisions can let a job it looked at earlier start after all: GPUs a preemption
   // freed beyond what the preemptor needed, a requeued victim that fits elsewhere, a sibling
@@ -446,32 +448,25 @@ void Scheduler::Sweep(Pass& pass) {
   std::unordered_set<JobId> look_again = std::move(pass.look_again);
   pass.reopened.assign(model_->cluster().pools().size(), false);
   pass.look_again.clear();
-  std::vector<JobId> pending;
-  std::vector<const Job*> pending_jobs;
-  pending.reserve(model_->pending().size());
-  pending_jobs.reserve(model_->pending().size());
-  for (const Model::PendingOrder& entry : model_->pending_in_order()) {
-    const Job* job = model_->FindJob(entry.id);
-    if (job->held) continue;
-    if (!first_sweep) {
-      // Sweeping again looks only at jobs the last sweep's decisions could have let start. A job
-      // given a reservation in this pass keeps it: looking again would plan a second one.
-      bool affected = look_again.count(job->id) > 0 ||
-                      std::any_of(job->pools.begin(), job->pools.end(), [&](PoolIndex pool) { return reopened[pool]; });
-      if (!affected || (job->reason_pass == passes_ && job->reason.code == ReasonCode::kReserved)) continue;
-    }
-    pending.push_back(entry.id);
-    pending_jobs.push_back(job);
-  }
+  // Sweeping again looks only at jobs the last sweep's decisions could have let start. A job
+  // given a reservation in this pass keeps it: looking again would plan a second one.
+  uint64_t pass_number = passes_;
+  PendingFilter include = [&, first_sweep, pass_number](const Job& job) {
+    if (job.held) return false;
+    if (first_sweep) return true;
+    bool affected = look_again.count(job.id) > 0 ||
+                    std::any_of(job.pools.begin(), job.pools.end(), [&](PoolIndex pool) { return reopened[pool]; });
+    return affected && !(job.reason_pass == pass_number && job.reason.code == ReasonCode::kReserved);
+  };
   // Once no pool can start or reserve anything, and no waiting job may preempt, the rest of the
   // queue cannot change in this pass: it keeps the reasons it was given when last looked at, as
   // Slurm's do. Where reclaim or a preempting class could act, every job is looked at.
-  bool any_preemptor = policy_.priority_preemption &&
-                       std::any_of(pending_jobs.begin(), pending_jobs.end(),
-                                   [](const Job* job) { return job->class_preempts_lower; });
   bool reclaims = policy_.reclaim && AnyNominalQuota();
-  bool may_stop_early = !any_preemptor && !reclaims;
-  order_->Begin(*model_, std::move(pending), StarvingJobs(pending_jobs, pass.now));
+  bool may_stop_early = !reclaims && !AnyPreemptorWaiting(include);
+  order_->Begin(*model_, include, StarvingJobs(include, pass.now));
+  // For the same reason, a job asking for more GPUs than any pool has free, once the pools'
+  // reservations are made, is passed over where it stands (fifo does so without walking it).
+  if (may_stop_early) order_->LimitRequests([this, &pass] { return LargestStartableRequest(pass); });
   // Where owners may reclaim, a job may start where it would borrow only after every job has
   // had its turn to start within its account's nominal quota (as Kueue admits non-borrowing
   // workloads first). Otherwise a borrower ahead in the queue takes free GPUs that an owner's
@@ -485,7 +480,7 @@ void Scheduler::Sweep(Pass& pass) {
     if (!job || job->state != JobState::kPending) continue;
     TryJob(pass, *job);
     if (may_stop_early && AllPoolsSaturated(pass)) {
-      last_pass_stopped_early_ = order_->Next().has_value();
+      last_pass_skipped_jobs_ = true;
       break;
     }
   }
@@ -523,27 +518,51 @@ void Scheduler::Sweep(Pass& pass) {
   pass.reclaimer_ids.clear();
 }
 
-std::vector<JobId> Scheduler::StarvingJobs(const std::vector<const Job*>& pending, Time now) const {
+std::vector<JobId> Scheduler::StarvingJobs(const PendingFilter& include, Time now) const {
   if (policy_.starvation_after <= 0) return {};
-  // `pending` is in class, submit, id order: the oldest of each class come first, and once a job
-  // of a class has not waited long enough, no later one of that class has.
-  std::map<std::pair<int, PoolIndex>, int> promoted;
+  // The queue is in class, submit, id order: the oldest of each class come first, and once a job
+  // of a class has not waited long enough, no later one of that class has. A class is left as
+  // soon as every pool has its promoted jobs, so this costs the starving jobs looked at, not the
+  // queue.
+  const std::set<Model::PendingOrder>& queue = model_->pending_in_order();
+  size_t pool_count = model_->cluster().pools().size();
+  size_t pools_with_jobs = 0;
+  for (PoolIndex pool = 0; pool < pool_count; ++pool) {
+    pools_with_jobs += model_->SmallestPendingRequest(pool) != INT64_MAX;
+  }
   std::vector<JobId> first;
-  for (size_t i = 0; i < pending.size();) {
-    const Job* job = pending[i];
-    if (now - job->submit_time < policy_.starvation_after) {
-      int priority = job->priority;
-      while (i < pending.size() && pending[i]->priority == priority) ++i;
-      continue;
+  auto at = queue.begin();
+  while (at != queue.end()) {
+    auto next_class = queue.lower_bound({at->negative_priority + 1, std::numeric_limits<Time>::min(), 0});
+    std::vector<int> promoted(pool_count, 0);
+    size_t pools_done = 0;
+    for (; at != next_class && pools_done < pools_with_jobs; ++at) {
+      if (now - at->submit < policy_.starvation_after) break;
+      const Job& job = *model_->FindJob(at->id);
+      if (!include(job)) continue;
+      int& count = promoted[job.pools.front()];
+      if (count < reservation_depth_) {
+        first.push_back(job.id);
+        if (++count == reservation_depth_) ++pools_done;
+      }
     }
-    int& count = promoted[{job->priority, job->pools.front()}];
-    if (count < reservation_depth_) {
-      ++count;
-      first.push_back(job->id);
-    }
-    ++i;
+    at = next_class;
   }
   return first;
+}
+
+bool Scheduler::AnyPreemptorWaiting(const PendingFilter& include) const {
+  if (!policy_.priority_preemption) return false;
+  const std::set<Model::PendingOrder>& queue = model_->pending_in_order();
+  for (const PriorityClass& priority_class : policy_.priority_classes) {
+    if (!priority_class.preempts_lower) continue;
+    for (auto at = queue.lower_bound({-priority_class.value, std::numeric_limits<Time>::min(), 0});
+         at != queue.end() && at->negative_priority == -priority_class.value; ++at) {
+      const Job& job = *model_->FindJob(at->id);
+      if (job.class_preempts_lower && include(job)) return true;
+    }
+  }
+  return false;
 }
 
 bool Scheduler::GrantBlocks(Pass& pass, Job& job) const {
@@ -586,14 +605,17 @@ QuotaCheck Scheduler::CheckJobQuota(const Job& job, PoolIndex pool) const {
 }
 
 PendingReason Scheduler::ReasonOf(const Job& job) const {
-  if (job.state != JobState::kPending || job.held || !last_pass_stopped_early_ ||
-      job.reason_pass == passes_) {
+  if (job.state != JobState::kPending || job.held || !last_pass_skipped_jobs_ ||
+      job.reason_pass == passes_ || job.pending_since > last_pass_sequence_) {
     return job.reason;
   }
   return {ReasonCode::kResources,
-          fmt::format("not looked at in the pass at t={}: by then no pool had a GPU free or a "
-                      "reservation left to give; it keeps its place in the queue",
-                      last_pass_time_)};
+          fmt::format("not looked at in the pass at t={}: no pool it may use had as many GPUs "
+                      "free as it asks for{}; it keeps its place in the queue",
+                      last_pass_time_,
+                      policy_.backfill == "none"
+                          ? ", or a job ahead of it was blocked there (backfill: none keeps the queue order)"
+                          : ", nor a reservation left to give")};
 }
 
 bool Scheduler::AnyNominalQuota() const {
@@ -635,9 +657,46 @@ bool Scheduler::PoolSaturated(const Pass& pass, PoolIndex pool, const Job* job) 
   return !reserves || pass.book.CountIn(pool) >= static_cast<size_t>(reservation_depth_);
 }
 
-bool Scheduler::AllPoolsSaturated(const Pass& pass) const {
+StartableRequests Scheduler::LargestStartableRequest(const Pass& pass) {
+  bool reserves = policy_.backfill == "easy" || policy_.backfill == "conservative";
+  StartableRequests largest{.gpus = 0, .gpus_past = 0, .short_limit = 0};
+  const FreeCapacity& free = model_->free();
   for (PoolIndex pool = 0; pool < model_->cluster().pools().size(); ++pool) {
-    if (!PoolSaturated(pass, pool)) return false;
+    if (model_->SmallestPendingRequest(pool) == INT64_MAX) continue;
+    // A blocked job still to come acts on the jobs behind it: it takes a reservation, or
+    // (backfill: none) closes the pool. Until then every job is looked at.
+    if (reserves && pass.book.CountIn(pool) < static_cast<size_t>(reservation_depth_)) return {};
+    // The next job to fail there would plan the reservations again (after a start), which moves
+    // their holds for every job behind it.
+    if (pass.book.MayReplan(pool)) return {};
+    if (policy_.backfill == "none" && ClosedBy(pass, pool, nullptr) == 0) return {};
+    int64_t gpus = free.PoolGpus(pool) + pass.book.HeldIn(pool);
+    largest.gpus = std::max(largest.gpus, gpus);
+    // A job running past the first reservation's start sees its holds: when they are the ones
+    // laid now, what is left visible is all it may use.
+    if (pass.book.CountIn(pool) > 0 && pass.book.HoldsExactly(pool, 1)) {
+      largest.gpus_past = std::max<int64_t>(largest.gpus_past, free.PoolGpus(pool));
+      largest.short_limit = std::max(largest.short_limit, pass.book.In(pool).front().start - pass.now);
+    } else {
+      largest.gpus_past = std::max(largest.gpus_past, gpus);
+    }
+  }
+  const auto& by_size = model_->pending_by_size();
+  if (!by_size.empty() && largest.gpus_past < by_size.rbegin()->first) last_pass_skipped_jobs_ = true;
+  return largest;
+}
+
+bool Scheduler::AllPoolsSaturated(const Pass& pass) const {
+  bool reserves = policy_.backfill == "easy" || policy_.backfill == "conservative";
+  for (PoolIndex pool = 0; pool < model_->cluster().pools().size(); ++pool) {
+    if (PoolSaturated(pass, pool)) continue;
+    // Free GPUs that no waiting job could start on (every one asks for more) change nothing,
+    // once the pool's reservations are made; a pool no waiting job may use, nothing at all.
+    int64_t smallest = model_->SmallestPendingRequest(pool);
+    if (smallest == INT64_MAX) continue;
+    bool reservations_made = !reserves || pass.book.CountIn(pool) >= static_cast<size_t>(reservation_depth_);
+    if (reservations_made && model_->free().PoolGpus(pool) + pass.book.HeldIn(pool) < smallest) continue;
+    return false;
   }
   return true;
 }

@@ -142,6 +142,9 @@ class Scheduler {
   // backfill: none: `job`, blocked for GPUs, closes the pool to the jobs behind it.
   void Close(Pass& pass, PoolIndex pool, const Job& job);
   bool AllPoolsSaturated(const Pass& pass) const;
+  // What a waiting job may ask for and still start (or reserve) in this pass, now: no bound
+  // while a pool a job may use has reservations left to make.
+  StartableRequests LargestStartableRequest(const Pass& pass);
   bool AnyNominalQuota() const;
   void ExplainBehindReservations(Pass& pass);
   bool TryStartNow(Pass& pass, Job& job, PoolIndex pool);
@@ -158,7 +161,9 @@ class Scheduler {
   // job's reason.
   bool GrantBlocks(Pass& pass, Job& job) const;
   // Pending jobs that waited past policy.starvation_after and go first in their class.
-  std::vector<JobId> StarvingJobs(const std::vector<const Job*>& pending, Time now) const;
+  std::vector<JobId> StarvingJobs(const PendingFilter& include, Time now) const;
+  // Whether a job of a class that preempts lower ones waits, among those the sweep looks at.
+  bool AnyPreemptorWaiting(const PendingFilter& include) const;
   QuotaCheck CheckJobQuota(const Job& job, PoolIndex pool) const;
   std::optional<std::string> NeverPlaceable(PoolIndex pool, const PlacementRequest& request);
 
@@ -170,7 +175,10 @@ class Scheduler {
   ReservationBook book_;  // reused by every pass; keeps plans that are still right
   uint64_t passes_ = 0;
   uint64_t looks_ = 0;  // TryJob calls, over all passes (Job::look)
-  bool last_pass_stopped_early_ = false;
+  // Whether the last pass left jobs pending before it unlooked at (it stopped early, or passed
+  // over jobs too big for any pool): ReasonOf says so for them.
+  bool last_pass_skipped_jobs_ = false;
+  uint64_t last_pass_sequence_ = 0;  // Model::pending_sequence() when it began
   Time last_pass_time_ = 0;
   // (pool, level, mode, gpus, cpus, memory, tasks, one per node, whole nodes) -> why it can never
   // be placed ("" if it can).

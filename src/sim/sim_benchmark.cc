@@ -5,6 +5,9 @@
 //                       1.2: 450,000 jobs on 1024x1, EASY; target < 30 s. The stretch brings the
 //                       offered load from 1.06 (Lublin's own: work / (256 x arrival span)) to 0.88;
 //                       tiled as it is, the backlog would grow copy after copy without bound.
+//   BM_Lublin450k       lublin_256 repeated 45 times back to back as it is: 450,000 jobs on
+//                       256x1, EASY; target < 30 s. The backlog grows copy after copy (offered
+//                       load 1.06): the test of passes that do not cost the queue's length.
 //   BM_National1M       examples/national-pool.yaml's workload scaled to 1,000,000 jobs over 30
 //                       days on 264,608 GPUs; target < 60 s and < 2 GB
 // Each runs once (a simulation is long and deterministic); wall time is the figure, and the
@@ -69,26 +72,27 @@ void BM_Philly(benchmark::State& state) {
 }
 BENCHMARK(BM_Philly)->DenseRange(0, 1)->Iterations(1)->Unit(benchmark::kSecond);
 
-void BM_Swf450k(benchmark::State& state) {
+// lublin_256 repeated 45 times, copy after copy, each `width` times as wide and `stretch_tenths`
+// tenths as spread out, replayed under EASY on `cluster`.
+void RepeatLublin(benchmark::State& state, int width, int stretch_tenths, const char* cluster) {
   std::string path = SharedTrace("lublin_256.swf");
   if (!std::filesystem::exists(path)) return state.SkipWithError("no ../shared/traces/lublin_256.swf");
   StatusOr<Trace> trace = ReadTrace(path, TraceFormat::kSwf, {});
   if (!trace.ok()) return state.SkipWithError(trace.status().ToString().c_str());
-  // 45 copies one after another, each 4x as wide and 1.2x as spread out.
-  Time span = (trace->jobs.back().submit + 1) * 12 / 10;
+  Time span = (trace->jobs.back().submit + 1) * stretch_tenths / 10;
   std::vector<TraceJob> jobs;
   jobs.reserve(45 * trace->jobs.size());
   for (int copy = 0; copy < 45; ++copy) {
     for (const TraceJob& job : trace->jobs) {
-      TraceJob tiled = job;
-      tiled.id = jobs.size() + 1;
-      tiled.submit = tiled.submit * 12 / 10 + copy * span;
-      tiled.tasks *= 4;
-      jobs.push_back(std::move(tiled));
+      TraceJob repeated = job;
+      repeated.id = jobs.size() + 1;
+      repeated.submit = repeated.submit * stretch_tenths / 10 + copy * span;
+      repeated.tasks *= width;
+      jobs.push_back(std::move(repeated));
     }
   }
   for (auto _ : state) {
-    StatusOr<Config> config = FlatClusterConfig("1024x1", {"default"});
+    StatusOr<Config> config = FlatClusterConfig(cluster, {"default"});
     if (!config.ok()) return state.SkipWithError(config.status().ToString().c_str());
     (void)ApplyPolicyPreset("easy", config->policy);
     SimOptions options;
@@ -98,6 +102,11 @@ void BM_Swf450k(benchmark::State& state) {
     Report(state, *run);
   }
 }
+
+void BM_Lublin450k(benchmark::State& state) { RepeatLublin(state, 1, 10, "256x1"); }
+BENCHMARK(BM_Lublin450k)->Unit(benchmark::kSecond)->Iterations(1);
+
+void BM_Swf450k(benchmark::State& state) { RepeatLublin(state, 4, 12, "1024x1"); }
 BENCHMARK(BM_Swf450k)->Iterations(1)->Unit(benchmark::kSecond);
 
 void BM_National1M(benchmark::State& state) {
