@@ -60,21 +60,30 @@ class PendingWalk {
   }
 
  private:
-  // Whether merging the per-size queues of jobs within the limit costs less than walking the
-  // queue: a merge step looks at every such size (and at the short jobs of the larger sizes).
+  // Whether merging the per-size queues of the jobs within the limit costs less than walking the
+  // queue. A merge step looks at every such size, and at each short job of the sizes only short
+  // jobs may use; a walk step passes over queue / (jobs within the limit) jobs on average. Past
+  // sqrt(queue) per merge step, walking is no worse, so counting stops there.
   bool FewFit(const StartableRequests& limit) const {
-    size_t sizes = 0;
-    size_t jobs = 0;
+    size_t queue_length = model_->pending_in_order().size();
+    size_t cap = static_cast<size_t>(std::sqrt(static_cast<double>(queue_length))) + 1;
+    size_t merge_step = 0;
+    size_t within = 0;
     for (const auto& [gpus, queue] : model_->pending_by_size()) {
       if (gpus > limit.gpus) break;
-      ++sizes;
       if (gpus <= limit.gpus_past) {
-        jobs += queue.in_order.size();
-      } else if (queue.by_time_limit.begin()->first <= limit.short_limit) {
-        jobs += queue.in_order.size();  // at most
+        ++merge_step;
+        within += queue.in_order.size();
+      } else {
+        for (const auto& [time_limit, key] : queue.by_time_limit) {
+          if (time_limit > limit.short_limit || merge_step > cap) break;
+          ++merge_step;
+          ++within;
+        }
       }
+      if (merge_step > cap) return false;
     }
-    return sizes * jobs < model_->pending_in_order().size();
+    return merge_step * (within + 1) < queue_length;
   }
   std::optional<Model::PendingOrder> NextKey(const StartableRequests& limit, bool merge) const {
     if (!merge) {

@@ -462,7 +462,7 @@ void Scheduler::Sweep(Pass& pass) {
   // queue cannot change in this pass: it keeps the reasons it was given when last looked at, as
   // Slurm's do. Where reclaim or a preempting class could act, every job is looked at.
   bool reclaims = policy_.reclaim && AnyNominalQuota();
-  bool may_stop_early = !reclaims && !AnyPreemptorWaiting(include);
+  bool may_stop_early = !look_at_every_job_ && !reclaims && !AnyPreemptorWaiting(include);
   order_->Begin(*model_, include, StarvingJobs(include, pass.now));
   // For the same reason, a job asking for more GPUs than any pool has free, once the pools'
   // reservations are made, is passed over where it stands (fifo does so without walking it).

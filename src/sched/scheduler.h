@@ -103,6 +103,9 @@ class Scheduler {
   StatusOr<NodeFailure> SetNodeState(NodeIndex node, NodeState state, Time now);
 
   PassResult RunPass(Time now);
+  // With `true`, every pass looks at every pending job: no early stop, no job passed over as
+  // too big or too long for what is free. Decisions must not change; tests compare the two.
+  void set_look_at_every_job(bool every_job) { look_at_every_job_ = every_job; }
 
   // Puts back a job that was running before a restart, on exactly the GPUs it held and with its
   // epoch. Fails, changing nothing, if its spec no longer validates (the config changed) or the
@@ -178,6 +181,7 @@ class Scheduler {
   // Whether the last pass left jobs pending before it unlooked at (it stopped early, or passed
   // over jobs too big for any pool): ReasonOf says so for them.
   bool last_pass_skipped_jobs_ = false;
+  bool look_at_every_job_ = false;
   uint64_t last_pass_sequence_ = 0;  // Model::pending_sequence() when it began
   Time last_pass_time_ = 0;
   // (pool, level, mode, gpus, cpus, memory, tasks, one per node, whole nodes) -> why it can never
