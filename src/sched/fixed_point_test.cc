@@ -159,6 +159,22 @@ void ExpectNoOvercommit(const Scheduler& scheduler, const std::string& context) 
   }
 }
 
+// Running jobs that end by `now`, in id order, with when: each at its limit if reached by then,
+// a third of the others at `now`.
+std::vector<std::pair<JobId, Time>> Ends(std::mt19937& random, const Scheduler& scheduler, Time now) {
+  std::vector<JobId> running;
+  for (const auto& [id, job] : scheduler.model().jobs()) {
+    if (job.state == JobState::kRunning) running.push_back(id);
+  }
+  std::sort(running.begin(), running.end());
+  std::vector<std::pair<JobId, Time>> ends;
+  for (JobId id : running) {
+    Time limit = scheduler.model().FindJob(id)->expected_end();
+    if (limit <= now || Pick(random, 0, 2) == 0) ends.emplace_back(id, std::min(now, limit));
+  }
+  return ends;
+}
+
 // Runs kRounds of arrivals, two passes at the same instant, and ends (at the jobs' limits, or
 // earlier), so passes meet running jobs, reservations made earlier and borrowers to reclaim.
 // Checks every pass for overcommit and, with `fixed_point`, that the second pass does nothing.
@@ -189,17 +205,7 @@ void RunRandomCases(const Choices& choices, bool fixed_point) {
       if (::testing::Test::HasFailure()) return;
       ++checked;
       now += Pick(random, 1, 3600);
-      std::vector<JobId> running;
-      for (const auto& [id, job] : scheduler.model().jobs()) {
-        if (job.state == JobState::kRunning) running.push_back(id);
-      }
-      std::sort(running.begin(), running.end());
-      for (JobId id : running) {
-        const Job& job = *scheduler.model().FindJob(id);
-        if (job.expected_end() <= now || Pick(random, 0, 2) == 0) {
-          ASSERT_TRUE(scheduler.Complete(id, std::min(now, job.expected_end())).ok());
-        }
-      }
+      for (auto [id, end] : Ends(random, scheduler, now)) ASSERT_TRUE(scheduler.Complete(id, end).ok());
     }
   }
   EXPECT_EQ(checked, static_cast<int>(kSeeds) * kRounds);
@@ -249,17 +255,9 @@ void ExpectSameDecisionsLookingAtEveryJob(const Choices& choices) {
       std::string actual = Describe(quick, quick.RunPass(now));
       ASSERT_EQ(actual, expected) << "seed " << seed << " round " << round << " t=" << now << "\n" << shape.yaml;
       now += Pick(random, 1, 3600);
-      std::vector<JobId> running;
-      for (const auto& [id, job] : quick.model().jobs()) {
-        if (job.state == JobState::kRunning) running.push_back(id);
-      }
-      std::sort(running.begin(), running.end());
-      for (JobId id : running) {
-        Time end = std::min(now, quick.model().FindJob(id)->expected_end());
-        if (end == now || Pick(random, 0, 2) == 0) {
-          ASSERT_TRUE(quick.Complete(id, end).ok());
-          ASSERT_TRUE(thorough.Complete(id, end).ok()) << "job " << id << " runs in one scheduler only";
-        }
+      for (auto [id, end] : Ends(random, quick, now)) {
+        ASSERT_TRUE(quick.Complete(id, end).ok());
+        ASSERT_TRUE(thorough.Complete(id, end).ok()) << "job " << id << " runs in one scheduler only";
       }
     }
   }
