@@ -44,6 +44,7 @@ void Model::EnterPending(Job& job) {
 }
 
 void Model::LeavePending(const Job& job) {
+  ++pending_erasures_;
   pending_.erase(job.id);
   pending_in_order_.erase(OrderOf(job));
   auto bucket = pending_by_size_.find(job.gpus());

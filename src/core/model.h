@@ -61,6 +61,9 @@ class Model {
   // and stamps it on the job (Job::pending_since): a sweep of the queue that began at number S
   // skips jobs that became pending after it, as a list copied at S would not hold them.
   uint64_t pending_sequence() const { return pending_sequence_; }
+  // Counts exits from the pending set: a walk of pending_in_order() may keep its iterator while
+  // this does not change.
+  uint64_t pending_erasures() const { return pending_erasures_; }
   // The fewest GPUs asked for by a pending job that may run in the pool (held or not);
   // INT64_MAX when none may. A pool with fewer usable GPUs than this can start nothing.
   int64_t SmallestPendingRequest(PoolIndex pool) const {
@@ -126,6 +129,7 @@ class Model {
   std::set<JobId> pending_;
   std::set<PendingOrder> pending_in_order_;
   uint64_t pending_sequence_ = 0;
+  uint64_t pending_erasures_ = 0;
   std::vector<std::map<int64_t, int>> pending_requests_;  // per pool: GPUs asked -> pending jobs
   std::map<int64_t, SizeQueue> pending_by_size_;
   std::vector<std::set<std::pair<Time, JobId>>> running_by_end_;

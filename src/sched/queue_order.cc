@@ -40,23 +40,58 @@ class PendingWalk {
     limit_ = {};
     sequence_ = model.pending_sequence();
     passed_any_ = false;
+    at_peeked_ = false;
   }
   void Limit(RequestLimit limit) { limit_ = std::move(limit); }
   // The next job to hand out, without passing it; nullptr at the end.
   const Job* Peek() {
     StartableRequests limit = limit_ ? limit_() : StartableRequests{};
-    bool merge = limit.gpus != INT64_MAX && FewFit(limit);
-    while (std::optional<Model::PendingOrder> key = NextKey(limit, merge)) {
+    if (limit.gpus == INT64_MAX || !FewFit(limit)) return WalkQueue(limit);
+    while (std::optional<Model::PendingOrder> key = MergeSizes(limit)) {
       const Job* job = model_->FindJob(key->id);
-      if (limit.Admits(*job) && job->pending_since <= sequence_ && include_(*job)) return job;
+      if (Hands(limit, *job)) return job;
       last_ = *key;
       passed_any_ = true;
     }
     return nullptr;
   }
   void Pass(const Job& job) {
+    if (at_peeked_ && model_->pending_erasures() == erasures_) {
+      ++peeked_;  // still valid: nothing left the queue since Peek
+    } else {
+      at_peeked_ = false;
+    }
     last_ = Model::OrderOf(job);
     passed_any_ = true;
+  }
+
+ private:
+  bool Hands(const StartableRequests& limit, const Job& job) const {
+    return limit.Admits(job) && job.pending_since <= sequence_ && include_(job);
+  }
+  // Steps through the whole queue. The position is kept between calls while no job leaves the
+  // queue (jobs that enter it are not handed out in this sweep, so they may be stepped over).
+  const Job* WalkQueue(const StartableRequests& limit) {
+    const std::set<Model::PendingOrder>& queue = model_->pending_in_order();
+    std::set<Model::PendingOrder>::const_iterator at;
+    if (at_peeked_ && model_->pending_erasures() == erasures_) {
+      at = peeked_;
+    } else {
+      at = passed_any_ ? queue.upper_bound(last_) : queue.begin();
+    }
+    for (; at != queue.end(); ++at) {
+      const Job* job = model_->FindJob(at->id);
+      if (Hands(limit, *job)) {
+        peeked_ = at;
+        at_peeked_ = true;
+        erasures_ = model_->pending_erasures();
+        return job;
+      }
+      last_ = *at;
+      passed_any_ = true;
+    }
+    at_peeked_ = false;
+    return nullptr;
   }
 
  private:
@@ -85,13 +120,10 @@ class PendingWalk {
     }
     return merge_step * (within + 1) < queue_length;
   }
-  std::optional<Model::PendingOrder> NextKey(const StartableRequests& limit, bool merge) const {
-    if (!merge) {
-      const std::set<Model::PendingOrder>& queue = model_->pending_in_order();
-      auto at = passed_any_ ? queue.upper_bound(last_) : queue.begin();
-      if (at == queue.end()) return std::nullopt;
-      return *at;
-    }
+  // The first job after the last one passed among the sizes within the limit (of the sizes
+  // only short jobs may use, among those).
+  std::optional<Model::PendingOrder> MergeSizes(const StartableRequests& limit) {
+    at_peeked_ = false;
     std::optional<Model::PendingOrder> first;
     auto consider = [&](const Model::PendingOrder& key) {
       if ((!passed_any_ || last_ < key) && (!first || key < *first)) first = key;
@@ -118,6 +150,9 @@ class PendingWalk {
   uint64_t sequence_ = 0;
   Model::PendingOrder last_{};
   bool passed_any_ = false;
+  std::set<Model::PendingOrder>::const_iterator peeked_;  // WalkQueue's last job handed
+  bool at_peeked_ = false;
+  uint64_t erasures_ = 0;  // Model::pending_erasures() when peeked_ was taken
 };
 
 // Keys of the admitted pending jobs, in (class, submit, id) order, or with `length` by expected
