@@ -34,6 +34,7 @@ struct Choices {
   std::vector<std::string> orders = {"fifo", "fair_share", "sjf", "predicted"};
   std::vector<std::string> backfills = {"easy", "conservative", "none", "first_fit"};
   bool one_gpu_nodes = false;  // pools of 8-32 one-GPU nodes, as the SWF traces have
+  bool random_depth = false;   // policy.reservation_depth of 1-4 (else the backfill's default)
   // Whether backfill with reservations (easy, conservative) may meet preemption.
   bool reservations_with_preemption = true;
 };
@@ -97,6 +98,7 @@ RandomCase MakeCase(std::mt19937& random, const Choices& choices) {
       "policy:\n  queue_order: {}\n  backfill: {}\n  starvation_after: {}\n"
       "  preemption: {{reclaim: {}, priority: {}}}\n",
       order, backfill, Pick(random, 0, 1) ? "2h" : "0", reclaim, priority);
+  if (choices.random_depth) yaml += fmt::format("  reservation_depth: {}\n", Pick(random, 1, 4));
   result.yaml = yaml;
   return result;
 }
@@ -259,6 +261,14 @@ void ExpectSameDecisionsLookingAtEveryJob(const Choices& choices) {
         ASSERT_TRUE(quick.Complete(id, end).ok());
         ASSERT_TRUE(thorough.Complete(id, end).ok()) << "job " << id << " runs in one scheduler only";
       }
+      // Now and then a node goes down (its jobs requeued or ended), drains, or comes back: pools
+      // then hold GPUs that quota counts and placement cannot use.
+      if (Pick(random, 0, 2) == 0) {
+        auto node = static_cast<NodeIndex>(Pick(random, 0, static_cast<int>(quick.model().cluster().nodes().size()) - 1));
+        auto state = std::vector<NodeState>{NodeState::kDown, NodeState::kDraining, NodeState::kUp}[static_cast<size_t>(Pick(random, 0, 2))];
+        ASSERT_TRUE(quick.SetNodeState(node, state, now).ok());
+        ASSERT_TRUE(thorough.SetNodeState(node, state, now).ok());
+      }
     }
   }
 }
@@ -274,6 +284,10 @@ TEST(FixedPointTest, PassingOverJobsChangesNoReservation) {
   choices.backfills = {"easy", "conservative"};
   ExpectSameDecisionsLookingAtEveryJob(choices);
   choices.one_gpu_nodes = true;
+  ExpectSameDecisionsLookingAtEveryJob(choices);
+  choices.random_depth = true;
+  ExpectSameDecisionsLookingAtEveryJob(choices);
+  choices.one_gpu_nodes = false;
   ExpectSameDecisionsLookingAtEveryJob(choices);
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -43,11 +44,13 @@ class PendingWalk {
     at_peeked_ = false;
   }
   void Limit(RequestLimit limit) { limit_ = std::move(limit); }
-  // The next job to hand out, without passing it; nullptr at the end.
-  const Job* Peek() {
+  // The next job to hand out, without passing it; nullptr at the end, or where the queue
+  // reaches `stop` (nothing at or after it is passed over).
+  const Job* Peek(const std::optional<Model::PendingOrder>& stop = std::nullopt) {
     StartableRequests limit = limit_ ? limit_() : StartableRequests{};
-    if (limit.gpus == INT64_MAX || !FewFit(limit)) return WalkQueue(limit);
+    if (limit.gpus == INT64_MAX || !FewFit(limit)) return WalkQueue(limit, stop);
     while (std::optional<Model::PendingOrder> key = MergeSizes(limit)) {
+      if (stop && !(*key < *stop)) return nullptr;
       const Job* job = model_->FindJob(key->id);
       if (Hands(limit, *job)) return job;
       last_ = *key;
@@ -71,7 +74,7 @@ class PendingWalk {
   }
   // Steps through the whole queue. The position is kept between calls while no job leaves the
   // queue (jobs that enter it are not handed out in this sweep, so they may be stepped over).
-  const Job* WalkQueue(const StartableRequests& limit) {
+  const Job* WalkQueue(const StartableRequests& limit, const std::optional<Model::PendingOrder>& stop) {
     const std::set<Model::PendingOrder>& queue = model_->pending_in_order();
     std::set<Model::PendingOrder>::const_iterator at;
     if (at_peeked_ && model_->pending_erasures() == erasures_) {
@@ -80,6 +83,7 @@ class PendingWalk {
       at = passed_any_ ? queue.upper_bound(last_) : queue.begin();
     }
     for (; at != queue.end(); ++at) {
+      if (stop && !(*at < *stop)) break;
       const Job* job = model_->FindJob(at->id);
       if (Hands(limit, *job)) {
         peeked_ = at;
@@ -192,6 +196,11 @@ class FirstJobs {
     return std::nullopt;
   }
   bool Contains(JobId id) const { return !set_.empty() && set_.count(id) > 0; }
+  // Where the class of the next one begins in the model's queue, if any is left.
+  std::optional<Model::PendingOrder> NextClassStart() const {
+    if (next_ == ids_.size()) return std::nullopt;
+    return Model::PendingOrder{-priority_[next_], std::numeric_limits<Time>::min(), 0};
+  }
 
  private:
   std::vector<JobId> ids_;
@@ -206,29 +215,23 @@ class FifoOrder final : public QueueOrder {
   void Begin(const Model& model, PendingFilter include, std::vector<JobId> first) override {
     walk_.Begin(model, std::move(include));
     first_.Set(model, std::move(first));
-    in_class_ = false;
   }
   void LimitRequests(RequestLimit limit) override { walk_.Limit(std::move(limit)); }
   std::optional<JobId> Next() override {
-    while (const Job* job = walk_.Peek()) {
-      if (!in_class_ || job->priority != class_) {
-        if (std::optional<JobId> starving = first_.TakeFrom(job->priority)) return starving;
-        in_class_ = true;
-        class_ = job->priority;
-      }
+    // The walk stops where the class of the next starving job begins: those go first, before any
+    // job of their class is handed out or passed over (with what they change taken into account).
+    while (const Job* job = walk_.Peek(first_.NextClassStart())) {
       walk_.Pass(*job);
       if (first_.Contains(job->id)) continue;
       return job->id;
     }
-    return first_.TakeAny();  // of classes passed over to the end
+    return first_.TakeAny();
   }
   void Started(const Job&) override {}
 
  private:
   PendingWalk walk_;
   FirstJobs first_;
-  bool in_class_ = false;
-  int class_ = 0;
 };
 
 // Shortest first by a length function, sorted once per sweep.

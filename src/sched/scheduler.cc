@@ -462,7 +462,9 @@ void Scheduler::Sweep(Pass& pass) {
   // queue cannot change in this pass: it keeps the reasons it was given when last looked at, as
   // Slurm's do. Where reclaim or a preempting class could act, every job is looked at.
   bool reclaims = policy_.reclaim && AnyNominalQuota();
-  bool may_stop_early = !look_at_every_job_ && !reclaims && !AnyPreemptorWaiting(include);
+  // Nor where an account keeps idle nominal it does not lend: a job refused for it asks for
+  // another sweep once a sibling starts (cohorts_refused), which only looking at it records.
+  bool may_stop_early = !look_at_every_job_ && !reclaims && !AnyLendLimit() && !AnyPreemptorWaiting(include);
   order_->Begin(*model_, include, StarvingJobs(include, pass.now));
   // For the same reason, a job asking for more GPUs than any pool has free, once the pools'
   // reservations are made, is passed over where it stands (fifo does so without walking it).
@@ -609,13 +611,26 @@ PendingReason Scheduler::ReasonOf(const Job& job) const {
       job.reason_pass == passes_ || job.pending_since > last_pass_sequence_) {
     return job.reason;
   }
+  std::string_view or_else =
+      policy_.backfill == "none" ? ", or a job ahead of it was blocked there (backfill: none keeps the queue order)"
+      : policy_.backfill == "first_fit"
+          ? ""
+          : ", or it would have run past the start of a reservation for a job ahead of it on GPUs "
+            "held for that job (a shorter time limit may let it start sooner)";
   return {ReasonCode::kResources,
-          fmt::format("not looked at in the pass at t={}: no pool it may use had as many GPUs "
-                      "free as it asks for{}; it keeps its place in the queue",
-                      last_pass_time_,
-                      policy_.backfill == "none"
-                          ? ", or a job ahead of it was blocked there (backfill: none keeps the queue order)"
-                          : ", nor a reservation left to give")};
+          fmt::format("not looked at in the pass at t={}, where it could not have started: no pool "
+                      "it may use had as many GPUs free as it asks for{}; it keeps its place in the "
+                      "queue",
+                      last_pass_time_, or_else)};
+}
+
+bool Scheduler::AnyLendLimit() const {
+  for (const Account& account : model_->accounts().accounts()) {
+    for (const PoolQuota& quota : account.quota) {
+      if (quota.lend_limit < quota.nominal) return true;
+    }
+  }
+  return false;
 }
 
 bool Scheduler::AnyNominalQuota() const {
@@ -672,9 +687,10 @@ StartableRequests Scheduler::LargestStartableRequest(const Pass& pass) {
     if (policy_.backfill == "none" && ClosedBy(pass, pool, nullptr) == 0) return {};
     int64_t gpus = free.PoolGpus(pool) + pass.book.HeldIn(pool);
     largest.gpus = std::max(largest.gpus, gpus);
-    // A job running past the first reservation's start sees its holds: when they are the ones
-    // laid now, what is left visible is all it may use.
-    if (pass.book.CountIn(pool) > 0 && pass.book.HoldsExactly(pool, 1)) {
+    // A job running past the reservation's start sees its holds: when they are the ones laid
+    // now, what is left visible is all it may use. (With one reservation only: a job that runs
+    // past a later one would lay more holds when looked at, which the next job would see.)
+    if (pass.book.CountIn(pool) == 1 && pass.book.HoldsExactly(pool, 1)) {
       largest.gpus_past = std::max<int64_t>(largest.gpus_past, free.PoolGpus(pool));
       largest.short_limit = std::max(largest.short_limit, pass.book.In(pool).front().start - pass.now);
     } else {
@@ -865,6 +881,8 @@ bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
   FreeCapacity& free = model_->mutable_free();
   if (ClosedBy(pass, pool, &job) != 0) return false;
+  // Too big for every free GPU: leave the holds as they are, as for a job passed over.
+  if (free.PoolGpus(pool) + pass.book.HeldIn(pool) < job.gpus()) return false;
   Time end = pass.now + job.spec.time_limit;
   auto& memo = pass.failed[pool];
   std::optional<Placement> placement;
