@@ -28,6 +28,7 @@ struct RandomCase {
   std::vector<std::string> leaves;
   std::vector<std::string> pools;
   bool one_gpu_nodes = false;
+  bool plain = false;
 };
 
 struct Choices {
@@ -35,6 +36,8 @@ struct Choices {
   std::vector<std::string> backfills = {"easy", "conservative", "none", "first_fit"};
   bool one_gpu_nodes = false;  // pools of 8-32 one-GPU nodes, as the SWF traces have
   bool random_depth = false;   // policy.reservation_depth of 1-4 (else the backfill's default)
+  // No quotas, no preemption, no critical class, starvation on: every shortcut may act.
+  bool plain = false;
   // Whether backfill with reservations (easy, conservative) may meet preemption.
   bool reservations_with_preemption = true;
 };
@@ -49,6 +52,7 @@ int Pick(std::mt19937& random, int low, int high) {
 RandomCase MakeCase(std::mt19937& random, const Choices& choices) {
   RandomCase result;
   result.one_gpu_nodes = choices.one_gpu_nodes;
+  result.plain = choices.plain;
   std::string yaml = "pools:\n";
   std::string nodes = "nodes:\n";
   std::vector<int> pool_gpus;
@@ -74,7 +78,7 @@ RandomCase MakeCase(std::mt19937& random, const Choices& choices) {
     if (Pick(random, 0, 2) == 0) text += fmt::format(", lend_limit: {}", Pick(random, 0, total / 2));
     return text + "}";
   };
-  bool quotas = Pick(random, 0, 3) != 0;
+  bool quotas = Pick(random, 0, 3) != 0 && !choices.plain;
   for (int org = 0; org < 2; ++org) {
     yaml += fmt::format("  - name: org{}\n    children:\n", org);
     for (int leaf = 0; leaf < 2; ++leaf) {
@@ -94,10 +98,11 @@ RandomCase MakeCase(std::mt19937& random, const Choices& choices) {
   if (!choices.reservations_with_preemption && (backfill == "easy" || backfill == "conservative")) {
     reclaim = priority = false;
   }
+  if (choices.plain) reclaim = priority = false;
   yaml += fmt::format(
       "policy:\n  queue_order: {}\n  backfill: {}\n  starvation_after: {}\n"
       "  preemption: {{reclaim: {}, priority: {}}}\n",
-      order, backfill, Pick(random, 0, 1) ? "2h" : "0", reclaim, priority);
+      order, backfill, Pick(random, 0, 1) || choices.plain ? "2h" : "0", reclaim, priority);
   if (choices.random_depth) yaml += fmt::format("  reservation_depth: {}\n", Pick(random, 1, 4));
   result.yaml = yaml;
   return result;
@@ -115,6 +120,7 @@ JobSpec RandomJob(std::mt19937& random, const RandomCase& shape) {
     spec.pools = {shape.pools[static_cast<size_t>(Pick(random, 0, static_cast<int>(shape.pools.size()) - 1))]};
   }
   if (Pick(random, 0, 4) == 0) spec.topology = {Level::kNvlink, TopologyMode::kRequired};
+  if (shape.plain) spec.priority_class = Pick(random, 0, 2) ? "normal" : "low";
   if (shape.one_gpu_nodes) {
     spec.tasks = Pick(random, 0, 1) ? 1 : Pick(random, 2, 12);
     spec.gpus_per_task = 1;
@@ -288,6 +294,10 @@ TEST(FixedPointTest, PassingOverJobsChangesNoReservation) {
   choices.random_depth = true;
   ExpectSameDecisionsLookingAtEveryJob(choices);
   choices.one_gpu_nodes = false;
+  ExpectSameDecisionsLookingAtEveryJob(choices);
+  choices.plain = true;
+  ExpectSameDecisionsLookingAtEveryJob(choices);
+  choices.one_gpu_nodes = true;
   ExpectSameDecisionsLookingAtEveryJob(choices);
 }
 

@@ -50,12 +50,15 @@ class PendingWalk {
     StartableRequests limit = limit_ ? limit_() : StartableRequests{};
     if (limit.gpus == INT64_MAX || !FewFit(limit)) return WalkQueue(limit, stop);
     while (std::optional<Model::PendingOrder> key = MergeSizes(limit)) {
-      if (stop && !(*key < *stop)) return nullptr;
+      if (stop && !(*key < *stop)) break;
       const Job* job = model_->FindJob(key->id);
       if (Hands(limit, *job)) return job;
       last_ = *key;
       passed_any_ = true;
     }
+    // Every job before `stop` (or to the end) was outside the limit: it is passed over now, not
+    // looked at later under a limit that what follows `stop` may have loosened.
+    PassUpTo(stop);
     return nullptr;
   }
   void Pass(const Job& job) {
@@ -69,6 +72,17 @@ class PendingWalk {
   }
 
  private:
+  void PassUpTo(const std::optional<Model::PendingOrder>& stop) {
+    const std::set<Model::PendingOrder>& queue = model_->pending_in_order();
+    auto end = stop ? queue.lower_bound(*stop) : queue.end();
+    if (end == queue.begin()) return;
+    Model::PendingOrder before = *std::prev(end);
+    if (!passed_any_ || last_ < before) {
+      last_ = before;
+      passed_any_ = true;
+      at_peeked_ = false;
+    }
+  }
   bool Hands(const StartableRequests& limit, const Job& job) const {
     return limit.Admits(job) && job.pending_since <= sequence_ && include_(job);
   }

@@ -464,7 +464,8 @@ void Scheduler::Sweep(Pass& pass) {
   bool reclaims = policy_.reclaim && AnyNominalQuota();
   // Nor where an account keeps idle nominal it does not lend: a job refused for it asks for
   // another sweep once a sibling starts (cohorts_refused), which only looking at it records.
-  bool may_stop_early = !look_at_every_job_ && !reclaims && !AnyLendLimit() && !AnyPreemptorWaiting(include);
+  bool may_stop_early = !look_at_every_job_ && !(policy_.reclaim && AnyAccountNominal()) && !AnyLendLimit() &&
+                        !AnyPreemptorWaiting(include);
   order_->Begin(*model_, include, StarvingJobs(include, pass.now));
   // For the same reason, a job asking for more GPUs than any pool has free, once the pools'
   // reservations are made, is passed over where it stands (fifo does so without walking it).
@@ -622,6 +623,15 @@ PendingReason Scheduler::ReasonOf(const Job& job) const {
                       "it may use had as many GPUs free as it asks for{}; it keeps its place in the "
                       "queue",
                       last_pass_time_, or_else)};
+}
+
+bool Scheduler::AnyAccountNominal() const {
+  for (const Account& account : model_->accounts().accounts()) {
+    for (const PoolQuota& quota : account.quota) {
+      if (quota.nominal > 0) return true;
+    }
+  }
+  return false;
 }
 
 bool Scheduler::AnyLendLimit() const {

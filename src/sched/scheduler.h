@@ -167,6 +167,9 @@ class Scheduler {
   std::vector<JobId> StarvingJobs(const PendingFilter& include, Time now) const;
   // Whether a job of a class that preempts lower ones waits, among those the sweep looks at.
   bool AnyPreemptorWaiting(const PendingFilter& include) const;
+  // Whether some account, at any depth, has a nominal quota (a job of it may reclaim), where
+  // AnyNominalQuota reads the root's.
+  bool AnyAccountNominal() const;
   // Whether some account lends less of its idle nominal than all of it (lend_limit).
   bool AnyLendLimit() const;
   QuotaCheck CheckJobQuota(const Job& job, PoolIndex pool) const;
