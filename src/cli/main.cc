@@ -196,6 +196,7 @@ int RunSim(SimCommand command, bool quiet) {
   StatusOr<std::vector<SimRun>> runs = RunSimCommand(command);
   if (!runs.ok()) return Fail(runs.status());
   std::cout << FormatSummaryTable(*runs);
+  for (const std::string& note : runs->front().notes) fmt::print(stderr, "note: {}\n", note);
   const std::vector<std::string>& problems = runs->front().problems;
   if (!problems.empty()) {
     const SimSummary& summary = runs->front().summary;

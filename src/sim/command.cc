@@ -31,6 +31,7 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
   Config config;
   std::vector<TraceJob> jobs;
   SimOptions options;
+  std::string note;
   options.strict = command.strict;
   options.pass_interval = command.pass_interval;
   options.horizon = command.horizon;
@@ -44,7 +45,15 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
     ALLOT_ASSIGN_OR_RETURN(config, LoadConfigFile(command.config));
     std::string workload_path = command.trace.empty() ? command.config : command.trace;
     ALLOT_ASSIGN_OR_RETURN(WorkloadModel model, LoadWorkloadFile(workload_path));
-    if (command.national_jobs > 0) model.jobs = command.national_jobs;
+    if (command.national_jobs > 0 && command.national_jobs != model.jobs) {
+      // Fewer jobs over the same days is a lighter load, not a shorter month: say so, or a
+      // planner reads low utilisation as a finding.
+      note = fmt::format(
+          "--jobs {}: the model's {} jobs over {} days became {} over the same days, {:.0f}% of its load",
+          command.national_jobs, model.jobs, model.days, command.national_jobs,
+          100.0 * static_cast<double>(command.national_jobs) / static_cast<double>(std::max<size_t>(1, model.jobs)));
+      model.jobs = command.national_jobs;
+    }
     ALLOT_ASSIGN_OR_RETURN(jobs, GenerateWorkload(model, config, command.seed));
     options.source = workload_path;
     if (command.failures_path.empty()) options.node_events = GenerateFailures(model, config.cluster, command.seed);
@@ -90,6 +99,7 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
       options.progress = [&command, &name](double fraction) { command.progress(name, fraction); };
     }
     ALLOT_ASSIGN_OR_RETURN(SimRun run, Simulate(std::move(copy), jobs, options));
+    if (!note.empty()) run.notes.push_back(note);
     runs.push_back(std::move(run));
   }
   return runs;
@@ -99,9 +109,10 @@ Status WriteSimOutputs(const SimCommand& command, const std::vector<SimRun>& run
   if (!command.json_path.empty()) ALLOT_RETURN_IF_ERROR(WriteSummaryJson(command.json_path, runs));
   if (!command.jobs_csv_path.empty()) ALLOT_RETURN_IF_ERROR(WriteJobsCsv(command.jobs_csv_path, runs));
   if (!command.report_dir.empty()) {
-    std::string title = fmt::format("allot sim: {} on {}",
-                                    command.trace.empty() ? command.config : command.trace,
-                                    command.cluster.empty() ? command.config : command.cluster);
+    std::string pool = command.cluster.empty() ? command.config : command.cluster;
+    std::string title = command.trace.empty() || command.trace == command.config
+                            ? fmt::format("allot sim: the workload of {}", pool)
+                            : fmt::format("allot sim: {} on {}", command.trace, pool);
     ALLOT_RETURN_IF_ERROR(WriteHtmlReport(command.report_dir, runs, title));
   }
   return OkStatus();

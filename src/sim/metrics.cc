@@ -8,7 +8,7 @@ namespace {
 
 double BoundedSlowdown(const JobRecord& job) {
   double run = static_cast<double>(job.run());
-  double response = static_cast<double>(job.wait()) + run;
+  double response = static_cast<double>(job.end - job.submit);
   return std::max(response / std::max(run, 10.0), 1.0);
 }
 
@@ -43,11 +43,23 @@ double JainIndex(const std::vector<double>& values) {
 }
 
 void SummarizeJobs(SimRun& run, const std::vector<double>& gpu_seconds_by_account,
-                   const std::vector<int64_t>& nominal_by_account) {
+                   const std::vector<int64_t>& nominal_by_account,
+                   const std::vector<int>& programme_of_account) {
   SimSummary& summary = run.summary;
   size_t accounts = run.account_names.size();
+  size_t programmes = summary.per_programme.size();
+  auto programme_of = [&](size_t account) {
+    return account < programme_of_account.size() ? programme_of_account[account] : -1;
+  };
   std::vector<std::vector<double>> waits_by_account(accounts);
   std::vector<double> bsld_sum(accounts, 0);
+  // Restarts count over every job, whether or not it ran to its end.
+  std::vector<size_t> restarts(accounts, 0);
+  std::vector<size_t> recovered(accounts, 0);
+  std::vector<double> lost_gpu_seconds(accounts, 0);
+  std::vector<double> recovering_s(accounts, 0);
+  std::vector<std::vector<double>> waits_by_programme(programmes);
+  std::vector<double> programme_bsld_sum(programmes, 0);
   std::vector<double> waits;
   double jct_sum = 0;
   double bsld_total = 0;
@@ -60,6 +72,10 @@ void SummarizeJobs(SimRun& run, const std::vector<double>& gpu_seconds_by_accoun
       case Outcome::kRejected: summary.rejected++; break;
       case Outcome::kUnfinished: summary.unfinished++; break;
     }
+    restarts[job.account] += static_cast<size_t>(job.restarts);
+    recovered[job.account] += static_cast<size_t>(job.recovered);
+    lost_gpu_seconds[job.account] += job.lost_gpu_seconds;
+    recovering_s[job.account] += static_cast<double>(job.recovering);
     if (job.outcome != Outcome::kCompleted && job.outcome != Outcome::kTimedOut) continue;
     double wait = static_cast<double>(job.wait());
     double bsld = BoundedSlowdown(job);
@@ -68,6 +84,10 @@ void SummarizeJobs(SimRun& run, const std::vector<double>& gpu_seconds_by_accoun
     bsld_total += bsld;
     waits_by_account[job.account].push_back(wait);
     bsld_sum[job.account] += bsld;
+    if (int p = programme_of(job.account); p >= 0 && static_cast<size_t>(p) < programmes) {
+      waits_by_programme[static_cast<size_t>(p)].push_back(wait);
+      programme_bsld_sum[static_cast<size_t>(p)] += bsld;
+    }
   }
   summary.jobs = summary.completed + summary.timed_out;
   double finished = static_cast<double>(summary.jobs);
@@ -87,9 +107,22 @@ void SummarizeJobs(SimRun& run, const std::vector<double>& gpu_seconds_by_accoun
   for (size_t a = 0; a < accounts; ++a) {
     std::vector<double>& account_waits = waits_by_account[a];
     double gpu_seconds = a < gpu_seconds_by_account.size() ? gpu_seconds_by_account[a] : 0;
-    if (account_waits.empty() && gpu_seconds == 0) continue;
+    if (account_waits.empty() && gpu_seconds == 0 && restarts[a] == 0) continue;
     AccountSummary row;
     row.name = run.account_names[a];
+    int p = programme_of(a);
+    bool in_programme = p >= 0 && static_cast<size_t>(p) < programmes;
+    if (in_programme) row.programme = summary.per_programme[static_cast<size_t>(p)].name;
+    row.restarts = restarts[a];
+    row.lost_gpu_hours = lost_gpu_seconds[a] / 3600.0;
+    row.avg_recover_s = recovered[a] > 0 ? recovering_s[a] / static_cast<double>(recovered[a]) : 0;
+    if (in_programme) {
+      ProgrammeSummary& programme = summary.per_programme[static_cast<size_t>(p)];
+      programme.accounts++;
+      programme.gpu_hours += gpu_seconds / 3600.0;
+      programme.restarts += restarts[a];
+      programme.lost_gpu_hours += row.lost_gpu_hours;
+    }
     row.jobs = account_waits.size();
     row.gpu_hours = gpu_seconds / 3600.0;
     row.nominal_gpus = a < nominal_by_account.size() ? nominal_by_account[a] : 0;
@@ -107,6 +140,28 @@ void SummarizeJobs(SimRun& run, const std::vector<double>& gpu_seconds_by_accoun
   }
   std::sort(summary.per_account.begin(), summary.per_account.end(),
             [](const AccountSummary& a, const AccountSummary& b) { return a.name < b.name; });
+
+  std::vector<double> programme_recovering(programmes, 0);
+  std::vector<size_t> programme_recovered(programmes, 0);
+  for (size_t a = 0; a < accounts; ++a) {
+    int p = programme_of(a);
+    if (p < 0 || static_cast<size_t>(p) >= programmes) continue;
+    programme_recovering[static_cast<size_t>(p)] += recovering_s[a];
+    programme_recovered[static_cast<size_t>(p)] += recovered[a];
+  }
+  for (size_t p = 0; p < programmes; ++p) {
+    ProgrammeSummary& programme = summary.per_programme[p];
+    std::vector<double>& waits_of = waits_by_programme[p];
+    programme.jobs = waits_of.size();
+    if (!waits_of.empty()) {
+      programme.avg_wait_s = Mean(waits_of);
+      programme.avg_bsld = programme_bsld_sum[p] / static_cast<double>(waits_of.size());
+      programme.p95_wait_s = Percentile(waits_of, 0.95);
+    }
+    programme.avg_recover_s = programme_recovered[p] > 0
+                                  ? programme_recovering[p] / static_cast<double>(programme_recovered[p])
+                                  : 0;
+  }
   summary.jain_fairness = JainIndex(account_bsld);
 }
 

@@ -14,232 +14,40 @@
 #include <system_error>
 #include <utility>
 
+#include "sim/report_kit.h"
+
 namespace allot {
 namespace {
 
-// ---------------------------------------------------------------------------------------------
-// Writing files. stdio rather than iostreams so that a failure can say why (errno), and so that
-// the CSV of a million jobs goes out in a few large writes.
-
-struct FileCloser {
-  void operator()(std::FILE* file) const { std::fclose(file); }
-};
-using FilePointer = std::unique_ptr<std::FILE, FileCloser>;
-
-StatusCode CodeForErrno(int error_number) {
-  switch (error_number) {
-    case ENOENT:
-    case ENOTDIR:
-      return StatusCode::kNotFound;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return StatusCode::kPermissionDenied;
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG:
-      return StatusCode::kResourceExhausted;
-    default:
-      return StatusCode::kUnavailable;
-  }
-}
-
-Status WriteError(const std::string& path, int error_number) {
-  return Status(CodeForErrno(error_number),
-                fmt::format("cannot write '{}': {}", path, std::strerror(error_number)));
-}
-
-// One output file. Close() must be called to learn whether everything reached the disk (a full
-// disk often shows only when the last buffer is flushed); destruction without Close() discards
-// the error, which is what an early return on another error wants.
-class OutputFile {
- public:
-  Status Open(const std::string& path) {
-    path_ = path;
-    file_.reset(std::fopen(path.c_str(), "wb"));
-    if (file_ == nullptr) return WriteError(path_, errno);
-    return OkStatus();
-  }
-
-  Status Append(std::string_view bytes) {
-    if (bytes.empty()) return OkStatus();
-    if (std::fwrite(bytes.data(), 1, bytes.size(), file_.get()) != bytes.size()) {
-      return WriteError(path_, errno);
-    }
-    return OkStatus();
-  }
-
-  Status Close() {
-    std::FILE* file = file_.release();
-    if (std::fclose(file) != 0) return WriteError(path_, errno);
-    return OkStatus();
-  }
-
- private:
-  std::string path_;
-  FilePointer file_;
-};
-
-Status WriteWholeFile(const std::string& path, std::string_view contents) {
-  OutputFile file;
-  ALLOT_RETURN_IF_ERROR(file.Open(path));
-  ALLOT_RETURN_IF_ERROR(file.Append(contents));
-  return file.Close();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Numbers for people. Averages are fractional and the exact form of FormatDuration ("1h23m17s")
-// is noise in a table, so durations are rounded to two units: "4.2 s", "12m 05s", "1h 23m",
-// "3d 04h".
-
-std::string FormatApproxSeconds(double seconds) {
-  if (!std::isfinite(seconds)) return "-";
-  if (seconds < 0) return "-" + FormatApproxSeconds(-seconds);
-  if (std::round(seconds * 10) < 600) return fmt::format("{:.1f} s", seconds);
-  int64_t whole_seconds = std::llround(seconds);
-  if (whole_seconds < 3600) {
-    return fmt::format("{}m {:02}s", whole_seconds / 60, whole_seconds % 60);
-  }
-  int64_t minutes = std::llround(seconds / 60);
-  if (minutes < int64_t{24} * 60) return fmt::format("{}h {:02}m", minutes / 60, minutes % 60);
-  int64_t hours = std::llround(seconds / 3600);
-  return fmt::format("{}d {:02}h", hours / 24, hours % 24);
-}
-
-// "1234567.25" with `decimals` 1 -> "1,234,567.3".
-std::string FormatNumber(double value, int decimals = 0) {
-  if (!std::isfinite(value)) return "-";
-  std::string plain = fmt::format("{:.{}f}", value, decimals);
-  size_t digits_begin = plain[0] == '-' ? 1 : 0;
-  size_t digits_end = plain.find('.');
-  if (digits_end == std::string::npos) digits_end = plain.size();
-  std::string grouped = plain.substr(0, digits_begin);
-  for (size_t i = digits_begin; i < digits_end; ++i) {
-    grouped += plain[i];
-    size_t remaining = digits_end - i - 1;
-    if (remaining > 0 && remaining % 3 == 0) grouped += ',';
-  }
-  grouped += plain.substr(digits_end);
-  return grouped;
-}
-
-std::string FormatCount(size_t count) { return FormatNumber(static_cast<double>(count)); }
-
-std::string FormatPercent(double fraction) {
-  if (!std::isfinite(fraction)) return "-";
-  return fmt::format("{:.1f}%", fraction * 100);
-}
-
-std::string FormatBytes(size_t bytes) {
-  if (bytes == 0) return "-";
-  double mebibytes = static_cast<double>(bytes) / (1024.0 * 1024.0);
-  if (mebibytes < 1024) return fmt::format("{:.0f} MiB", mebibytes);
-  return fmt::format("{:.1f} GiB", mebibytes / 1024);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tables: built once as cells, rendered as fixed-width text for the terminal or as HTML.
-
-struct Table {
-  std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
-  // Columns before this one hold names and are left-aligned; the rest hold numbers.
-  size_t name_columns = 1;
-};
-
-// Columns a UTF-8 string takes in a terminal, near enough: one per code point.
-size_t DisplayWidth(std::string_view text) {
-  return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
-}
-
-std::string RenderText(const Table& table) {
-  std::vector<size_t> widths(table.header.size(), 0);
-  auto widen = [&widths](const std::vector<std::string>& cells) {
-    for (size_t column = 0; column < cells.size() && column < widths.size(); ++column) {
-      widths[column] = std::max(widths[column], DisplayWidth(cells[column]));
-    }
-  };
-  widen(table.header);
-  for (const std::vector<std::string>& row : table.rows) widen(row);
-
-  std::string text;
-  auto append_row = [&](const std::vector<std::string>& cells) {
-    std::string line;
-    for (size_t column = 0; column < widths.size(); ++column) {
-      std::string_view cell = column < cells.size() ? std::string_view(cells[column]) : "";
-      std::string padding(widths[column] - DisplayWidth(cell), ' ');
-      if (column > 0) line += "  ";
-      if (column < table.name_columns) {
-        line += cell;
-        line += padding;
-      } else {
-        line += padding;
-        line += cell;
-      }
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    text += line;
-    text += '\n';
-  };
-  append_row(table.header);
-  size_t total_width = 0;
-  for (size_t width : widths) total_width += width;
-  total_width += 2 * (widths.empty() ? 0 : widths.size() - 1);
-  text += std::string(total_width, '-');
-  text += '\n';
-  for (const std::vector<std::string>& row : table.rows) append_row(row);
-  return text;
-}
-
-std::string EscapeHtml(std::string_view text) {
-  std::string escaped;
-  escaped.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        escaped += "&amp;";
-        break;
-      case '<':
-        escaped += "&lt;";
-        break;
-      case '>':
-        escaped += "&gt;";
-        break;
-      case '"':
-        escaped += "&quot;";
-        break;
-      case '\'':
-        escaped += "&#39;";
-        break;
-      default:
-        escaped += c;
-    }
-  }
-  return escaped;
-}
-
-std::string RenderHtml(const Table& table) {
-  std::string html = "<table>\n<thead><tr>";
-  for (size_t column = 0; column < table.header.size(); ++column) {
-    html += column < table.name_columns ? "<th class=\"name\">" : "<th>";
-    html += EscapeHtml(table.header[column]);
-    html += "</th>";
-  }
-  html += "</tr></thead>\n<tbody>\n";
-  for (const std::vector<std::string>& row : table.rows) {
-    html += "<tr>";
-    for (size_t column = 0; column < row.size(); ++column) {
-      html += column < table.name_columns ? "<td class=\"name\">" : "<td>";
-      html += EscapeHtml(row[column]);
-      html += "</td>";
-    }
-    html += "</tr>\n";
-  }
-  html += "</tbody>\n</table>\n";
-  return html;
-}
+using report::CodeForErrno;
+using report::OutputFile;
+using report::WriteWholeFile;
+using report::FormatApproxSeconds;
+using report::FormatNumber;
+using report::FormatCount;
+using report::FormatPercent;
+using report::FormatBytes;
+using report::Table;
+using report::RenderText;
+using report::EscapeHtml;
+using report::RenderHtml;
+using report::CsvField;
+using report::Point;
+using report::LinePlot;
+using report::LinearAxis;
+using report::LogDurationAxis;
+using report::MaxY;
+using report::RunColor;
+using report::kNominalColor;
+using report::kCdfQuantiles;
+using report::TimeFrame;
+using report::MakeTimeFrame;
+using report::TimeAxisTitle;
+using report::BucketsToPoints;
+using report::kPageStyle;
+using report::Smooth;
+using report::kMaxPointsPerLine;
+using report::MakeDirectory;
 
 // The summary rows, shared by the terminal table and the HTML page.
 struct MetricRow {
@@ -282,7 +90,12 @@ Table SummaryTable(const std::vector<SimRun>& runs) {
   Table table;
   table.header.emplace_back();
   for (const SimRun& run : runs) table.header.push_back(run.summary.policy);
+  bool several_accounts = std::any_of(runs.begin(), runs.end(), [](const SimRun& run) {
+    return run.summary.per_account.size() > 1;
+  });
   for (const MetricRow& metric : kMetricRows) {
+    // A fairness index over one account says nothing.
+    if (metric.label == "Jain fairness" && !several_accounts) continue;
     std::vector<std::string> row{std::string(metric.label)};
     for (const SimRun& run : runs) row.push_back(metric.format(run.summary));
     table.rows.push_back(std::move(row));
@@ -329,348 +142,277 @@ std::string HiddenAccountsNote(size_t hidden) {
   return fmt::format("... and {} more accounts (see --json)", hidden);
 }
 
-// ---------------------------------------------------------------------------------------------
-// SVG line plots.
+}  // namespace
 
-struct Point {
-  double x = 0;
-  double y = 0;
-};
+std::string FormatGuarantee(const ProgrammeSummary& programme) {
+  if (programme.nominal_gpus <= 0 || programme.demanded_s <= 0) return "-";
+  return fmt::format("{:.1f}%", programme.guarantee * 100);
+}
 
-struct Line {
-  std::string label;
-  std::string color;
-  bool dashed = false;
-  std::vector<Point> points;
-};
-
-struct Tick {
-  double value = 0;
-  std::string label;
-};
-
-struct Axis {
-  std::string title;
-  double min = 0;
-  double max = 1;
-  bool logarithmic = false;
-  std::vector<Tick> ticks;
-
-  // Where `value` falls between min (0) and max (1).
-  double Fraction(double value) const {
-    if (logarithmic) {
-      double low = std::log10(min);
-      return (std::log10(std::max(value, min)) - low) / (std::log10(max) - low);
+Table ProgrammeTable(const SimSummary& summary) {
+  Table table;
+  table.header = {"programme", "nominal GPUs", "jobs",     "GPU-hours", "own",
+                  "borrowed",  "lent",         "avg wait", "p95 wait",  "avg bsld",
+                  "guarantee", "share of nominal when demanded", "restarts", "GPU-hours lost",
+                  "avg recovery", "grant GPU-hours used"};
+  for (const ProgrammeSummary& programme : summary.per_programme) {
+    bool has_nominal = programme.nominal_gpus > 0;
+    std::string grants = "-";
+    if (programme.grant_gpu_hours > 0) {
+      grants = fmt::format("{} of {}", FormatNumber(programme.grant_used_gpu_hours),
+                           FormatNumber(programme.grant_gpu_hours));
+      if (programme.grants_exhausted > 0) grants += fmt::format(" ({} used up)", programme.grants_exhausted);
     }
-    return (value - min) / (max - min);
+    table.rows.push_back({
+        programme.name,
+        has_nominal ? FormatNumber(static_cast<double>(programme.nominal_gpus)) : "-",
+        FormatCount(programme.jobs),
+        FormatNumber(programme.gpu_hours),
+        has_nominal ? FormatNumber(programme.own_gpu_hours) : "-",
+        FormatNumber(programme.borrowed_gpu_hours),
+        has_nominal ? FormatNumber(programme.lent_gpu_hours) : "-",
+        FormatApproxSeconds(programme.avg_wait_s),
+        FormatApproxSeconds(programme.p95_wait_s),
+        FormatNumber(programme.avg_bsld, 2),
+        FormatGuarantee(programme),
+        has_nominal && programme.demanded_s > 0 ? FormatPercent(programme.share_when_demanded) : "-",
+        FormatCount(programme.restarts),
+        FormatNumber(programme.lost_gpu_hours),
+        programme.restarts > 0 ? FormatApproxSeconds(programme.avg_recover_s) : "-",
+        grants,
+    });
   }
-};
-
-// 1, 2, 2.5 or 5 times a power of ten, so that about `target` steps cover `span`.
-double NiceStep(double span, int target) {
-  double raw = span / target;
-  double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
-  double normalized = raw / magnitude;
-  double nice = normalized <= 1     ? 1
-                : normalized <= 2   ? 2
-                : normalized <= 2.5 ? 2.5
-                : normalized <= 5   ? 5
-                                    : 10;
-  return nice * magnitude;
+  return table;
 }
 
-// "0", "2.5", "40k", "1.2M": as many decimals as the step needs, thousands abbreviated.
-std::string FormatTickValue(double value, double step, double axis_max) {
-  double divisor = 1;
-  std::string_view suffix;
-  if (axis_max >= 1e6) {
-    divisor = 1e6;
-    suffix = "M";
-  } else if (axis_max >= 1e4) {
-    divisor = 1e3;
-    suffix = "k";
+Table PoolTable(const SimSummary& summary) {
+  Table table;
+  table.header = {"pool", "GPU model", "GPUs", "under quota", "unowned", "GPU-hours", "utilisation"};
+  table.name_columns = 2;
+  for (const PoolSummary& pool : summary.per_pool) {
+    table.rows.push_back({
+        pool.name,
+        pool.gpu_model,
+        FormatNumber(static_cast<double>(pool.gpus)),
+        FormatNumber(static_cast<double>(pool.nominal_gpus)),
+        FormatNumber(static_cast<double>(std::max<int64_t>(0, pool.gpus - pool.nominal_gpus))),
+        FormatNumber(pool.gpu_hours),
+        FormatPercent(pool.utilization),
+    });
   }
-  double scaled_step = step / divisor;
-  int decimals = 0;
-  while (decimals < 3) {
-    double shifted = scaled_step * std::pow(10.0, decimals);
-    if (std::abs(shifted - std::round(shifted)) < 1e-6 * std::max(1.0, shifted)) break;
-    ++decimals;
-  }
-  double scaled = value / divisor;
-  if (std::abs(scaled) < scaled_step * 1e-9) scaled = 0;  // no "-0"
-  return fmt::format("{:.{}f}{}", scaled, decimals, suffix);
+  return table;
 }
 
-// A linear axis over [data_min, data_max], widened to whole steps, with about five ticks.
-Axis LinearAxis(std::string title, double data_min, double data_max) {
-  if (!std::isfinite(data_min) || !std::isfinite(data_max)) data_min = data_max = 0;
-  if (data_max <= data_min) data_max = data_min + 1;
-  double step = NiceStep(data_max - data_min, 5);
-  Axis axis;
-  axis.title = std::move(title);
-  axis.min = std::floor(data_min / step) * step;
-  axis.max = std::ceil(data_max / step - 1e-9) * step;
-  int steps = static_cast<int>(std::llround((axis.max - axis.min) / step));
-  for (int i = 0; i <= steps; ++i) {
-    double value = axis.min + i * step;
-    axis.ticks.push_back({value, FormatTickValue(value, step, axis.max)});
-  }
-  return axis;
-}
-
-// A log axis for durations in seconds, ticked at lengths people think in rather than at powers
-// of ten ("1h", not "3.6k s"). The range is widened to the nearest ticks around the data.
-Axis LogDurationAxis(std::string title, double data_min, double data_max) {
-  static const Tick kDurationTicks[] = {
-      {1, "1s"},        {10, "10s"},      {60, "1m"},         {600, "10m"},
-      {3600, "1h"},     {36000, "10h"},   {86400, "1d"},      {604800, "1w"},
-      {2592000, "30d"}, {31536000, "1y"}, {315360000, "10y"},
+Table GpuModelTable(const SimSummary& summary) {
+  struct ModelTotals {
+    int64_t gpus = 0;
+    double gpu_hours = 0;
   };
-  data_min = std::max(data_min, 1.0);
-  data_max = std::max(data_max, data_min);
-  Axis axis;
-  axis.title = std::move(title);
-  axis.logarithmic = true;
-  axis.min = 1;
-  for (const Tick& tick : kDurationTicks) {
-    if (tick.value <= data_min) axis.min = tick.value;
+  std::vector<std::pair<std::string, ModelTotals>> models;  // in order of first appearance
+  for (const PoolSummary& pool : summary.per_pool) {
+    auto it = std::find_if(models.begin(), models.end(), [&](const auto& m) { return m.first == pool.gpu_model; });
+    if (it == models.end()) it = models.insert(models.end(), {pool.gpu_model, {}});
+    it->second.gpus += pool.gpus;
+    it->second.gpu_hours += pool.gpu_hours;
   }
-  axis.max = 0;
-  for (const Tick& tick : kDurationTicks) {
-    if (tick.value >= data_max && tick.value > axis.min) {
-      axis.max = tick.value;
-      break;
-    }
+  Table table;
+  table.header = {"GPU model", "GPUs", "GPU-hours", "utilisation"};
+  double hours = static_cast<double>(summary.makespan_s) / 3600.0;
+  for (const auto& [model, totals] : models) {
+    double capacity = static_cast<double>(totals.gpus) * hours;
+    table.rows.push_back({model, FormatNumber(static_cast<double>(totals.gpus)), FormatNumber(totals.gpu_hours),
+                          FormatPercent(capacity > 0 ? totals.gpu_hours / capacity : 0)});
   }
-  if (axis.max == 0) axis.max = data_max > axis.min ? data_max : axis.min * 10;
-  for (const Tick& tick : kDurationTicks) {
-    if (tick.value >= axis.min && tick.value <= axis.max) axis.ticks.push_back(tick);
-  }
-  return axis;
+  return table;
 }
 
-// One plot: a frame with ticks and grid, axis titles, a legend above the frame, and a polyline
-// per line. Sizes are in SVG user units (pixels at 100% zoom).
-struct LinePlot {
-  std::string title;
-  Axis x;
-  Axis y;
-  std::vector<Line> lines;
-  double width = 760;
-  double height = 320;
+Table AllAccountsTable(const SimSummary& summary, Time origin) {
+  std::vector<const AccountSummary*> accounts;
+  for (const AccountSummary& account : summary.per_account) accounts.push_back(&account);
+  // By programme, then most GPU-hours first.
+  std::stable_sort(accounts.begin(), accounts.end(), [](const AccountSummary* a, const AccountSummary* b) {
+    if (a->programme != b->programme) return a->programme < b->programme;
+    return a->gpu_hours > b->gpu_hours;
+  });
+  Table table;
+  table.header = {"account",  "programme",    "jobs",     "GPU-hours", "avg wait", "p95 wait",
+                  "avg bsld", "nominal GPUs", "share of nominal", "guarantee", "restarts",
+                  "GPU-hours lost", "grant GPU-hours used", "grant used up at"};
+  table.name_columns = 2;
+  for (const AccountSummary* account : accounts) {
+    bool has_nominal = account->nominal_gpus > 0;
+    bool has_grant = account->grant_gpu_hours > 0;
+    table.rows.push_back({
+        account->name,
+        account->programme,
+        FormatCount(account->jobs),
+        FormatNumber(account->gpu_hours, 1),
+        FormatApproxSeconds(account->avg_wait_s),
+        FormatApproxSeconds(account->p95_wait_s),
+        FormatNumber(account->avg_bsld, 2),
+        has_nominal ? FormatNumber(static_cast<double>(account->nominal_gpus)) : "-",
+        has_nominal ? FormatPercent(account->share_of_nominal) : "-",
+        account->demanded_s > 0 ? FormatPercent(account->guarantee) : "-",
+        FormatCount(account->restarts),
+        FormatNumber(account->lost_gpu_hours, 1),
+        has_grant ? fmt::format("{} of {}", FormatNumber(account->grant_used_gpu_hours),
+                                FormatNumber(account->grant_gpu_hours))
+                  : "-",
+        account->grant_exhausted_at >= 0
+            ? "day " + FormatNumber(static_cast<double>(account->grant_exhausted_at - origin) / 86400.0, 1)
+            : "-",
+    });
+  }
+  return table;
+}
 
-  std::string ToSvg() const;
-};
-
-// Approximate width of 11px sans-serif text; used only to lay out the legend.
-double TextWidth(std::string_view text) { return 6.5 * static_cast<double>(DisplayWidth(text)); }
-
-std::string LinePlot::ToSvg() const {
-  constexpr double kLeft = 58;
-  constexpr double kRight = 16;
-  constexpr double kBottom = 42;
-  constexpr double kTitleHeight = 22;
-  constexpr double kLegendRowHeight = 16;
-  constexpr double kLegendSwatch = 22;
-
-  // Lay out the legend first: it decides how far down the frame starts.
-  struct LegendEntry {
-    const Line* line;
-    double x;
-    int row;
+nlohmann::ordered_json ProgrammeJson(const ProgrammeSummary& programme) {
+  return {
+      {"programme", programme.name},
+      {"nominal_gpus", programme.nominal_gpus},
+      {"accounts", programme.accounts},
+      {"jobs", programme.jobs},
+      {"gpu_hours", programme.gpu_hours},
+      {"own_gpu_hours", programme.own_gpu_hours},
+      {"borrowed_gpu_hours", programme.borrowed_gpu_hours},
+      {"lent_gpu_hours", programme.lent_gpu_hours},
+      {"avg_wait_s", programme.avg_wait_s},
+      {"p95_wait_s", programme.p95_wait_s},
+      {"avg_bsld", programme.avg_bsld},
+      {"restarts", programme.restarts},
+      {"lost_gpu_hours", programme.lost_gpu_hours},
+      {"avg_recover_s", programme.avg_recover_s},
+      {"demanded_s", programme.demanded_s},
+      {"shortfall_s", programme.shortfall_s},
+      {"guarantee", programme.guarantee},
+      {"share_when_demanded", programme.share_when_demanded},
+      {"grant_gpu_hours", programme.grant_gpu_hours},
+      {"grant_used_gpu_hours", programme.grant_used_gpu_hours},
+      {"grants_exhausted", programme.grants_exhausted},
   };
-  std::vector<LegendEntry> legend;
-  double legend_x = kLeft;
-  int legend_row = 0;
-  for (const Line& line : lines) {
-    double entry_width = kLegendSwatch + 4 + TextWidth(line.label) + 14;
-    if (legend_x > kLeft && legend_x + entry_width > width - kRight) {
-      legend_x = kLeft;
-      ++legend_row;
+}
+
+nlohmann::ordered_json PoolJson(const PoolSummary& pool) {
+  return {
+      {"pool", pool.name},
+      {"gpu_model", pool.gpu_model},
+      {"gpus", pool.gpus},
+      {"nominal_gpus", pool.nominal_gpus},
+      {"gpu_hours", pool.gpu_hours},
+      {"utilization", pool.utilization},
+  };
+}
+
+nlohmann::ordered_json AccountJson(const AccountSummary& account) {
+  return {
+      {"account", account.name},
+      {"programme", account.programme},
+      {"jobs", account.jobs},
+      {"gpu_hours", account.gpu_hours},
+      {"avg_wait_s", account.avg_wait_s},
+      {"p50_wait_s", account.p50_wait_s},
+      {"p95_wait_s", account.p95_wait_s},
+      {"p99_wait_s", account.p99_wait_s},
+      {"avg_bsld", account.avg_bsld},
+      {"nominal_gpus", account.nominal_gpus},
+      {"avg_gpus", account.avg_gpus},
+      {"share_of_nominal", account.share_of_nominal},
+      {"restarts", account.restarts},
+      {"lost_gpu_hours", account.lost_gpu_hours},
+      {"avg_recover_s", account.avg_recover_s},
+      {"grant_gpu_hours", account.grant_gpu_hours},
+      {"grant_used_gpu_hours", account.grant_used_gpu_hours},
+      {"grant_exhausted_at", account.grant_exhausted_at},
+      {"demanded_s", account.demanded_s},
+      {"shortfall_s", account.shortfall_s},
+      {"guarantee", account.guarantee},
+  };
+}
+
+Status WriteRowsCsv(const std::string& path, const std::vector<std::string>& lead_columns,
+                    const std::vector<CsvRow>& rows) {
+  std::string text;
+  for (size_t i = 0; i < lead_columns.size(); ++i) text += (i > 0 ? "," : "") + CsvField(lead_columns[i]);
+  if (!rows.empty()) {
+    for (const auto& [key, value] : rows.front().fields.items()) {
+      text += (text.empty() ? "" : ",") + CsvField(key);
     }
-    legend.push_back({&line, legend_x, legend_row});
-    legend_x += entry_width;
   }
-  int legend_rows = lines.empty() ? 0 : legend_row + 1;
-  double top = kTitleHeight + legend_rows * kLegendRowHeight + 8;
-  double plot_width = width - kLeft - kRight;
-  double plot_height = std::max(height - top - kBottom, 40.0);
-  double total_height = top + plot_height + kBottom;
-  auto pixel_x = [&](double value) { return kLeft + x.Fraction(value) * plot_width; };
-  auto pixel_y = [&](double value) { return top + (1 - y.Fraction(value)) * plot_height; };
-
-  auto out = fmt::memory_buffer();
-  auto it = std::back_inserter(out);
-  fmt::format_to(it,
-                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0:.0f}\" height=\"{1:.0f}\" "
-                 "viewBox=\"0 0 {0:.0f} {1:.0f}\" role=\"img\" aria-label=\"{2}\">\n",
-                 width, total_height, EscapeHtml(title));
-  fmt::format_to(it, "<text class=\"plot-title\" x=\"{:.1f}\" y=\"15\">{}</text>\n", kLeft,
-                 EscapeHtml(title));
-  for (const LegendEntry& entry : legend) {
-    double row_y = kTitleHeight + entry.row * kLegendRowHeight + 8;
-    fmt::format_to(it,
-                   "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" "
-                   "stroke-width=\"2\"{}/>",
-                   entry.x, row_y - 4, entry.x + kLegendSwatch, row_y - 4, entry.line->color,
-                   entry.line->dashed ? " stroke-dasharray=\"5 3\"" : "");
-    fmt::format_to(it, "<text class=\"legend\" x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n",
-                   entry.x + kLegendSwatch + 4, row_y, EscapeHtml(entry.line->label));
-  }
-
-  // Grid, ticks and tick labels.
-  for (const Tick& tick : y.ticks) {
-    double py = pixel_y(tick.value);
-    fmt::format_to(it,
-                   "<line class=\"grid\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>"
-                   "<line class=\"axis\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>"
-                   "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n",
-                   kLeft, py, kLeft + plot_width, py, kLeft - 4, py, kLeft, py, kLeft - 6, py + 4,
-                   EscapeHtml(tick.label));
-  }
-  for (const Tick& tick : x.ticks) {
-    double px = pixel_x(tick.value);
-    double bottom = top + plot_height;
-    fmt::format_to(it,
-                   "<line class=\"grid\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>"
-                   "<line class=\"axis\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>"
-                   "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" "
-                   "text-anchor=\"middle\">{}</text>\n",
-                   px, top, px, bottom, px, bottom, px, bottom + 4, px, bottom + 16,
-                   EscapeHtml(tick.label));
-  }
-  fmt::format_to(it,
-                 "<rect class=\"frame\" fill=\"none\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" "
-                 "height=\"{:.1f}\"/>\n",
-                 kLeft, top, plot_width, plot_height);
-  fmt::format_to(it,
-                 "<text class=\"axis-title\" x=\"{:.1f}\" y=\"{:.1f}\" "
-                 "text-anchor=\"middle\">{}</text>\n",
-                 kLeft + plot_width / 2, top + plot_height + 34, EscapeHtml(x.title));
-  double y_title_x = 14;
-  double y_title_y = top + plot_height / 2;
-  fmt::format_to(it,
-                 "<text class=\"axis-title\" x=\"{0:.1f}\" y=\"{1:.1f}\" text-anchor=\"middle\" "
-                 "transform=\"rotate(-90 {0:.1f} {1:.1f})\">{2}</text>\n",
-                 y_title_x, y_title_y, EscapeHtml(y.title));
-
-  bool any_points = false;
-  for (const Line& line : lines) {
-    if (line.points.empty()) continue;
-    any_points = true;
-    fmt::format_to(it, "<polyline class=\"series\" fill=\"none\" stroke=\"{}\"{} points=\"", line.color,
-                   line.dashed ? " stroke-dasharray=\"5 3\"" : "");
-    bool first = true;
-    for (const Point& point : line.points) {
-      if (!std::isfinite(point.x) || !std::isfinite(point.y)) continue;
-      fmt::format_to(it, "{}{:.1f},{:.1f}", first ? "" : " ", pixel_x(point.x), pixel_y(point.y));
+  text += '\n';
+  for (const CsvRow& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.lead.size(); ++i) line += (i > 0 ? "," : "") + CsvField(row.lead[i]);
+    bool first = row.lead.empty();
+    for (const auto& [key, value] : row.fields.items()) {
+      if (!first) line += ',';
       first = false;
+      if (value.is_string()) {
+        line += CsvField(value.get<std::string>());
+      } else if (value.is_number_float()) {
+        line += fmt::format("{}", value.get<double>());
+      } else {
+        line += value.dump();
+      }
     }
-    fmt::format_to(it, "\"><title>{}</title></polyline>\n", EscapeHtml(line.label));
+    text += line + '\n';
   }
-  if (!any_points) {
-    fmt::format_to(it,
-                   "<text class=\"no-data\" x=\"{:.1f}\" y=\"{:.1f}\" "
-                   "text-anchor=\"middle\">no data</text>\n",
-                   kLeft + plot_width / 2, top + plot_height / 2);
-  }
-  fmt::format_to(it, "</svg>\n");
-  return fmt::to_string(out);
+  return WriteWholeFile(path, text);
 }
 
-// ---------------------------------------------------------------------------------------------
-// From simulation results to plot lines.
+namespace {
 
-// Colour-blind-friendly (Tableau 10); run i always gets colour i, in every plot.
-constexpr std::string_view kRunColors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                                           "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
-constexpr std::string_view kNominalColor = "#444444";
 
-std::string RunColor(size_t run_index) {
-  return std::string(kRunColors[run_index % std::size(kRunColors)]);
+constexpr size_t kUtilisationSmoothing = 21;  // points of at most kMaxPointsPerLine
+
+bool AnyPending(const std::vector<SimRun>& runs) {
+  return std::any_of(runs.begin(), runs.end(), [](const SimRun& run) {
+    return std::any_of(run.series.pending_jobs.begin(), run.series.pending_jobs.end(),
+                       [](double pending) { return pending > 0; });
+  });
 }
 
-// Enough points to look continuous at any plot width; a year of minute buckets would otherwise
-// put half a million points per line into the page.
-constexpr size_t kMaxPointsPerLine = 1000;
-constexpr size_t kCdfQuantiles = 200;
-
-// The time unit of the x axis, chosen by how long the series span.
-struct TimeUnit {
-  double seconds;
-  std::string_view name;
-};
-
-TimeUnit TimeUnitFor(double span_seconds) {
-  if (span_seconds <= 3 * 3600) return {60, "minutes"};
-  if (span_seconds <= 3 * 86400) return {3600, "hours"};
-  return {86400, "days"};
-}
-
-// Buckets as points at the middle of each bucket, averaging runs of consecutive buckets so that
-// at most kMaxPointsPerLine remain. `first_x` is where bucket 0 starts; `step_x` its width.
-std::vector<Point> BucketsToPoints(const std::vector<double>& values, double first_x, double step_x,
-                                   double scale) {
-  size_t merge = std::max<size_t>(1, (values.size() + kMaxPointsPerLine - 1) / kMaxPointsPerLine);
-  std::vector<Point> points;
-  points.reserve(values.size() / merge + 1);
-  for (size_t begin = 0; begin < values.size(); begin += merge) {
-    size_t end = std::min(values.size(), begin + merge);
-    double sum = 0;
-    for (size_t i = begin; i < end; ++i) sum += values[i];
-    double middle = (static_cast<double>(begin) + static_cast<double>(end)) / 2;
-    points.push_back({first_x + middle * step_x, sum / static_cast<double>(end - begin) * scale});
-  }
-  return points;
-}
-
-// The time axis shared by the time-series plots: every run is placed relative to the earliest
-// series origin, in a unit that suits the longest series.
-struct TimeFrame {
-  Time origin = 0;
-  TimeUnit unit{3600, "hours"};
-  double span = 0;  // in `unit`
-
-  double BucketStart(const TimeSeries& series) const {
-    return static_cast<double>(series.origin - origin) / unit.seconds;
-  }
-  double BucketWidth(const TimeSeries& series) const {
-    return static_cast<double>(series.step) / unit.seconds;
-  }
-};
-
-TimeFrame MakeTimeFrame(const std::vector<SimRun>& runs) {
-  TimeFrame frame;
-  bool first = true;
+// One plot per programme whose accounts hold grants: GPU-hours of grants used by the end of each
+// sample under each run, against what the grants give (dashed).
+std::vector<LinePlot> GrantBurnDownPlots(const std::vector<SimRun>& runs, const TimeFrame& frame) {
+  std::vector<std::string> names;
   for (const SimRun& run : runs) {
-    if (first || run.series.origin < frame.origin) frame.origin = run.series.origin;
-    first = false;
-  }
-  double end_seconds = 0;
-  for (const SimRun& run : runs) {
-    size_t buckets = std::max(run.series.allocated_gpus.size(), run.series.pending_jobs.size());
-    double end = static_cast<double>(run.series.origin - frame.origin) +
-                 static_cast<double>(buckets) * static_cast<double>(run.series.step);
-    end_seconds = std::max(end_seconds, end);
-  }
-  frame.unit = TimeUnitFor(end_seconds);
-  frame.span = end_seconds / frame.unit.seconds;
-  return frame;
-}
-
-double MaxY(const std::vector<Line>& lines) {
-  double max = 0;
-  for (const Line& line : lines) {
-    for (const Point& point : line.points) {
-      if (std::isfinite(point.y)) max = std::max(max, point.y);
+    for (const ProgrammeSummary& programme : run.summary.per_programme) {
+      if (programme.grant_gpu_hours > 0 && std::find(names.begin(), names.end(), programme.name) == names.end()) {
+        names.push_back(programme.name);
+      }
     }
   }
-  return max;
-}
-
-std::string TimeAxisTitle(const TimeFrame& frame) {
-  return fmt::format("time since start ({})", frame.unit.name);
+  std::vector<LinePlot> plots;
+  for (const std::string& name : names) {
+    LinePlot plot;
+    plot.title = fmt::format("Grants of {}: GPU-hours used", name);
+    double granted = 0;
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const SimRun& run = runs[i];
+      for (size_t p = 0; p < run.summary.per_programme.size(); ++p) {
+        if (run.summary.per_programme[p].name != name) continue;
+        granted = std::max(granted, run.summary.per_programme[p].grant_gpu_hours);
+        std::vector<Point> points;
+        if (p < run.series.programme_grant_used.size()) {
+          // Samples are taken at bucket ends.
+          const std::vector<double>& used = run.series.programme_grant_used[p];
+          double start = frame.BucketStart(run.series);
+          double width = frame.BucketWidth(run.series);
+          size_t merge = std::max<size_t>(1, (used.size() + kMaxPointsPerLine - 1) / kMaxPointsPerLine);
+          for (size_t b = 0; b < used.size(); b += merge) {
+            points.push_back({start + static_cast<double>(b + 1) * width, used[b]});
+          }
+        }
+        plot.lines.push_back({run.summary.policy, RunColor(i), false, std::move(points)});
+      }
+    }
+    plot.lines.push_back({fmt::format("granted ({})", FormatNumber(granted)), std::string(kNominalColor), true,
+                          {{0, granted}, {frame.span, granted}}});
+    plot.x = LinearAxis(TimeAxisTitle(frame), 0, frame.span);
+    plot.y = LinearAxis("GPU-hours", 0, MaxY(plot.lines));
+    plots.push_back(std::move(plot));
+  }
+  return plots;
 }
 
 LinePlot UtilisationPlot(const std::vector<SimRun>& runs, const TimeFrame& frame) {
@@ -680,9 +422,11 @@ LinePlot UtilisationPlot(const std::vector<SimRun>& runs, const TimeFrame& frame
     const SimRun& run = runs[i];
     double scale =
         run.summary.total_gpus > 0 ? 100.0 / static_cast<double>(run.summary.total_gpus) : 0.0;
+    // Smoothed over 1/50 of the run: the trend, not every arrival.
     plot.lines.push_back({run.summary.policy, RunColor(i), false,
-                          BucketsToPoints(run.series.allocated_gpus, frame.BucketStart(run.series),
-                                          frame.BucketWidth(run.series), scale)});
+                          Smooth(BucketsToPoints(run.series.allocated_gpus, frame.BucketStart(run.series),
+                                                 frame.BucketWidth(run.series), scale),
+                                 kUtilisationSmoothing)});
   }
   plot.x = LinearAxis(TimeAxisTitle(frame), 0, frame.span);
   plot.y = LinearAxis("allocated GPUs (% of pool)", 0, std::max(100.0, MaxY(plot.lines)));
@@ -785,27 +529,23 @@ LinePlot JctCdfPlot(const std::vector<SimRun>& runs) {
   return plot;
 }
 
-constexpr std::string_view kPageStyle = R"(
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 24px;
-       color: #222; background: #fff; }
-h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; } h3 { font-size: 14px; }
-table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
-th, td { padding: 3px 10px; border-bottom: 1px solid #e4e4e4; text-align: right;
-         font-variant-numeric: tabular-nums; }
-th.name, td.name { text-align: left; }
-thead th { border-bottom: 2px solid #999; }
-.note { color: #666; font-size: 13px; }
-.multiples { display: flex; flex-wrap: wrap; gap: 8px; }
-svg { font-size: 11px; margin: 6px 0; }
-svg text { fill: #333; }
-.plot-title { font-size: 13px; font-weight: 600; }
-.axis-title { font-size: 11px; fill: #555; }
-.grid { stroke: #ececec; }
-.axis { stroke: #888; }
-.frame { fill: none; stroke: #888; }
-.series { fill: none; stroke-width: 1.6; stroke-linejoin: round; }
-.no-data { fill: #999; }
-)";
+
+std::string Caption(std::string_view text) {
+  return fmt::format("<p class=\"caption\">{}</p>\n", EscapeHtml(text));
+}
+
+// Headings name the run only when there are several.
+std::string RunHeading(const std::vector<SimRun>& runs, const SimRun& run) {
+  return runs.size() > 1 ? fmt::format("<h3>{}</h3>\n", EscapeHtml(run.summary.policy)) : std::string();
+}
+
+bool HasProgrammes(const std::vector<SimRun>& runs) {
+  return std::any_of(runs.begin(), runs.end(), [](const SimRun& run) {
+    return std::any_of(run.summary.per_programme.begin(), run.summary.per_programme.end(),
+                       [](const ProgrammeSummary& programme) { return programme.nominal_gpus > 0; });
+  });
+}
+
 
 }  // namespace
 
@@ -814,6 +554,13 @@ svg text { fill: #333; }
 std::string FormatSummaryTable(const std::vector<SimRun>& runs) {
   if (runs.empty()) return "no simulation runs\n";
   std::string text = RenderText(SummaryTable(runs));
+  if (HasProgrammes(runs)) {
+    for (const SimRun& run : runs) {
+      text += fmt::format("\nProgrammes under {} (GPU-hours own, borrowed and lent; the guarantee)\n",
+                          run.summary.policy);
+      text += RenderText(ProgrammeTable(run.summary));
+    }
+  }
   for (const SimRun& run : runs) {
     if (run.summary.per_account.empty()) continue;
     size_t hidden = 0;
@@ -828,19 +575,16 @@ std::string FormatSummaryTable(const std::vector<SimRun>& runs) {
 nlohmann::json SummaryJson(const SimSummary& summary) {
   nlohmann::json per_account = nlohmann::json::object();
   for (const AccountSummary& account : summary.per_account) {
-    per_account[account.name] = {
-        {"jobs", account.jobs},
-        {"gpu_hours", account.gpu_hours},
-        {"avg_wait_s", account.avg_wait_s},
-        {"p50_wait_s", account.p50_wait_s},
-        {"p95_wait_s", account.p95_wait_s},
-        {"p99_wait_s", account.p99_wait_s},
-        {"avg_bsld", account.avg_bsld},
-        {"nominal_gpus", account.nominal_gpus},
-        {"avg_gpus", account.avg_gpus},
-        {"share_of_nominal", account.share_of_nominal},
-    };
+    nlohmann::ordered_json fields = AccountJson(account);
+    fields.erase("account");
+    per_account[account.name] = nlohmann::json(fields);
   }
+  nlohmann::json per_programme = nlohmann::json::array();
+  for (const ProgrammeSummary& programme : summary.per_programme) {
+    per_programme.push_back(nlohmann::json(ProgrammeJson(programme)));
+  }
+  nlohmann::json per_pool = nlohmann::json::array();
+  for (const PoolSummary& pool : summary.per_pool) per_pool.push_back(nlohmann::json(PoolJson(pool)));
   return {
       {"policy", summary.policy},
       {"total_gpus", summary.total_gpus},
@@ -871,6 +615,8 @@ nlohmann::json SummaryJson(const SimSummary& summary) {
       {"sim_wall_s", summary.sim_wall_s},
       {"peak_rss_bytes", summary.peak_rss_bytes},
       {"per_account", std::move(per_account)},
+      {"per_programme", std::move(per_programme)},
+      {"per_pool", std::move(per_pool)},
   };
 }
 
@@ -894,17 +640,6 @@ Status WriteSummaryJson(const std::string& path, const std::vector<SimRun>& runs
 
 namespace {
 
-// A CSV field, quoted only when it must be (RFC 4180).
-std::string CsvField(std::string_view text) {
-  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
-  std::string quoted = "\"";
-  for (char c : text) {
-    if (c == '"') quoted += '"';
-    quoted += c;
-  }
-  quoted += '"';
-  return quoted;
-}
 
 std::vector<std::string> CsvFields(const std::vector<std::string>& names) {
   std::vector<std::string> fields;
@@ -930,7 +665,7 @@ Status WriteJobsCsv(const std::string& path, const std::vector<SimRun>& runs) {
   auto out = std::back_inserter(buffer);
   fmt::format_to(out,
                  "policy,job,account,pool,gpus,submit,start,end,wait_s,run_s,bsld,outcome,"
-                 "restarts,lost_gpu_s\n");
+                 "restarts,lost_gpu_s,first_start,recover_s\n");
   for (const SimRun& run : runs) {
     std::string policy = CsvField(run.summary.policy);
     std::vector<std::string> accounts = CsvFields(run.account_names);
@@ -941,6 +676,7 @@ Status WriteJobsCsv(const std::string& path, const std::vector<SimRun>& runs) {
       bool started = job.start >= 0;
       bool ended = started && job.end >= 0;
       bool ran_to_end = job.outcome == Outcome::kCompleted || job.outcome == Outcome::kTimedOut;
+      // `start` and `run_s` are of the last execution; `wait_s` runs to the first.
       if (!started) {
         fmt::format_to(out, ",,,,,");
       } else if (!ended) {
@@ -949,14 +685,18 @@ Status WriteJobsCsv(const std::string& path, const std::vector<SimRun>& runs) {
         fmt::format_to(out, "{},{},{},{},,", job.start, job.end, job.wait(), job.run());
       } else {
         // Bounded slowdown: runs under ten seconds count as ten, so tiny jobs do not dominate.
-        double wait = static_cast<double>(job.wait());
+        double response = static_cast<double>(job.end - job.submit);
         double run_time = static_cast<double>(job.run());
-        double bounded_slowdown = std::max((wait + run_time) / std::max(run_time, 10.0), 1.0);
+        double bounded_slowdown = std::max(response / std::max(run_time, 10.0), 1.0);
         fmt::format_to(out, "{},{},{},{},{:.3f},", job.start, job.end, job.wait(), job.run(),
                        bounded_slowdown);
       }
-      fmt::format_to(out, "{},{},{}\n", OutcomeName(job.outcome), job.restarts,
-                     job.lost_gpu_seconds);
+      fmt::format_to(out, "{},{},{},", OutcomeName(job.outcome), job.restarts, job.lost_gpu_seconds);
+      if (started) {
+        fmt::format_to(out, "{},{}\n", job.first_start, job.recovering);
+      } else {
+        fmt::format_to(out, ",\n");
+      }
       if (buffer.size() >= kCsvFlushBytes) {
         ALLOT_RETURN_IF_ERROR(file.Append(std::string_view(buffer.data(), buffer.size())));
         buffer.clear();
@@ -967,46 +707,96 @@ Status WriteJobsCsv(const std::string& path, const std::vector<SimRun>& runs) {
   return file.Close();
 }
 
+Status WriteReportTables(const std::string& dir, const std::vector<SimRun>& runs) {
+  namespace fs = std::filesystem;
+  ALLOT_RETURN_IF_ERROR(WriteSummaryJson((fs::path(dir) / "summary.json").string(), runs));
+  std::vector<CsvRow> programmes;
+  std::vector<CsvRow> pools;
+  std::vector<CsvRow> accounts;
+  for (const SimRun& run : runs) {
+    for (const ProgrammeSummary& row : run.summary.per_programme) programmes.push_back({{run.summary.policy}, ProgrammeJson(row)});
+    for (const PoolSummary& row : run.summary.per_pool) pools.push_back({{run.summary.policy}, PoolJson(row)});
+    for (const AccountSummary& row : run.summary.per_account) accounts.push_back({{run.summary.policy}, AccountJson(row)});
+  }
+  ALLOT_RETURN_IF_ERROR(WriteRowsCsv((fs::path(dir) / "programmes.csv").string(), {"policy"}, programmes));
+  ALLOT_RETURN_IF_ERROR(WriteRowsCsv((fs::path(dir) / "pools.csv").string(), {"policy"}, pools));
+  return WriteRowsCsv((fs::path(dir) / "accounts.csv").string(), {"policy"}, accounts);
+}
+
 Status WriteHtmlReport(const std::string& dir, const std::vector<SimRun>& runs,
                        const std::string& title) {
-  std::error_code error;
-  std::filesystem::create_directories(dir, error);
-  if (error) {
-    return Status(CodeForErrno(error.value()),
-                  fmt::format("cannot create directory '{}': {}", dir, error.message()));
-  }
+  ALLOT_RETURN_IF_ERROR(MakeDirectory(dir));
 
   std::string html;
   html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   html += fmt::format("<title>{}</title>\n<style>{}</style>\n</head>\n<body>\n", EscapeHtml(title),
                       kPageStyle);
   html += fmt::format("<h1>{}</h1>\n", EscapeHtml(title));
+  std::vector<std::string> notes;
+  for (const SimRun& run : runs) {
+    for (const std::string& note : run.notes) {
+      if (std::find(notes.begin(), notes.end(), note) == notes.end()) notes.push_back(note);
+    }
+  }
+  for (const std::string& note : notes) html += fmt::format("<p class=\"note\">Note: {}</p>\n", EscapeHtml(note));
 
   html += "<h2>Summary</h2>\n";
   html += RenderHtml(SummaryTable(runs));
+  html += Caption("Waits run from submit to a job's first start; restarts after node failures or "
+                  "preemptions, and the GPU-hours they lost, are counted apart. Averages cover "
+                  "jobs that ran to their end.");
 
   TimeFrame frame = MakeTimeFrame(runs);
-  html += "<h2>Utilisation and queue</h2>\n";
+  if (HasProgrammes(runs)) {
+    html += "<h2>Programmes</h2>\n";
+    html += Caption(
+        "Each programme's GPU-hours split by whose GPUs they ran on: own (within its nominal, pool "
+        "by pool), borrowed (above it), and lent (the part of its idle nominal others borrowed). "
+        "The guarantee is the share of the time its demand reached its nominal in which it also "
+        "held it, or nothing it waited for would have fit in what was missing; shortfalls shorter "
+        "than one pass interval are forgiven. This is the figure a programme is promised.");
+    for (const SimRun& run : runs) html += RunHeading(runs, run) + RenderHtml(ProgrammeTable(run.summary));
+  }
+
+  html += "<h2>Utilisation</h2>\n";
   html += UtilisationPlot(runs, frame).ToSvg();
-  html += QueuePlot(runs, frame).ToSvg();
+  html += Caption("Allocated GPUs as a share of the pool, smoothed over 1/50 of the run: how much "
+                  "of what was bought did work.");
+  for (const SimRun& run : runs) {
+    html += RunHeading(runs, run) + RenderHtml(GpuModelTable(run.summary)) + RenderHtml(PoolTable(run.summary));
+  }
+  if (AnyPending(runs)) {
+    html += QueuePlot(runs, frame).ToSvg();
+    html += Caption("Jobs waiting, averaged per sample: a queue that keeps growing means demand "
+                    "above capacity for the policy.");
+  }
 
   std::vector<LinePlot> tracked = TrackedAccountPlots(runs, frame);
   if (!tracked.empty()) {
-    html += "<h2>Tracked accounts: GPUs against nominal</h2>\n<div class=\"multiples\">\n";
+    html += "<h2>Programmes: GPUs against nominal</h2>\n<div class=\"multiples\">\n";
     for (const LinePlot& plot : tracked) html += plot.ToSvg();
     html += "</div>\n";
+    html += Caption("GPUs each programme held over time (the largest 16 by nominal), against its "
+                    "nominal (dashed): above the line it borrows, below it lends or is short.");
+  }
+
+  std::vector<LinePlot> grants = GrantBurnDownPlots(runs, frame);
+  if (!grants.empty()) {
+    html += "<h2>Grants</h2>\n";
+    for (const LinePlot& plot : grants) html += plot.ToSvg();
+    html += Caption("GPU-hours of grants used over time against what was granted: a line that "
+                    "reaches the dashed one early means grantees ran out before their grants end.");
   }
 
   html += "<h2>Job completion time</h2>\n";
   html += JctCdfPlot(runs).ToSvg();
+  html += Caption("Share of jobs done within a given time of their submit (log scale): the further "
+                  "left, the better; the top of the curve is where the longest waits show.");
 
   html += "<h2>Accounts</h2>\n";
+  html += Caption("Every account with jobs, by programme (accounts.csv has the same rows).");
   for (const SimRun& run : runs) {
-    size_t hidden = 0;
-    Table accounts = AccountTable(run.summary, hidden);
-    html += fmt::format("<h3>{}</h3>\n", EscapeHtml(run.summary.policy));
-    html += RenderHtml(accounts);
-    if (hidden > 0) html += fmt::format("<p class=\"note\">{}</p>\n", HiddenAccountsNote(hidden));
+    html += RunHeading(runs, run) + RenderHtml(AllAccountsTable(run.summary, run.series.origin));
   }
 
   for (const SimRun& run : runs) {
@@ -1020,8 +810,12 @@ Status WriteHtmlReport(const std::string& dir, const std::vector<SimRun>& runs,
     }
     html += "</ul></details>\n";
   }
+  html += "<p class=\"note\">Tables for tools: <a href=\"summary.json\">summary.json</a>, "
+          "<a href=\"programmes.csv\">programmes.csv</a>, <a href=\"pools.csv\">pools.csv</a>, "
+          "<a href=\"accounts.csv\">accounts.csv</a>.</p>\n";
   html += "</body>\n</html>\n";
 
+  ALLOT_RETURN_IF_ERROR(WriteReportTables(dir, runs));
   std::string path = (std::filesystem::path(dir) / "index.html").string();
   return WriteWholeFile(path, html);
 }

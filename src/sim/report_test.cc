@@ -65,7 +65,8 @@ SimRun MakeRun(const std::string& policy) {
   completed.pool = 0;
   completed.gpus = 8;
   completed.submit = 100;
-  completed.start = 130;  // waited 30 s
+  completed.first_start = 130;  // waited 30 s
+  completed.start = 130;
   completed.end = 135;    // ran 5 s: slowdown (30 + 5) / max(5, 10) = 3.5
   completed.outcome = Outcome::kCompleted;
   run.jobs.push_back(completed);
@@ -76,6 +77,7 @@ SimRun MakeRun(const std::string& policy) {
   timed_out.pool = 1;
   timed_out.gpus = 16;
   timed_out.submit = 200;
+  timed_out.first_start = 200;
   timed_out.start = 200;
   timed_out.end = 3800;
   timed_out.restarts = 1;
@@ -97,6 +99,7 @@ SimRun MakeRun(const std::string& policy) {
   running.pool = 1;
   running.gpus = 2;
   running.submit = 400;
+  running.first_start = 460;
   running.start = 460;
   running.outcome = Outcome::kUnfinished;
   run.jobs.push_back(running);
@@ -136,6 +139,25 @@ SimRun MakeRun(const std::string& policy) {
   summary.sim_wall_s = 0.25;
   summary.peak_rss_bytes = 64 << 20;
   summary.per_account = {MakeAccount("lab-a", 0.02), MakeAccount("lab-b", 16)};
+
+  ProgrammeSummary lab_a;
+  lab_a.name = "lab-a";
+  lab_a.nominal_gpus = 8;
+  lab_a.gpu_hours = 0.02;
+  lab_a.own_gpu_hours = 0.02;
+  lab_a.lent_gpu_hours = 3;
+  lab_a.demanded_s = 100;
+  lab_a.shortfall_s = 10;
+  lab_a.guarantee = 0.9;
+  ProgrammeSummary lab_b;
+  lab_b.name = "lab-b";
+  lab_b.gpu_hours = 16;
+  lab_b.borrowed_gpu_hours = 16;
+  lab_b.grant_gpu_hours = 20;
+  lab_b.grant_used_gpu_hours = 16;
+  summary.per_programme = {lab_a, lab_b};
+  run.series.programme_grant_used = {{}, {4, 8, 12, 16}};
+  summary.per_pool = {{"h100", "H100", 16, 8, 0.02, 0.001}, {"b200", "B200", 16, 0, 16, 0.97}};
   return run;
 }
 
@@ -231,12 +253,12 @@ TEST(WriteJobsCsvTest, OneRowPerJobPerRun) {
   ASSERT_EQ(lines.size(), 1u + 2 * 4);
   EXPECT_EQ(lines[0],
             "policy,job,account,pool,gpus,submit,start,end,wait_s,run_s,bsld,outcome,restarts,"
-            "lost_gpu_s");
-  EXPECT_EQ(lines[1], "fcfs,1,lab-a,h100,8,100,130,135,30,5,3.500,completed,0,0");
-  EXPECT_EQ(lines[2], "fcfs,2,lab-b,b200,16,200,200,3800,0,3600,1.000,timed_out,1,1200.5");
-  EXPECT_EQ(lines[3], "fcfs,3,lab-b,,4096,300,,,,,,rejected,0,0");
-  EXPECT_EQ(lines[4], "fcfs,4,lab-a,b200,2,400,460,,60,,,unfinished,0,0");
-  EXPECT_EQ(lines[5], "easy,1,lab-a,h100,8,100,130,135,30,5,3.500,completed,0,0");
+            "lost_gpu_s,first_start,recover_s");
+  EXPECT_EQ(lines[1], "fcfs,1,lab-a,h100,8,100,130,135,30,5,3.500,completed,0,0,130,0");
+  EXPECT_EQ(lines[2], "fcfs,2,lab-b,b200,16,200,200,3800,0,3600,1.000,timed_out,1,1200.5,200,0");
+  EXPECT_EQ(lines[3], "fcfs,3,lab-b,,4096,300,,,,,,rejected,0,0,,");
+  EXPECT_EQ(lines[4], "fcfs,4,lab-a,b200,2,400,460,,60,,,unfinished,0,0,460,0");
+  EXPECT_EQ(lines[5], "easy,1,lab-a,h100,8,100,130,135,30,5,3.500,completed,0,0,130,0");
 }
 
 TEST(WriteJobsCsvTest, CancelledJobsHaveNoSlowdown) {
@@ -245,7 +267,7 @@ TEST(WriteJobsCsvTest, CancelledJobsHaveNoSlowdown) {
   run.jobs[0].outcome = Outcome::kCancelled;
   std::string path = TestDir("csv_cancelled") + "/jobs.csv";
   ASSERT_TRUE(WriteJobsCsv(path, {run}).ok());
-  EXPECT_EQ(Lines(ReadFile(path)).at(1), "fcfs,1,lab-a,h100,8,100,130,135,30,5,,cancelled,0,0");
+  EXPECT_EQ(Lines(ReadFile(path)).at(1), "fcfs,1,lab-a,h100,8,100,130,135,30,5,,cancelled,0,0,130,0");
 }
 
 TEST(WriteJobsCsvTest, QuotesNamesWithCommas) {
@@ -255,7 +277,7 @@ TEST(WriteJobsCsvTest, QuotesNamesWithCommas) {
   std::string path = TestDir("csv_quoted") + "/jobs.csv";
   ASSERT_TRUE(WriteJobsCsv(path, {run}).ok());
   EXPECT_EQ(Lines(ReadFile(path)).at(1),
-            "\"easy, tuned\",1,\"lab \"\"a\"\"\",h100,8,100,130,135,30,5,3.500,completed,0,0");
+            "\"easy, tuned\",1,\"lab \"\"a\"\"\",h100,8,100,130,135,30,5,3.500,completed,0,0,130,0");
 }
 
 TEST(WriteJobsCsvTest, UnwritablePathIsAnError) {
@@ -377,12 +399,47 @@ TEST(WriteHtmlReportTest, SelfContainedPageWithPlotsAndTables) {
   EXPECT_THAT(html, HasSubstr("Job completion time (CDF)"));
   EXPECT_THAT(html, HasSubstr("nominal (8)"));  // lab-a's dashed nominal line
   EXPECT_THAT(html, HasSubstr("stroke-dasharray"));
-  // Utilisation, queue, two tracked accounts, JCT CDF.
+  // Utilisation, queue, two tracked accounts, lab-b's grants, JCT CDF.
   size_t plots = 0;
   for (size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1)) {
     ++plots;
   }
-  EXPECT_EQ(plots, 5u);
+  EXPECT_EQ(plots, 6u);
+}
+
+TEST(WriteHtmlReportTest, ProgrammesPoolsGrantsAndTablesForTools) {
+  std::string dir = TestDir("html_programmes") + "/report";
+  ASSERT_TRUE(WriteHtmlReport(dir, TwoRuns(), "programmes").ok());
+  std::string html = ReadFile(dir + "/index.html");
+  EXPECT_THAT(html, HasSubstr("<h2>Programmes</h2>"));
+  EXPECT_THAT(html, HasSubstr("<td>90.0%</td>"));  // lab-a's guarantee
+  EXPECT_THAT(html, HasSubstr("Grants of lab-b: GPU-hours used"));
+  EXPECT_THAT(html, HasSubstr("granted (20)"));
+  EXPECT_THAT(html, HasSubstr("<td class=\"name\">b200</td>"));
+  EXPECT_THAT(html, HasSubstr("<td>97.0%</td>"));  // b200's utilisation
+
+  std::vector<std::string> programmes = Lines(ReadFile(dir + "/programmes.csv"));
+  ASSERT_EQ(programmes.size(), 1u + 2 * 2);
+  EXPECT_THAT(programmes[0], ::testing::StartsWith("policy,programme,nominal_gpus,accounts,jobs,gpu_hours,"
+                                                   "own_gpu_hours,borrowed_gpu_hours,lent_gpu_hours,"));
+  EXPECT_THAT(programmes[1], ::testing::StartsWith("fcfs,lab-a,8,"));
+  EXPECT_THAT(programmes[4], ::testing::StartsWith("easy,lab-b,0,"));
+  EXPECT_EQ(Lines(ReadFile(dir + "/pools.csv")).size(), 1u + 2 * 2);
+  EXPECT_EQ(Lines(ReadFile(dir + "/accounts.csv")).size(), 1u + 2 * 2);
+  nlohmann::json json = nlohmann::json::parse(ReadFile(dir + "/summary.json"));
+  EXPECT_DOUBLE_EQ(json["fcfs"]["per_programme"][0]["guarantee"].get<double>(), 0.9);
+  EXPECT_EQ(json["easy"]["per_pool"][1]["pool"], "b200");
+}
+
+TEST(WriteHtmlReportTest, LeavesOutPanelsWithNothingToShow) {
+  SimRun run = MakeRun("fcfs");
+  run.series.pending_jobs.assign(run.series.pending_jobs.size(), 0);
+  run.summary.per_account.resize(1);
+  std::string dir = TestDir("html_empty_panels") + "/report";
+  ASSERT_TRUE(WriteHtmlReport(dir, {run}, "quiet").ok());
+  std::string html = ReadFile(dir + "/index.html");
+  EXPECT_THAT(html, Not(HasSubstr("Queue length")));   // nothing ever waited
+  EXPECT_THAT(html, Not(HasSubstr("Jain fairness")));  // a fairness index over one account
 }
 
 TEST(WriteHtmlReportTest, EscapesPolicyAndAccountNames) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "sched/scheduler.h"
+#include "sim/ledger.h"
 #include "sim/metrics.h"
 
 namespace allot {
@@ -52,6 +53,9 @@ class Simulation {
   void Setup();
   // Integrates allocation and queue length up to `to` into the totals and the time series.
   void AdvanceClock(Time to);
+  // A job starts or stops waiting, for the programme ledger.
+  void StartWaiting(uint32_t job, Time now);
+  void StopWaiting(uint32_t job);
   // An execution of the job stopped at `now`: its GPU-time is charged to its account.
   void EndExecution(uint32_t job, Time now);
   // An execution was thrown away (preemption, node failure): its work is lost.
@@ -73,6 +77,8 @@ class Simulation {
   std::vector<int64_t> nominal_by_account_;
   std::map<std::string, uint32_t, std::less<>> extra_accounts_;  // names the config lacks
   std::vector<AccountIndex> tracked_;
+  ProgrammeLedger ledger_;
+  std::vector<Time> lost_at_;  // per job: when its last execution was lost; -1 none pending
   std::vector<std::pair<Time, NodeIndex>> node_event_nodes_;
   MinHeap<EndEvent> ends_;
   MinHeap<CancelEvent> cancels_;
@@ -94,12 +100,9 @@ void Simulation::Setup() {
   if (run_.problems.size() > kMaxProblems) run_.problems.resize(kMaxProblems);
   for (const Pool& pool : cluster.pools()) run_.pool_names.push_back(pool.name);
 
-  // Accounts by index; depth 0 is the root.
-  std::vector<int> depth(accounts.accounts().size(), 0);
   for (AccountIndex a = 0; a < accounts.accounts().size(); ++a) {
     const Account& account = accounts.account(a);
     run_.account_names.push_back(a == accounts.root() ? std::string("(root)") : account.name);
-    depth[a] = static_cast<int>(accounts.PathToRoot(a).size()) - 1;
     int64_t nominal = 0;
     for (const PoolQuota& quota : account.quota) {
       if (quota.nominal < kUnlimited) nominal += quota.nominal;
@@ -108,11 +111,21 @@ void Simulation::Setup() {
   }
   gpu_seconds_by_account_.assign(run_.account_names.size(), 0);
 
-  // The programmes followed over time: accounts two levels down (one, in a flat tree), at most
-  // 16, the largest by nominal first.
-  int level = std::any_of(depth.begin(), depth.end(), [](int d) { return d == 2; }) ? 2 : 1;
-  for (AccountIndex a = 0; a < depth.size(); ++a) {
-    if (depth[a] == level) tracked_.push_back(a);
+  Time first = trace_.empty() ? 0 : trace_.front().submit;
+  Time last = trace_.empty() ? 0 : trace_.back().submit;
+  run_.series.origin = first;
+  run_.series.step = options_.sample_step > 0 ? options_.sample_step
+                                              : std::max<Duration>(60, (last - first + 999) / 1000);
+  clock_ = first;
+
+  interval_ = options_.pass_interval >= 0 ? options_.pass_interval : scheduler_->policy().pass_interval;
+  epoch_.assign(trace_.size(), 0);
+  saved_.assign(trace_.size(), 0);
+  lost_at_.assign(trace_.size(), -1);
+  ledger_.Setup(model, interval_, trace_.size(), run_);
+  // The programmes followed over time in plots: at most 16, the largest by nominal first.
+  for (const ProgrammeSummary& programme : run_.summary.per_programme) {
+    tracked_.push_back(*accounts.Find(programme.name));
   }
   std::stable_sort(tracked_.begin(), tracked_.end(), [&](AccountIndex a, AccountIndex b) {
     return nominal_by_account_[a] > nominal_by_account_[b];
@@ -122,18 +135,7 @@ void Simulation::Setup() {
   for (AccountIndex a : tracked_) {
     run_.tracked.push_back({accounts.account(a).name, nominal_by_account_[a]});
   }
-
-  Time first = trace_.empty() ? 0 : trace_.front().submit;
-  Time last = trace_.empty() ? 0 : trace_.back().submit;
-  run_.series.origin = first;
-  run_.series.step = options_.sample_step > 0 ? options_.sample_step
-                                              : std::max<Duration>(60, (last - first + 999) / 1000);
   run_.series.tracked_gpus.assign(tracked_.size(), {});
-  clock_ = first;
-
-  interval_ = options_.pass_interval >= 0 ? options_.pass_interval : scheduler_->policy().pass_interval;
-  epoch_.assign(trace_.size(), 0);
-  saved_.assign(trace_.size(), 0);
   run_.jobs.resize(trace_.size());
   for (uint32_t i = 0; i < trace_.size(); ++i) {
     JobRecord& record = run_.jobs[i];
@@ -143,8 +145,17 @@ void Simulation::Setup() {
   }
 }
 
+void Simulation::StartWaiting(uint32_t job, Time now) {
+  if (const Job* live = scheduler_->model().FindJob(IdOf(job))) ledger_.StartWaiting(job, *live, run_.jobs[job].account, now);
+}
+
+void Simulation::StopWaiting(uint32_t job) {
+  if (const Job* live = scheduler_->model().FindJob(IdOf(job))) ledger_.StopWaiting(job, *live);
+}
+
 void Simulation::AdvanceClock(Time to) {
   if (to <= clock_) return;
+  ledger_.AdvanceTo(scheduler_->model(), to, run_);
   const Model& model = scheduler_->model();
   const AccountTree& accounts = model.accounts();
   double allocated = static_cast<double>(accounts.account(accounts.root()).allocated_total);
@@ -187,6 +198,7 @@ void Simulation::LoseExecution(uint32_t job, Time now) {
   saved_[job] += kept;
   record.lost_gpu_seconds += static_cast<double>(record.gpus) * static_cast<double>(ran - kept);
   record.restarts++;
+  lost_at_[job] = now;
   EndExecution(job, now);
 }
 
@@ -218,6 +230,7 @@ Status Simulation::SubmitArrival(uint32_t job, Time now) {
       run_.account_names.push_back(arrival.account);
       gpu_seconds_by_account_.push_back(0);
       nominal_by_account_.push_back(0);
+      ledger_.AddUnknownAccount();
     }
     record.account = it->second;
   }
@@ -231,6 +244,7 @@ Status Simulation::SubmitArrival(uint32_t job, Time now) {
     Problem(std::move(message));
     return OkStatus();
   }
+  StartWaiting(job, now);
   if (arrival.cancel_after >= 0) cancels_.push({now + arrival.cancel_after, job});
   return OkStatus();
 }
@@ -240,6 +254,13 @@ void Simulation::ApplyPass(const PassResult& pass, Time now) {
     if (const auto* start = std::get_if<StartDecision>(&decision)) {
       uint32_t job = IndexOf(start->job);
       JobRecord& record = run_.jobs[job];
+      StopWaiting(job);
+      if (record.first_start < 0) record.first_start = now;
+      if (lost_at_[job] >= 0) {
+        record.recovering += now - lost_at_[job];
+        record.recovered++;
+        lost_at_[job] = -1;
+      }
       record.start = now;
       record.pool = static_cast<int32_t>(start->pool);
       epoch_[job] = start->epoch;
@@ -250,6 +271,7 @@ void Simulation::ApplyPass(const PassResult& pass, Time now) {
       uint32_t job = IndexOf(preempt->victim);
       LoseExecution(job, now);
       run_.summary.preemptions++;
+      if (preempt->requeued) StartWaiting(job, now);
       if (!preempt->requeued) {
         run_.jobs[job].outcome = Outcome::kFailed;
         run_.jobs[job].end = now;
@@ -261,7 +283,10 @@ void Simulation::ApplyPass(const PassResult& pass, Time now) {
 Status Simulation::ApplyNodeEvent(const NodeEvent& event, NodeIndex node, Time now) {
   ALLOT_ASSIGN_OR_RETURN(NodeFailure failure, scheduler_->SetNodeState(node, event.state, now));
   if (event.state == NodeState::kDown) run_.summary.node_failures++;
-  for (JobId id : failure.requeued) LoseExecution(IndexOf(id), now);
+  for (JobId id : failure.requeued) {
+    LoseExecution(IndexOf(id), now);
+    StartWaiting(IndexOf(id), now);
+  }
   for (const Job& ended : failure.ended) {
     uint32_t job = IndexOf(ended.id);
     LoseExecution(job, now);
@@ -334,6 +359,7 @@ StatusOr<SimRun> Simulation::Run() {
       const Job* live = scheduler_->model().FindJob(IdOf(job));
       if (!live) continue;  // it ended before its owner gave up on it
       bool running = live->state == JobState::kRunning;
+      if (!running) StopWaiting(job);
       StatusOr<Job> cancelled = scheduler_->Cancel(IdOf(job), now);
       if (!cancelled.ok()) return InternalError("cancelling job {}: {}", trace_[job].id, cancelled.status().message());
       if (running) {
@@ -393,7 +419,8 @@ void Simulation::Finish() {
     series.pending_jobs[bucket] /= width;
     for (auto& tracked : series.tracked_gpus) tracked[bucket] /= width;
   }
-  SummarizeJobs(run_, gpu_seconds_by_account_, nominal_by_account_);
+  SummarizeJobs(run_, gpu_seconds_by_account_, nominal_by_account_, ledger_.programme_of_account());
+  ledger_.Finish(scheduler_->model(), clock_, run_);
 
   struct rusage usage {};
   if (getrusage(RUSAGE_SELF, &usage) == 0) {

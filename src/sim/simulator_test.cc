@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/config.h"
 #include "sim/command.h"
 #include "sim/report.h"
 
@@ -203,6 +204,117 @@ TEST(SimulatorTest, ANodeFailureRequeuesItsJobAndCountsTheLostWork) {
   EXPECT_EQ(job.end, 160);
   EXPECT_EQ(run.summary.node_failures, 1u);
   EXPECT_DOUBLE_EQ(run.summary.gpu_hours_lost, 80.0 / 3600);
+  // The wait a user sees ends at the first start; the 20 s lost to the failure count apart.
+  EXPECT_EQ(job.first_start, 0);
+  EXPECT_EQ(job.wait(), 0);
+  EXPECT_EQ(job.recovering, 20);
+  EXPECT_EQ(job.recovered, 1);
+  EXPECT_DOUBLE_EQ(run.summary.avg_wait_s, 0);
+  ASSERT_EQ(run.summary.per_account.size(), 1u);
+  const AccountSummary& account = run.summary.per_account[0];
+  EXPECT_EQ(account.restarts, 1u);
+  EXPECT_DOUBLE_EQ(account.lost_gpu_hours, 80.0 / 3600);
+  EXPECT_DOUBLE_EQ(account.avg_recover_s, 20);
+  // Slowdown still counts the whole time from submit to end, against the last execution.
+  EXPECT_DOUBLE_EQ(run.summary.avg_bsld, 160.0 / 100);
+}
+
+// ---- Programmes: own, borrowed and lent GPU-time, and the guarantee --------------------------
+
+// One 8-GPU node shared by two programmes with 4 GPUs of nominal each, a under public and b
+// under industry. b runs two 4-GPU jobs from 0 to 1000, the second on a's idle nominal; a asks
+// for its 4 GPUs at 100, for 100 s.
+constexpr std::string_view kTwoProgrammes = R"(
+pools:
+  - name: p
+nodes:
+  - {name: n, count: 1, pool: p}
+accounts:
+  - name: public
+    children:
+      - {name: a, quota: {p: 4}}
+  - name: industry
+    children:
+      - {name: b, quota: {p: 4}}
+policy: {queue_order: fifo, backfill: easy, pass_interval: 10s, preemption: {reclaim: RECLAIM}}
+)";
+
+SimRun SimulateProgrammes(bool reclaim, std::string_view rows) {
+  std::string yaml(kTwoProgrammes);
+  yaml.replace(yaml.find("RECLAIM"), 7, reclaim ? "true" : "false");
+  StatusOr<Config> config = ParseConfig(yaml, "programmes.yaml");
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  SimOptions options;
+  options.source = "programmes.csv";
+  StatusOr<SimRun> run = Simulate(std::move(*config), Jobs(rows), options);
+  EXPECT_TRUE(run.ok()) << run.status().ToString();
+  return run.ok() ? std::move(*run) : SimRun{};
+}
+
+const ProgrammeSummary& Programme(const SimRun& run, std::string_view name) {
+  for (const ProgrammeSummary& programme : run.summary.per_programme) {
+    if (programme.name == name) return programme;
+  }
+  ADD_FAILURE() << "no programme " << name;
+  static const ProgrammeSummary kNone;
+  return kNone;
+}
+
+TEST(ProgrammeTest, WhatOneBorrowsAnotherLent) {
+  // No demand from a: b's second job runs on a's idle nominal all along.
+  SimRun run = SimulateProgrammes(/*reclaim=*/true, "0,1000,4,b,2000\n0,1000,4,b,2000\n");
+  ASSERT_EQ(run.summary.per_programme.size(), 2u);
+  const ProgrammeSummary& a = Programme(run, "a");
+  const ProgrammeSummary& b = Programme(run, "b");
+  EXPECT_EQ(a.nominal_gpus, 4);
+  EXPECT_DOUBLE_EQ(b.own_gpu_hours, 4 * 1000 / 3600.0);
+  EXPECT_DOUBLE_EQ(b.borrowed_gpu_hours, 4 * 1000 / 3600.0);
+  EXPECT_DOUBLE_EQ(a.lent_gpu_hours, b.borrowed_gpu_hours);
+  EXPECT_DOUBLE_EQ(a.own_gpu_hours, 0);
+  EXPECT_DOUBLE_EQ(b.lent_gpu_hours, 0);
+  EXPECT_DOUBLE_EQ(b.gpu_hours, b.own_gpu_hours + b.borrowed_gpu_hours);
+  // b's demand (8) reached its nominal (4) the whole time, and it held it.
+  EXPECT_DOUBLE_EQ(b.demanded_s, 1000);
+  EXPECT_DOUBLE_EQ(b.guarantee, 1);
+  EXPECT_DOUBLE_EQ(b.share_when_demanded, 1);
+  EXPECT_DOUBLE_EQ(a.demanded_s, 0);
+  ASSERT_EQ(run.summary.per_pool.size(), 1u);
+  EXPECT_EQ(run.summary.per_pool[0].gpus, 8);
+  EXPECT_EQ(run.summary.per_pool[0].nominal_gpus, 8);
+  EXPECT_DOUBLE_EQ(run.summary.per_pool[0].utilization, 1);
+}
+
+TEST(ProgrammeTest, AProgrammeKeptFromItsNominalBreaksTheGuarantee) {
+  // Without reclaim, a waits from 100 until b's jobs end at 1000: 900 s short of its nominal,
+  // of which the first pass interval (10 s) is forgiven. a is demanded from 100 to 1100.
+  std::string rows = "0,1000,4,b,2000\n0,1000,4,b,2000\n100,100,4,a,200\n";
+  SimRun starved = SimulateProgrammes(/*reclaim=*/false, rows);
+  const ProgrammeSummary& a = Programme(starved, "a");
+  EXPECT_DOUBLE_EQ(a.demanded_s, 1000);
+  EXPECT_DOUBLE_EQ(a.shortfall_s, 890);
+  EXPECT_NEAR(a.guarantee, 0.11, 1e-9);
+  EXPECT_DOUBLE_EQ(a.avg_wait_s, 900);
+  EXPECT_DOUBLE_EQ(Programme(starved, "b").guarantee, 1);
+
+  // With reclaim, b's borrowing job is preempted at 100 and a starts at once.
+  SimRun served = SimulateProgrammes(/*reclaim=*/true, rows);
+  const ProgrammeSummary& served_a = Programme(served, "a");
+  EXPECT_DOUBLE_EQ(served_a.shortfall_s, 0);
+  EXPECT_DOUBLE_EQ(served_a.guarantee, 1);
+  EXPECT_DOUBLE_EQ(served_a.avg_wait_s, 0);
+  EXPECT_EQ(Programme(served, "b").restarts, 1u);
+  EXPECT_GT(Programme(served, "b").lost_gpu_hours, 0);
+}
+
+TEST(ProgrammeTest, AJobTooBigForWhatIsMissingIsNoShortfall) {
+  // a holds 2 of its 4 GPUs and waits for an 8-GPU job: nothing it waits for fits in the 2 it
+  // is missing, so its guarantee holds while b uses the rest.
+  std::string rows = "0,1000,2,a,2000\n0,1000,4,b,2000\n0,1000,2,b,2000\n10,100,8,a,200\n";
+  SimRun run = SimulateProgrammes(/*reclaim=*/false, rows);
+  const ProgrammeSummary& a = Programme(run, "a");
+  EXPECT_GT(a.demanded_s, 0);
+  EXPECT_DOUBLE_EQ(a.shortfall_s, 0);
+  EXPECT_DOUBLE_EQ(a.guarantee, 1);
 }
 
 TEST(SimulatorTest, ACheckpointedJobResumesWhereItSavedLast) {
@@ -418,6 +530,9 @@ TEST(SimCommandTest, SameInputsAndSeedGiveByteIdenticalOutput) {
     ASSERT_TRUE(runs.ok()) << runs.status().ToString();
     ASSERT_EQ(runs->size(), 2u);
     EXPECT_GT(runs->front().summary.jobs, 100u);
+    // Fewer jobs than the model's over the same days: the run says the load is lighter.
+    ASSERT_EQ(runs->front().notes.size(), 1u);
+    EXPECT_THAT(runs->front().notes[0], HasSubstr("became 1000 over the same days"));
     ASSERT_TRUE(WriteSimOutputs(command, *runs).ok());
     // Wall time and memory are measurements of this process, not results; the rest must match.
     nlohmann::json json = nlohmann::json::parse(ReadFile(command.json_path));
