@@ -2,6 +2,8 @@
 # Installs what allot needs to build and test, from Debian bookworm packages only.
 # Idempotent: packages already present are left alone, and apt is not touched at all
 # when nothing is missing.
+#   scripts/install-deps.sh            what building and testing need
+#   scripts/install-deps.sh --browser  also Debian's Chromium, for scripts/check-report.sh
 set -euo pipefail
 
 packages=(
@@ -11,6 +13,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev openssl curl
 )
+
+if [ "${1:-}" = "--browser" ]; then
+  packages+=(chromium fonts-dejavu-core)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

@@ -6,6 +6,8 @@
 //   allot check CONFIG                                 validate a config and summarise it
 //   allot sim [--config FILE | --cluster NxG] --trace FILE [--policy A,B] ...
 //                                                      simulate a trace under policies
+//   allot plan PLAN [--report DIR] [--seeds N] [--jobs N] [--threads N]
+//                                                      compare what-if scenarios of a pool
 //
 // Clients of `allot server` (docs/cli.md); each takes --server URL and --token TOKEN|@FILE, and
 // the listings take -o json:
@@ -28,6 +30,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -51,6 +54,8 @@
 #include "sched/scheduler.h"
 #include "server/serve.h"
 #include "sim/command.h"
+#include "sim/plan.h"
+#include "sim/plan_report.h"
 #include "sim/report.h"
 
 namespace allot {
@@ -96,16 +101,35 @@ int RunCheck(const std::string& path) {
   if (!config.ok()) return Fail(config.status());
   const Cluster& cluster = config->cluster;
   fmt::print("{}: ok\n", path);
-  fmt::print("{:<20} {:<18} {:<14} {:>7} {:>8}\n", "POOL", "SITE", "MODEL", "NODES", "GPUS");
-  for (const Pool& pool : cluster.pools()) {
-    fmt::print("{:<20} {:<18} {:<14} {:>7} {:>8}\n", pool.name, pool.site, pool.gpu_model,
-               pool.nodes.size(), pool.total_gpus);
+  // GPUs under no quota: the nominal of the root's children (which sum their own children's)
+  // against the pool. Unowned GPUs serve only borrowers and are never reclaimed for anyone.
+  const AccountTree& tree = config->accounts;
+  std::vector<int64_t> owned(cluster.pools().size(), 0);
+  for (AccountIndex child : tree.account(tree.root()).children) {
+    const std::vector<PoolQuota>& quota = tree.account(child).quota;
+    for (PoolIndex pool = 0; pool < quota.size() && pool < owned.size(); ++pool) {
+      if (quota[pool].nominal < kUnlimited) owned[pool] += quota[pool].nominal;
+    }
+  }
+  fmt::print("{:<20} {:<18} {:<14} {:>7} {:>8} {:>9}\n", "POOL", "SITE", "MODEL", "NODES", "GPUS", "UNOWNED");
+  int64_t unowned_total = 0;
+  for (PoolIndex index = 0; index < cluster.pools().size(); ++index) {
+    const Pool& pool = cluster.pool(index);
+    int64_t unowned = std::max<int64_t>(0, pool.total_gpus - owned[index]);
+    unowned_total += unowned;
+    fmt::print("{:<20} {:<18} {:<14} {:>7} {:>8} {:>9}\n", pool.name, pool.site, pool.gpu_model,
+               pool.nodes.size(), pool.total_gpus, unowned);
   }
   size_t leaves = 0;
   for (const Account& account : config->accounts.accounts()) leaves += account.is_leaf() ? 1 : 0;
   fmt::print("total: {} pools, {} nodes, {} GPUs; {} accounts ({} leaves)\n", cluster.pools().size(),
              cluster.nodes().size(), cluster.total_gpus(), config->accounts.accounts().size() - 1,
              leaves);
+  if (unowned_total > 0) {
+    fmt::print("{} GPUs are under no quota: they serve only borrowers and are never reclaimed\n", unowned_total);
+  } else {
+    fmt::print("every GPU is under some quota\n");
+  }
   return 0;
 }
 
@@ -206,6 +230,83 @@ int RunSim(SimCommand command, bool quiet) {
   }
   Status written = WriteSimOutputs(command, *runs);
   if (!written.ok()) return Fail(written);
+  return 0;
+}
+
+// One progress bar per scenario on stderr, redrawn in place; only when stderr is a terminal.
+class PlanProgress {
+ public:
+  explicit PlanProgress(std::vector<std::string> names)
+      : names_(std::move(names)), fractions_(names_.size(), 0) {}
+
+  void Update(size_t scenario, double fraction) {
+    fractions_.at(scenario) = fraction;
+    constexpr int kWidth = 30;
+    if (drawn_) fmt::print(stderr, "\x1b[{}A", names_.size());  // back to the first bar
+    for (size_t i = 0; i < names_.size(); ++i) {
+      int filled = static_cast<int>(fractions_[i] * kWidth);
+      fmt::print(stderr, "\r{:<24.24} [{}{}] {:3.0f}%\x1b[K\n", names_[i], std::string(static_cast<size_t>(filled), '#'),
+                 std::string(static_cast<size_t>(kWidth - filled), ' '), fractions_[i] * 100);
+    }
+    drawn_ = true;
+    std::fflush(stderr);
+  }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<double> fractions_;
+  bool drawn_ = false;
+};
+
+struct PlanCommand {
+  std::string plan_path;
+  std::string report_dir;
+  std::string json_path;
+  size_t seeds = 0;    // > 0: seeds 1..N instead of the plan's
+  size_t jobs = 0;     // > 0: instead of the plan's
+  size_t threads = 0;  // 0: one per core
+  bool quiet = false;
+};
+
+int RunPlanCommand(const PlanCommand& command) {
+  StatusOr<Plan> plan = LoadPlanFile(command.plan_path);
+  if (!plan.ok()) return Fail(plan.status());
+  if (command.seeds > 0) {
+    plan->seeds.clear();
+    for (uint64_t seed = 1; seed <= command.seeds; ++seed) plan->seeds.push_back(seed);
+  }
+  if (command.jobs > 0) plan->jobs = command.jobs;
+  // Output paths are checked before minutes of simulation, not after.
+  if (!command.report_dir.empty() && std::filesystem::exists(command.report_dir) &&
+      !std::filesystem::is_directory(command.report_dir)) {
+    return Fail(InvalidArgumentError("--report {}: exists and is not a directory", command.report_dir));
+  }
+  PlanOptions options;
+  // Each simulation is single-threaded: one per core, memory allowing (about 0.5 GB per
+  // million jobs each).
+  options.threads = command.threads > 0 ? command.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::string> names;
+  for (const PlanScenario& scenario : plan->scenarios) names.push_back(scenario.name);
+  PlanProgress progress(names);
+  if (!command.quiet && isatty(STDERR_FILENO)) {
+    options.progress = [&progress](size_t scenario, double fraction) { progress.Update(scenario, fraction); };
+  }
+  auto started = std::chrono::steady_clock::now();
+  StatusOr<std::vector<ScenarioResult>> results = RunPlan(*plan, options);
+  if (!results.ok()) return Fail(results.status());
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::cout << FormatPlanTable(*results);
+  fmt::print(stderr, "{} scenarios x {} seeds in {:.1f} s on {} threads\n", results->size(), plan->seeds.size(),
+             seconds, options.threads);
+  if (!command.json_path.empty()) {
+    Status written = report::WriteWholeFile(command.json_path, PlanJson(*plan, *results).dump(2) + "\n");
+    if (!written.ok()) return Fail(written);
+  }
+  if (!command.report_dir.empty()) {
+    Status written = WritePlanReport(command.report_dir, *plan, *results);
+    if (!written.ok()) return Fail(written);
+    fmt::print(stderr, "report: {}/index.html\n", command.report_dir);
+  }
   return 0;
 }
 
@@ -529,6 +630,18 @@ int main(int argc, char** argv) {
   sim->add_flag("--strict", sim_command.strict, "Fail on the first bad trace line or rejected job instead of skipping it");
   sim->add_flag("--quiet", sim_quiet, "No progress bar");
 
+  allot::PlanCommand plan_command;
+  CLI::App* plan = app.add_subcommand("plan", "Compare what-if scenarios of a pool (splits, purchases, policies) side by side");
+  plan->add_option("plan", plan_command.plan_path, "Plan file (YAML: the config, the seeds, the scenarios)")
+      ->required()->check(CLI::ExistingFile);
+  plan->add_option("--report", plan_command.report_dir, "Write the planner's report (HTML, CSV, JSON) into this directory");
+  plan->add_option("--json", plan_command.json_path, "Write every run's summary as JSON here");
+  plan->add_option("--seeds", plan_command.seeds, "Run seeds 1..N instead of the plan's")->check(CLI::Range(1, 100));
+  plan->add_option("--jobs", plan_command.jobs, "Generate this many jobs instead of the plan's or the model's count")
+      ->check(CLI::Range(1, 100000000));
+  plan->add_option("--threads", plan_command.threads, "Simulations at once (default: one per core)")->check(CLI::Range(1, 256));
+  plan->add_flag("--quiet", plan_command.quiet, "No progress bars");
+
   allot::ServeCommand serve_command;
   CLI::App* server = app.add_subcommand("server", "Run the allot server: the API, the scheduling loop and the durable store");
   server->add_option("--config", serve_command.config, "Pool config (YAML); with --dev, optional")->check(CLI::ExistingFile);
@@ -653,6 +766,7 @@ int main(int argc, char** argv) {
   if (*demo) return allot::RunDemo(demo_config, demo_jobs, demo_seed);
   if (*schedule) return allot::RunSchedule(scenario);
   if (*check) return allot::RunCheck(check_config);
+  if (*plan) return allot::RunPlanCommand(plan_command);
   if (*sim) {
     auto bad = [](const allot::Status& status) { return allot::Fail(status); };
     if (!sim_format.empty()) {

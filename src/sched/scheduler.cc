@@ -949,6 +949,23 @@ bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   return true;
 }
 
+bool Scheduler::GangCouldFitWithout(const FreeCapacity& free, PoolIndex pool, const PlacementRequest& request,
+                                    int64_t gpus, const std::vector<int64_t>& freed) const {
+  const Cluster& cluster = model_->cluster();
+  std::vector<DomainIndex> walk = {cluster.pool(pool).root};
+  while (!walk.empty()) {
+    DomainIndex at = walk.back();
+    walk.pop_back();
+    const Domain& domain = cluster.domain(at);
+    if (domain.level == request.topology.level) {
+      if (free.DomainGpus(at) + freed[at] >= gpus) return true;
+      continue;
+    }
+    walk.insert(walk.end(), domain.children.begin(), domain.children.end());
+  }
+  return false;
+}
+
 bool Scheduler::TryPreempt(Pass& pass, Job& job) {
   bool may_priority = policy_.priority_preemption && job.class_preempts_lower;
   if (!policy_.reclaim && !may_priority) return false;
@@ -985,6 +1002,11 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
       bool reclaim;
     };
     std::vector<Candidate> candidates;
+    // A gang that must stay in one domain: GPUs each domain of its level would gain were every
+    // candidate gone, for the bound below.
+    const Cluster& cluster = model_->cluster();
+    bool bounded_gang = request.topology.mode == TopologyMode::kRequired && request.topology.level != Level::kSite;
+    if (bounded_gang) freed_by_domain_.assign(cluster.domains().size(), 0);
     for (const auto& [end_time, id] : model_->running_by_end(pool)) {
       const Job& running = *model_->FindJob(id);
       // A start made earlier in this pass has not been handed out: it is taken back instead of
@@ -1003,9 +1025,23 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
       double lost = this_pass ? 0.0
                               : static_cast<double>(running.gpus()) * static_cast<double>(pass.now - running.start_time);
       candidates.push_back({running.priority, lost, running.start_time, id, by_reclaim && !by_priority});
+      if (bounded_gang) {
+        for (const TaskAllocation& task : running.tasks) {
+          DomainIndex at = cluster.node(task.node).nvlink;
+          while (cluster.domain(at).level != request.topology.level) at = cluster.domain(at).parent;
+          freed_by_domain_[at] += std::popcount(task.gpu_mask);
+        }
+      }
     }
     if (candidates.empty()) {
       memo[memo_key] = request.tasks;
+      continue;
+    }
+    // fits() only grows as victims go. A gang that must stay in one domain cannot fit if no
+    // domain of its level would hold it even with every candidate gone: that is known from
+    // counts, without removing and restoring hundreds of jobs, pass after pass.
+    if (bounded_gang && !GangCouldFitWithout(free, pool, request, job.gpus(), freed_by_domain_)) {
+      memo[memo_key] = failed == memo.end() ? request.tasks : std::min(failed->second, request.tasks);
       continue;
     }
     std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {

@@ -152,6 +152,11 @@ class Scheduler {
   void ExplainBehindReservations(Pass& pass);
   bool TryStartNow(Pass& pass, Job& job, PoolIndex pool);
   bool TryPreempt(Pass& pass, Job& job);
+  // Whether a gang that must stay in one domain of its level could fit in `pool` if each domain
+  // gained `freed[domain]` GPUs: a bound (holds may take some back) that spares a reclaim search
+  // which cannot succeed.
+  bool GangCouldFitWithout(const FreeCapacity& free, PoolIndex pool, const PlacementRequest& request, int64_t gpus,
+                           const std::vector<int64_t>& freed) const;
   bool TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& pools);
   // A job started earlier in this pass gives its GPUs in `pool` to `taker`, which reclaims them
   // (or preempts by priority): its start is withdrawn before anyone sees it, and it waits again.
@@ -181,6 +186,7 @@ class Scheduler {
   RuntimePredictor predictor_;  // learns from every job that ends; read by the "predicted" order
   std::unique_ptr<QueueOrder> order_;
   ReservationBook book_;  // reused by every pass; keeps plans that are still right
+  std::vector<int64_t> freed_by_domain_;  // scratch of TryPreempt, per domain
   uint64_t passes_ = 0;
   uint64_t looks_ = 0;  // TryJob calls, over all passes (Job::look)
   // Whether the last pass left jobs pending before it unlooked at (it stopped early, or passed

@@ -45,6 +45,7 @@ using report::MakeTimeFrame;
 using report::TimeAxisTitle;
 using report::BucketsToPoints;
 using report::kPageStyle;
+using report::Caption;
 using report::Smooth;
 using report::kMaxPointsPerLine;
 using report::MakeDirectory;
@@ -530,10 +531,6 @@ LinePlot JctCdfPlot(const std::vector<SimRun>& runs) {
 }
 
 
-std::string Caption(std::string_view text) {
-  return fmt::format("<p class=\"caption\">{}</p>\n", EscapeHtml(text));
-}
-
 // Headings name the run only when there are several.
 std::string RunHeading(const std::vector<SimRun>& runs, const SimRun& run) {
   return runs.size() > 1 ? fmt::format("<h3>{}</h3>\n", EscapeHtml(run.summary.policy)) : std::string();
@@ -707,6 +704,49 @@ Status WriteJobsCsv(const std::string& path, const std::vector<SimRun>& runs) {
   return file.Close();
 }
 
+std::string PlotSectionsHtml(const std::vector<SimRun>& runs, bool with_tables) {
+  std::string html;
+  TimeFrame frame = MakeTimeFrame(runs);
+  html += "<h2>Utilisation</h2>\n";
+  html += UtilisationPlot(runs, frame).ToSvg();
+  html += Caption("Allocated GPUs as a share of the pool, smoothed over 1/50 of the run: how much "
+                  "of what was bought did work.");
+  if (with_tables) {
+    for (const SimRun& run : runs) {
+      html += RunHeading(runs, run) + RenderHtml(GpuModelTable(run.summary)) + RenderHtml(PoolTable(run.summary));
+    }
+  }
+  if (AnyPending(runs)) {
+    html += QueuePlot(runs, frame).ToSvg();
+    html += Caption("Jobs waiting, averaged per sample: a queue that keeps growing means demand "
+                    "above capacity for the policy.");
+  }
+
+  std::vector<LinePlot> tracked = TrackedAccountPlots(runs, frame);
+  if (!tracked.empty()) {
+    html += "<h2>Programmes: GPUs against nominal</h2>\n<div class=\"multiples\">\n";
+    for (const LinePlot& plot : tracked) html += plot.ToSvg();
+    html += "</div>\n";
+    html += Caption("GPUs each programme held over time (the largest 16 by nominal), against its "
+                    "nominal (dashed): above the line it borrows, below it lends or is short.");
+  }
+
+  std::vector<LinePlot> grants = GrantBurnDownPlots(runs, frame);
+  if (!grants.empty()) {
+    html += "<h2>Grants</h2>\n";
+    for (const LinePlot& plot : grants) html += plot.ToSvg();
+    html += Caption("GPU-hours of grants used over time against what was granted: a line that "
+                    "reaches the dashed one early means grantees ran out before their grants end.");
+  }
+
+  html += "<h2>Job completion time</h2>\n";
+  html += JctCdfPlot(runs).ToSvg();
+  html += Caption("Share of jobs done within a given time of their submit (log scale): the further "
+                  "left, the better; the top of the curve is where the longest waits show.");
+
+  return html;
+}
+
 Status WriteReportTables(const std::string& dir, const std::vector<SimRun>& runs) {
   namespace fs = std::filesystem;
   ALLOT_RETURN_IF_ERROR(WriteSummaryJson((fs::path(dir) / "summary.json").string(), runs));
@@ -746,7 +786,6 @@ Status WriteHtmlReport(const std::string& dir, const std::vector<SimRun>& runs,
                   "preemptions, and the GPU-hours they lost, are counted apart. Averages cover "
                   "jobs that ran to their end.");
 
-  TimeFrame frame = MakeTimeFrame(runs);
   if (HasProgrammes(runs)) {
     html += "<h2>Programmes</h2>\n";
     html += Caption(
@@ -758,40 +797,7 @@ Status WriteHtmlReport(const std::string& dir, const std::vector<SimRun>& runs,
     for (const SimRun& run : runs) html += RunHeading(runs, run) + RenderHtml(ProgrammeTable(run.summary));
   }
 
-  html += "<h2>Utilisation</h2>\n";
-  html += UtilisationPlot(runs, frame).ToSvg();
-  html += Caption("Allocated GPUs as a share of the pool, smoothed over 1/50 of the run: how much "
-                  "of what was bought did work.");
-  for (const SimRun& run : runs) {
-    html += RunHeading(runs, run) + RenderHtml(GpuModelTable(run.summary)) + RenderHtml(PoolTable(run.summary));
-  }
-  if (AnyPending(runs)) {
-    html += QueuePlot(runs, frame).ToSvg();
-    html += Caption("Jobs waiting, averaged per sample: a queue that keeps growing means demand "
-                    "above capacity for the policy.");
-  }
-
-  std::vector<LinePlot> tracked = TrackedAccountPlots(runs, frame);
-  if (!tracked.empty()) {
-    html += "<h2>Programmes: GPUs against nominal</h2>\n<div class=\"multiples\">\n";
-    for (const LinePlot& plot : tracked) html += plot.ToSvg();
-    html += "</div>\n";
-    html += Caption("GPUs each programme held over time (the largest 16 by nominal), against its "
-                    "nominal (dashed): above the line it borrows, below it lends or is short.");
-  }
-
-  std::vector<LinePlot> grants = GrantBurnDownPlots(runs, frame);
-  if (!grants.empty()) {
-    html += "<h2>Grants</h2>\n";
-    for (const LinePlot& plot : grants) html += plot.ToSvg();
-    html += Caption("GPU-hours of grants used over time against what was granted: a line that "
-                    "reaches the dashed one early means grantees ran out before their grants end.");
-  }
-
-  html += "<h2>Job completion time</h2>\n";
-  html += JctCdfPlot(runs).ToSvg();
-  html += Caption("Share of jobs done within a given time of their submit (log scale): the further "
-                  "left, the better; the top of the curve is where the longest waits show.");
+  html += PlotSectionsHtml(runs, /*with_tables=*/true);
 
   html += "<h2>Accounts</h2>\n";
   html += Caption("Every account with jobs, by programme (accounts.csv has the same rows).");

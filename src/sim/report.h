@@ -63,6 +63,9 @@ Status WriteJobsCsv(const std::string& path, const std::vector<SimRun>& runs);
 // summary.json, programmes.csv, pools.csv and accounts.csv. Creates DIR.
 Status WriteHtmlReport(const std::string& dir, const std::vector<SimRun>& runs,
                        const std::string& title);
+// The plot sections of that page (utilisation, queue, programmes against nominal, grants, JCT),
+// each with a caption; `with_tables` adds the per-pool and per-model utilisation tables.
+std::string PlotSectionsHtml(const std::vector<SimRun>& runs, bool with_tables);
 // Only the tables for tools, into an existing DIR.
 Status WriteReportTables(const std::string& dir, const std::vector<SimRun>& runs);
 

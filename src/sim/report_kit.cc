@@ -501,6 +501,10 @@ std::vector<Point> Smooth(const std::vector<Point>& points, size_t window) {
   return smoothed;
 }
 
+std::string Caption(std::string_view text) {
+  return fmt::format("<p class=\"caption\">{}</p>\n", EscapeHtml(text));
+}
+
 Status MakeDirectory(const std::string& dir) {
   std::error_code error;
   std::filesystem::create_directories(dir, error);

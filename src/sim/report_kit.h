@@ -92,6 +92,8 @@ size_t DisplayWidth(std::string_view text);
 std::string RenderText(const Table& table);
 std::string EscapeHtml(std::string_view text);
 std::string RenderHtml(const Table& table);
+// A paragraph under a plot or table saying what it shows and why it matters.
+std::string Caption(std::string_view text);
 // A CSV field, quoted only when it must be (RFC 4180).
 std::string CsvField(std::string_view text);
 

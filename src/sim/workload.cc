@@ -199,6 +199,11 @@ StatusOr<WorkloadModel> ParseWorkload(std::string_view yaml, std::string_view so
   return ReadWorkload(reader, root["workload"]);
 }
 
+StatusOr<WorkloadModel> ParseWorkloadNode(const YAML::Node& root, std::string_view source) {
+  YamlReader reader(source);
+  return ReadWorkload(reader, root["workload"]);
+}
+
 StatusOr<WorkloadModel> LoadWorkloadFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return NotFoundError("cannot open workload file '{}'", path);

@@ -66,6 +66,8 @@ struct WorkloadModel {
 // Reads the `workload` key of a YAML file; errors name the file, line and field.
 StatusOr<WorkloadModel> LoadWorkloadFile(const std::string& path);
 StatusOr<WorkloadModel> ParseWorkload(std::string_view yaml, std::string_view source);
+// The same, from a parsed document (its `workload` section).
+StatusOr<WorkloadModel> ParseWorkloadNode(const YAML::Node& root, std::string_view source);
 
 // The arrivals, sorted by submit time; job ids 1..n. Fails if a class names an account, pool or
 // GPU model the config lacks.
