@@ -3,12 +3,15 @@
 # and fails if a page does not render whole: the DOM Chromium builds must hold every plot and
 # section the file has, and the browser must log no page error.
 #   scripts/check-report.sh                          check (builds nothing: needs build/src/cli/allot)
-#   scripts/check-report.sh --screenshots DIR        also write the screenshots docs/planning.md shows
+#   scripts/check-report.sh --screenshots DIR [REPORT]
+#       also write the screenshots docs/planning.md shows, of REPORT (a report of
+#       examples/plans/national-split.yaml) or of a full run made here (about 4 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 allot=build/src/cli/allot
 shots=""
-if [ "${1:-}" = "--screenshots" ]; then shots="${2:?--screenshots needs a directory}"; fi
+full=""
+if [ "${1:-}" = "--screenshots" ]; then shots="${2:?--screenshots needs a directory}"; full="${3:-}"; fi
 command -v chromium >/dev/null || { echo "check-report: chromium is missing: scripts/install-deps.sh --browser" >&2; exit 1; }
 [ -x "$allot" ] || { echo "check-report: $allot is missing: build first (scripts/test.sh)" >&2; exit 1; }
 
@@ -47,8 +50,16 @@ check_page "$work/sim/index.html" 'Summary' 'Programmes' 'Utilisation' 'Accounts
 if [ -n "$shots" ]; then
   # The full month, three seeds: what docs/planning.md shows.
   mkdir -p "$shots"
-  "$allot" plan examples/plans/national-split.yaml --quiet --report "$work/full" >/dev/null 2>&1
-  "${browser[@]}" --window-size=1280,1400 --screenshot="$shots/plan-report-top.png" "file://$work/full/index.html" 2>/dev/null
-  "${browser[@]}" --window-size=1280,1400 --screenshot="$shots/plan-report-sharing.png" "file://$work/full/index.html#sharing" 2>/dev/null
+  if [ -z "$full" ]; then
+    full="$work/full"
+    "$allot" plan examples/plans/national-split.yaml --quiet --report "$full" >/dev/null 2>&1
+  fi
+  full=$(cd "$full" && pwd)
+  "${browser[@]}" --window-size=1280,1400 --screenshot="$shots/plan-report-top.png" "file://$full/index.html" 2>/dev/null
+  # Headless screenshots do not scroll to a fragment: the second one renders the page from the
+  # sharing section on (the same head and style, the body from that heading).
+  { sed -n '1,/<\/head>/p' "$full/index.html"; echo '<body>'; sed -n '/id="sharing"/,$p' "$full/index.html"; } \
+    >"$work/sharing.html"
+  "${browser[@]}" --window-size=1280,1400 --screenshot="$shots/plan-report-sharing.png" "file://$work/sharing.html" 2>/dev/null
   echo "check-report: screenshots in $shots"
 fi

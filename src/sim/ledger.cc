@@ -118,48 +118,49 @@ void ProgrammeLedger::ForEachPool(int holder, const std::vector<PoolIndex>& pool
   }
 }
 
-void ProgrammeLedger::StartWaiting(uint32_t job, const Job& live, uint32_t account, Time now) {
+void ProgrammeLedger::SetState(uint32_t job, const Job& live, uint8_t state) {
   WaitingJob& waiting = waiting_[job];
-  waiting.id = live.id;
-  waiting.state = 1;
-  waiting.account = account;
-  overdue_.push({now + interval_, job, ++waiting.token});
-  int64_t gpus = live.gpus();
-  int holder = account < holder_of_account_.size() ? holder_of_account_[account] : -1;
-  ForEachPool(holder, live.pools, [gpus](HolderPool& owned) { owned.waiting_gpus += gpus; });
-}
-
-void ProgrammeLedger::StopWaiting(uint32_t job, const Job& live) {
-  WaitingJob& waiting = waiting_[job];
-  uint8_t state = waiting.state;
-  waiting.state = 0;
-  if (state == 0 || state == 3) return;  // not counted (any more)
-  bool was_overdue = state == 2;
+  uint8_t before = waiting.state;
+  waiting.state = state;
+  if (before == state) return;
   int64_t gpus = live.gpus();
   int holder = waiting.account < holder_of_account_.size() ? holder_of_account_[waiting.account] : -1;
-  ForEachPool(holder, live.pools, [gpus, was_overdue](HolderPool& owned) {
-    owned.waiting_gpus -= gpus;
-    if (!was_overdue) return;
-    auto it = owned.overdue_sizes.find(gpus);
-    if (it != owned.overdue_sizes.end() && --it->second <= 0) owned.overdue_sizes.erase(it);
+  // Waiting and overdue jobs are demand; overdue ones may make a shortfall; excused ones neither.
+  auto counted = [](uint8_t s) { return s == kWaiting || s == kOverdue; };
+  int64_t demand = (counted(state) ? gpus : 0) - (counted(before) ? gpus : 0);
+  ForEachPool(holder, live.pools, [&](HolderPool& owned) {
+    owned.waiting_gpus += demand;
+    if (before == kOverdue) {
+      auto it = owned.overdue_sizes.find(gpus);
+      if (it != owned.overdue_sizes.end() && --it->second <= 0) owned.overdue_sizes.erase(it);
+    }
+    if (state == kOverdue) owned.overdue_sizes[gpus]++;
   });
 }
 
-void ProgrammeLedger::BecomeOverdue(const Model& model, uint32_t job) {
+void ProgrammeLedger::StartWaiting(uint32_t job, const Job& live, uint32_t account, Time now) {
   WaitingJob& waiting = waiting_[job];
+  waiting.id = live.id;
+  waiting.account = account;
+  SetState(job, live, kWaiting);
+  overdue_.push({now + interval_, job, ++waiting.token, 0});
+}
+
+void ProgrammeLedger::StopWaiting(uint32_t job, const Job& live) { SetState(job, live, kNotWaiting); }
+
+void ProgrammeLedger::Recheck(const Model& model, const OverdueEvent& event) {
+  WaitingJob& waiting = waiting_[event.job];
+  if (waiting.token != event.token || waiting.state == kNotWaiting) return;
   const Job* live = model.FindJob(waiting.id);
   if (live == nullptr) return;
-  int64_t gpus = live->gpus();
-  int holder = waiting.account < holder_of_account_.size() ? holder_of_account_[waiting.account] : -1;
-  // A job held, or waiting because its grant is spent, waits by policy: it is not demand the
-  // guarantee owes. It stays out until it stops waiting.
-  if (live->reason.code == ReasonCode::kGrant || live->reason.code == ReasonCode::kHeld) {
-    waiting.state = 3;
-    ForEachPool(holder, live->pools, [gpus](HolderPool& owned) { owned.waiting_gpus -= gpus; });
-    return;
-  }
-  waiting.state = 2;
-  ForEachPool(holder, live->pools, [gpus](HolderPool& owned) { owned.overdue_sizes[gpus]++; });
+  // A job held, or left waiting because its grant is spent, waits by policy: it is not demand
+  // the guarantee owes. Reasons change (a grant's commitments end), so the job is looked at
+  // again at doubling intervals: a handful of looks over a month of waiting.
+  bool excused = live->reason.code == ReasonCode::kGrant || live->reason.code == ReasonCode::kHeld;
+  SetState(event.job, *live, excused ? kExcused : kOverdue);
+  int looks = std::min(event.looks + 1, 20);
+  // At least a second apart: with passes at every event (interval 0) the looks must still move on.
+  overdue_.push({event.time + std::max<Duration>(interval_, 1) * (Duration{1} << looks), event.job, event.token, looks});
 }
 
 void ProgrammeLedger::AdvanceTo(const Model& model, Time to, SimRun& run) {
@@ -173,8 +174,7 @@ void ProgrammeLedger::AdvanceTo(const Model& model, Time to, SimRun& run) {
       Integrate(model, from, event.time);
       from = event.time;
     }
-    const WaitingJob& waiting = waiting_[event.job];
-    if (waiting.token == event.token && waiting.state == 1) BecomeOverdue(model, event.job);
+    Recheck(model, event);
   }
   Integrate(model, from, to);
   SampleGrants(model, to, run);
@@ -275,13 +275,24 @@ void ProgrammeLedger::Finish(const Model& model, Time end, SimRun& run) {
     double capacity = static_cast<double>(row.gpus) * makespan;
     row.utilization = capacity > 0 ? pool_gpu_seconds_[pool] / capacity : 0;
   }
-  // The last bucket, even if partial, gets its sample.
+  // The last bucket, even if partial, gets its sample; no more samples than the series has.
   SampleGrants(model, end + run.series.step, run);
+  for (std::vector<double>& used : run.series.programme_grant_used) {
+    if (used.size() > run.series.allocated_gpus.size()) used.resize(run.series.allocated_gpus.size());
+  }
 
-  auto account_row = [&summary, &run](AccountIndex account) -> AccountSummary* {
+  // Quota and grant holders get a row even without jobs of their own (`startups` holds the
+  // quota its grantees run under; a holder starved outright ran nothing).
+  auto account_row = [&summary, &run, this](AccountIndex account) -> AccountSummary* {
     auto it = std::find_if(summary.per_account.begin(), summary.per_account.end(),
                            [&](const AccountSummary& row) { return row.name == run.account_names[account]; });
-    return it == summary.per_account.end() ? nullptr : &*it;
+    if (it != summary.per_account.end()) return &*it;
+    AccountSummary row;
+    row.name = run.account_names[account];
+    int programme = ProgrammeOf(account);
+    if (programme >= 0) row.programme = summary.per_programme[static_cast<size_t>(programme)].name;
+    summary.per_account.push_back(std::move(row));
+    return &summary.per_account.back();
   };
   const AccountTree& accounts = model.accounts();
   for (const GrantHolder& holder : grant_holders_) {
@@ -299,12 +310,15 @@ void ProgrammeLedger::Finish(const Model& model, Time end, SimRun& run) {
   }
 
   // Holders' guarantees, and their programmes', weighted by nominal.
+  std::vector<double> weights(programmes_.size(), 0);
   std::vector<double> weighted_demanded(programmes_.size(), 0);
   std::vector<double> weighted_shortfall(programmes_.size(), 0);
   std::vector<double> held_when_demanded(programmes_.size(), 0);
   std::vector<double> nominal_when_demanded(programmes_.size(), 0);
   for (const QuotaHolder& holder : holders_) {
     if (AccountSummary* row = account_row(holder.account)) {
+      row->quota_holder = true;
+      row->nominal_gpus = holder.nominal_total;
       row->demanded_s = holder.demanded_s;
       row->shortfall_s = holder.shortfall_s;
       row->guarantee = holder.demanded_s > 0 ? 1.0 - holder.shortfall_s / holder.demanded_s : 1.0;
@@ -312,20 +326,22 @@ void ProgrammeLedger::Finish(const Model& model, Time end, SimRun& run) {
     if (holder.programme < 0) continue;
     size_t p = static_cast<size_t>(holder.programme);
     double weight = static_cast<double>(holder.nominal_total);
+    weights[p] += weight;
     weighted_demanded[p] += weight * holder.demanded_s;
     weighted_shortfall[p] += weight * holder.shortfall_s;
     held_when_demanded[p] += holder.held_seconds_when_demanded;
     nominal_when_demanded[p] += holder.nominal_seconds_when_demanded;
   }
+  std::sort(summary.per_account.begin(), summary.per_account.end(),
+            [](const AccountSummary& a, const AccountSummary& b) { return a.name < b.name; });
   for (size_t p = 0; p < programmes_.size(); ++p) {
     const ProgrammeState& state = programmes_[p];
     ProgrammeSummary& row = summary.per_programme[p];
     row.own_gpu_hours = state.own_gpu_seconds / 3600.0;
     row.borrowed_gpu_hours = state.borrowed_gpu_seconds / 3600.0;
     row.lent_gpu_hours = state.lent_gpu_seconds / 3600.0;
-    double nominal = static_cast<double>(row.nominal_gpus);
-    row.demanded_s = nominal > 0 ? weighted_demanded[p] / nominal : 0;
-    row.shortfall_s = nominal > 0 ? weighted_shortfall[p] / nominal : 0;
+    row.demanded_s = weights[p] > 0 ? weighted_demanded[p] / weights[p] : 0;
+    row.shortfall_s = weights[p] > 0 ? weighted_shortfall[p] / weights[p] : 0;
     row.guarantee = weighted_demanded[p] > 0 ? 1.0 - weighted_shortfall[p] / weighted_demanded[p] : 1.0;
     row.share_when_demanded = nominal_when_demanded[p] > 0 ? held_when_demanded[p] / nominal_when_demanded[p] : 0;
   }

@@ -5,14 +5,15 @@
 // Programmes are the accounts two levels below the root (public/startups, industry/samsung), or
 // one level in a tree without a second level (result.h, ProgrammeSummary).
 //
-// The guarantee is judged where quota is enforced: at each quota holder, the lowest account on
-// its path with a nominal (a project with its own quota, or `startups` whose grantees share
-// one), pool by pool. A holder is *demanded* in a pool while what it runs there plus what it
+// The guarantee is judged where quota is enforced: at each quota holder, an account with a
+// nominal and no descendant with one (a project with its own quota, or `startups` whose
+// grantees share one), pool by pool; jobs below no holder are not judged. A holder is *demanded* in a pool while what it runs there plus what it
 // waits for that may run there reaches its nominal there; it is *short* while it runs less than
 // that nominal and a job of it that has waited longer than one pass interval (the scheduler has
 // looked and left it waiting) would fit in what is missing. Jobs held, or left waiting because
-// their grant is spent, wait by policy and count for neither. A programme's guarantee weighs
-// its holders by nominal.
+// their grant is spent, wait by policy and count for neither; a waiting job is looked at one
+// pass interval after it began to wait, then at doubling intervals. A programme's guarantee
+// weighs its holders by nominal.
 //
 //   ProgrammeLedger ledger;
 //   ledger.Setup(model, pass_interval, run);                 // adds per_programme and per_pool
@@ -89,22 +90,30 @@ class ProgrammeLedger {
     double gpu_hours = 0;
     Time exhausted_at = -1;
   };
-  // A waiting job becomes overdue; `token` ties the event to one spell of waiting.
+  // A waiting job is looked at: one pass interval after it began to wait, then at doubling
+  // intervals. `token` ties the event to one spell of waiting; `looks` counts the looks.
   struct OverdueEvent {
     Time time;
     uint32_t job;
     uint32_t token;
+    int looks;
     auto operator<=>(const OverdueEvent&) const = default;
   };
+  static constexpr uint8_t kNotWaiting = 0;
+  static constexpr uint8_t kWaiting = 1;  // demand, not overdue yet
+  static constexpr uint8_t kOverdue = 2;  // demand, and may make a shortfall
+  static constexpr uint8_t kExcused = 3;  // held, or its grant is spent: neither
   struct WaitingJob {
     JobId id = 0;
     uint32_t token = 0;  // counts its spells of waiting
-    uint8_t state = 0;   // 0 not waiting, 1 waiting, 2 overdue, 3 excused (held, grant spent)
+    uint8_t state = 0;   // kNotWaiting, kWaiting, kOverdue or kExcused
     uint32_t account = 0;
   };
 
   void Integrate(const Model& model, Time from, Time to);
-  void BecomeOverdue(const Model& model, uint32_t job);
+  // Moves a job between those states, keeping the holders' counts.
+  void SetState(uint32_t job, const Job& live, uint8_t state);
+  void Recheck(const Model& model, const OverdueEvent& event);
   // The holder's pools that `pools` contains, with `change` applied to each.
   template <typename Change>
   void ForEachPool(int holder, const std::vector<PoolIndex>& pools, Change change);

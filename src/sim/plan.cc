@@ -86,26 +86,56 @@ std::string Emit(const YAML::Node& node) {
   return out.c_str();
 }
 
-// The names in a named list under `node` that `change` touches, as "a changed, b added".
-void DescribeNamedList(const YAML::Node& base, const YAML::Node& change, const std::string& path,
-                       std::vector<std::string>& lines) {
-  std::vector<std::string> words;
-  for (const YAML::Node& element : change) {
-    std::string name = element["name"].Scalar();
-    bool exists = false;
-    if (base.IsSequence()) {
-      for (const YAML::Node& existing : base) exists = exists || (existing["name"] && existing["name"].Scalar() == name);
+YAML::Node FindNamed(const YAML::Node& list, const std::string& name, bool& found) {
+  found = false;
+  if (!list.IsSequence()) return YAML::Node();
+  for (const YAML::Node& element : list) {
+    if (element.IsMap() && element["name"] && element["name"].Scalar() == name) {
+      found = true;
+      return element;
     }
-    bool remove = element["remove"] && element["remove"].Scalar() == "true";
-    words.push_back(name + (remove ? " removed" : exists ? " changed" : " added"));
   }
-  std::string line = path + ": ";
-  for (size_t i = 0; i < words.size(); ++i) line += (i > 0 ? ", " : "") + words[i];
-  lines.push_back(line);
+  return YAML::Node();
 }
 
+bool Removes(const YAML::Node& element) { return element["remove"] && element["remove"].Scalar() == "true"; }
+
 void Describe(const YAML::Node& base, const YAML::Node& change, const std::string& path,
+              std::vector<std::string>& lines);
+
+// A list of named things: each one added, removed, or changed field by field. Elements are named
+// by path: `accounts/industry/samsung` (a `children` list continues its parent's path).
+void DescribeNamedList(const YAML::Node& base, const YAML::Node& change, const std::string& list_path,
+                       std::vector<std::string>& lines) {
+  for (const YAML::Node& element : change) {
+    std::string name = element["name"].Scalar();
+    std::string element_path = list_path + "/" + name;
+    bool found = false;
+    const YAML::Node existing = FindNamed(base, name, found);
+    if (Removes(element)) {
+      lines.push_back(element_path + ": removed");
+      continue;
+    }
+    if (!found) {
+      lines.push_back(element_path + ": added");
+      continue;
+    }
+    for (const auto& field : element) {
+      std::string key = field.first.Scalar();
+      if (key == "name") continue;
+      if (key == "children" && IsNamedList(field.second)) {
+        DescribeNamedList(existing[key], field.second, element_path, lines);
+      } else {
+        Describe(existing[key], field.second, element_path + "." + key, lines);
+      }
+    }
+  }
+}
+
+void Describe(const YAML::Node& given_base, const YAML::Node& change, const std::string& path,
               std::vector<std::string>& lines) {
+  // A key the base lacks reads as an invalid node, which throws on any question but this one.
+  const YAML::Node base = given_base.IsDefined() ? given_base : YAML::Node();
   if (change.IsMap() && !base.IsScalar()) {
     for (const auto& entry : change) {
       std::string key = entry.first.Scalar();
@@ -114,42 +144,13 @@ void Describe(const YAML::Node& base, const YAML::Node& change, const std::strin
     }
     return;
   }
-  if (IsNamedList(change)) {
-    // Account trees nest: describe the leaves that change, by path.
-    bool nested = false;
-    for (const YAML::Node& element : change) {
-      for (const auto& field : element) {
-        if (field.second.IsMap() || IsNamedList(field.second)) nested = true;
-      }
-    }
-    if (!nested) {
-      DescribeNamedList(base, change, path, lines);
-      return;
-    }
-    for (const YAML::Node& element : change) {
-      std::string name = element["name"].Scalar();
-      YAML::Node existing;
-      if (base.IsSequence()) {
-        for (const YAML::Node& candidate : base) {
-          if (candidate["name"] && candidate["name"].Scalar() == name) existing = candidate;
-        }
-      }
-      bool remove = element["remove"] && element["remove"].Scalar() == "true";
-      if (!existing.IsDefined() || remove) {
-        lines.push_back(fmt::format("{}: {} {}", path, name, remove ? "removed" : "added"));
-        continue;
-      }
-      for (const auto& field : element) {
-        std::string key = field.first.Scalar();
-        if (key == "name") continue;
-        Describe(existing[key], field.second, fmt::format("{}/{}.{}", path, name, key), lines);
-      }
-    }
+  if (IsNamedList(change) && (!base.IsDefined() || base.IsNull() || IsNamedList(base))) {
+    DescribeNamedList(base, change, path, lines);
     return;
   }
-  if (base.IsDefined() && !base.IsNull() && Emit(base) == Emit(change)) return;  // unchanged
-  lines.push_back(fmt::format("{}: {} (was {})", path, Emit(change),
-                              base.IsDefined() && !base.IsNull() ? Emit(base) : "unset"));
+  bool was_set = base.IsDefined() && !base.IsNull();
+  if (was_set && Emit(base) == Emit(change)) return;  // unchanged
+  lines.push_back(fmt::format("{}: {} (was {})", path, Emit(change), was_set ? Emit(base) : "unset"));
 }
 
 // The workload part of a document that decides which jobs arrive (failures do not).
@@ -184,7 +185,9 @@ std::vector<std::string> DescribeChange(const YAML::Node& base, const YAML::Node
   return lines;
 }
 
-StatusOr<Plan> ParsePlan(std::string_view yaml, const std::string& path) {
+namespace {
+
+StatusOr<Plan> ParsePlanOrThrow(std::string_view yaml, const std::string& path) {
   ALLOT_ASSIGN_OR_RETURN(YAML::Node root, ParseYaml(yaml, path));
   YamlReader reader(path);
   ALLOT_RETURN_IF_ERROR(reader.CheckMap(root, "plan file", {"plan", "scenarios"}));
@@ -273,6 +276,18 @@ StatusOr<Plan> ParsePlan(std::string_view yaml, const std::string& path) {
   return plan;
 }
 
+}  // namespace
+
+// yaml-cpp throws on questions a malformed document makes invalid; whatever slips past the
+// checks above is still the plan's fault, and says so rather than ending the process.
+StatusOr<Plan> ParsePlan(std::string_view yaml, const std::string& path) {
+  try {
+    return ParsePlanOrThrow(yaml, path);
+  } catch (const YAML::Exception& error) {
+    return InvalidArgumentError("{}: {}", path, error.what());
+  }
+}
+
 StatusOr<Plan> LoadPlanFile(const std::string& path) {
   ALLOT_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, "plan file"));
   return ParsePlan(text, path);
@@ -290,17 +305,27 @@ struct PreparedScenario {
 
 }  // namespace
 
-StatusOr<std::vector<ScenarioResult>> RunPlan(const Plan& plan, const PlanOptions& options) {
+namespace {
+
+StatusOr<std::vector<ScenarioResult>> RunPlanOrThrow(const Plan& plan, const PlanOptions& options) {
   ALLOT_ASSIGN_OR_RETURN(YAML::Node config_document, LoadYamlFile(plan.config_path, "config"));
-  YAML::Node workload_document = config_document;
+  // yaml-cpp nodes share their data and assignment writes through: each document is a node of
+  // its own, never assigned over another.
   bool separate_workload = plan.workload_path != plan.config_path;
-  if (separate_workload) {
-    ALLOT_ASSIGN_OR_RETURN(workload_document, LoadYamlFile(plan.workload_path, "workload file"));
-  }
+  StatusOr<YAML::Node> loaded_workload =
+      separate_workload ? LoadYamlFile(plan.workload_path, "workload file") : StatusOr<YAML::Node>(YAML::Clone(config_document));
+  if (!loaded_workload.ok()) return loaded_workload.status();
+  const YAML::Node workload_document = *loaded_workload;
   ALLOT_ASSIGN_OR_RETURN(Config base_config, ParseConfigNode(config_document, plan.config_path));
   ALLOT_ASSIGN_OR_RETURN(WorkloadModel base_workload, ParseWorkloadNode(workload_document, plan.workload_path));
   if (plan.jobs > 0) base_workload.jobs = plan.jobs;
 
+  {
+    WorkloadModel trial = base_workload;
+    trial.jobs = 1;
+    StatusOr<std::vector<TraceJob>> generated = GenerateWorkload(trial, base_config, 1);
+    if (!generated.ok()) return InvalidArgumentError("{}: {}", plan.workload_path, generated.status().message());
+  }
   // Every scenario is built, and any error reported, before hours of simulation.
   std::vector<PreparedScenario> prepared;
   for (const PlanScenario& scenario : plan.scenarios) {
@@ -315,9 +340,12 @@ StatusOr<std::vector<ScenarioResult>> RunPlan(const Plan& plan, const PlanOption
     }
     ALLOT_ASSIGN_OR_RETURN(YAML::Node document, MergeChange(config_document, change, where + ": change"));
     ready.changes = DescribeChange(config_document, change);
-    YAML::Node scenario_workload = document;
+    StatusOr<YAML::Node> merged_workload =
+        separate_workload ? MergeChange(workload_document, workload_change, where + ": change")
+                          : StatusOr<YAML::Node>(YAML::Clone(document));
+    if (!merged_workload.ok()) return merged_workload.status();
+    const YAML::Node scenario_workload = *merged_workload;
     if (separate_workload) {
-      ALLOT_ASSIGN_OR_RETURN(scenario_workload, MergeChange(workload_document, workload_change, where + ": change"));
       std::vector<std::string> more = DescribeChange(workload_document, workload_change);
       ready.changes.insert(ready.changes.end(), more.begin(), more.end());
     }
@@ -333,7 +361,15 @@ StatusOr<std::vector<ScenarioResult>> RunPlan(const Plan& plan, const PlanOption
     ready.workload = std::move(*workload);
     if (plan.jobs > 0) ready.workload.jobs = plan.jobs;
     ready.own_jobs = DemandOf(scenario_workload) != DemandOf(workload_document);
-    if (ready.own_jobs) ready.changes.push_back("its own jobs (the workload changed)");
+    if (ready.own_jobs) {
+      ready.changes.push_back("its own jobs (the workload changed)");
+      // A workload that does not fit its pool (a class naming no account) fails here, not
+      // after other scenarios have run.
+      WorkloadModel trial = ready.workload;
+      trial.jobs = 1;
+      StatusOr<std::vector<TraceJob>> generated = GenerateWorkload(trial, ready.config, 1);
+      if (!generated.ok()) return InvalidArgumentError("{}: {}", where, generated.status().message());
+    }
     prepared.push_back(std::move(ready));
   }
 
@@ -374,7 +410,8 @@ StatusOr<std::vector<ScenarioResult>> RunPlan(const Plan& plan, const PlanOption
 
   auto jobs_for = [&](size_t scenario, uint64_t seed) -> StatusOr<std::shared_ptr<const std::vector<TraceJob>>> {
     if (prepared[scenario].own_jobs) {
-      ALLOT_ASSIGN_OR_RETURN(std::vector<TraceJob> jobs, GenerateWorkload(prepared[scenario].workload, base_config, seed));
+      ALLOT_ASSIGN_OR_RETURN(std::vector<TraceJob> jobs,
+                             GenerateWorkload(prepared[scenario].workload, prepared[scenario].config, seed));
       return std::make_shared<const std::vector<TraceJob>>(std::move(jobs));
     }
     {
@@ -414,7 +451,13 @@ StatusOr<std::vector<ScenarioResult>> RunPlan(const Plan& plan, const PlanOption
     while (!failed.load()) {
       size_t index = next_task.fetch_add(1);
       if (index >= tasks.size()) return;
-      Status status = run_task(tasks[index]);
+      Status status = OkStatus();
+      try {
+        status = run_task(tasks[index]);
+      } catch (const std::exception& error) {  // bad_alloc: a run too big for this machine
+        status = Status(StatusCode::kResourceExhausted,
+                        fmt::format("scenario '{}': {}", plan.scenarios[tasks[index].scenario].name, error.what()));
+      }
       if (!status.ok()) {
         std::lock_guard<std::mutex> lock(mutex);
         if (first_error.ok()) first_error = status;
@@ -429,6 +472,16 @@ StatusOr<std::vector<ScenarioResult>> RunPlan(const Plan& plan, const PlanOption
   for (std::thread& thread : pool) thread.join();
   ALLOT_RETURN_IF_ERROR(first_error);
   return results;
+}
+
+}  // namespace
+
+StatusOr<std::vector<ScenarioResult>> RunPlan(const Plan& plan, const PlanOptions& options) {
+  try {
+    return RunPlanOrThrow(plan, options);
+  } catch (const YAML::Exception& error) {
+    return InvalidArgumentError("{}: {}", plan.path, error.what());
+  }
 }
 
 }  // namespace allot

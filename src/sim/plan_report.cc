@@ -238,7 +238,7 @@ std::string SeedsNote(const std::vector<ScenarioResult>& results) {
 
 std::string FormatPlanTable(const std::vector<ScenarioResult>& results) {
   std::string text = RenderText(HeadlineTable(results));
-  text += "\nThe guarantee (of the time a programme asked for its nominal, the share it held it)\n";
+  text += "\nThe guarantee (of the time a programme's demand reached its nominal, the share in which it held it)\n";
   text += RenderText(ProgrammeComparison(
       results, [](const ProgrammeSummary& p) { return p.guarantee; }, WasDemanded, Percent));
   return text;
@@ -303,7 +303,7 @@ Status WritePlanReport(const std::string& dir, const Plan& plan, const std::vect
   html += "<h3>p95 wait</h3>\n";
   html += RenderHtml(ProgrammeComparison(
       results, [](const ProgrammeSummary& p) { return p.p95_wait_s; }, Always, Seconds));
-  html += "<h3>Restarts and GPU-hours lost</h3>\n";
+  html += "<h3>GPU-hours lost to restarts</h3>\n";
   html += RenderHtml(ProgrammeComparison(
       results, [](const ProgrammeSummary& p) { return p.lost_gpu_hours; }, Always, Whole));
   html += Caption("Restarts after node failures and preemptions cost the work since the last "

@@ -70,7 +70,10 @@ accounts:
   ASSERT_TRUE(merged.ok()) << merged.status().ToString();
   EXPECT_EQ(Emit((*merged)["accounts"]), "[{name: public, children: [{name: x, quota: {p: 16}}]}]");
   EXPECT_THAT(DescribeChange(base, change),
-              ElementsAre("accounts/public.children/x.quota.p: 16 (was 8)", "accounts/public.children: y removed"));
+              ElementsAre("accounts/public/x.quota.p: 16 (was 8)", "accounts/public/y: removed"));
+  // A new named element is one line, not one per field.
+  EXPECT_THAT(DescribeChange(base, Yaml("{pools: [{name: q, gpu_model: B200, shape: {pods: 1}}]}")),
+              ElementsAre("pools/q: added"));
 }
 
 TEST(MergeChangeTest, ScalarsAndPlainListsAreReplaced) {
@@ -80,6 +83,16 @@ TEST(MergeChangeTest, ScalarsAndPlainListsAreReplaced) {
               ElementsAre("a: 2 (was 1)", "b: x (was unset)"));  // c did not change
   EXPECT_THAT(DescribeChange(Yaml("{q: {p: 8}}"), Yaml("{q: {p: {nominal: 8, lend_limit: 4}}}")),
               ElementsAre("q.p: {nominal: 8, lend_limit: 4} (was 8)"));
+}
+
+TEST(MergeChangeTest, DescribesKeysTheBaseLacks) {
+  // New mappings and lists below keys the base does not have: described, not thrown over.
+  EXPECT_THAT(DescribeChange(Yaml("{policy: {backfill: easy}}"), Yaml("{policy: {preemption: {reclaim: true}}}")),
+              ElementsAre("policy.preemption.reclaim: true (was unset)"));
+  EXPECT_THAT(DescribeChange(Yaml("{policy: {}}"), Yaml("{policy: {priority_classes: [{name: x, value: 5}]}}")),
+              ElementsAre("policy.priority_classes/x: added"));
+  EXPECT_THAT(DescribeChange(Yaml("{accounts: [{name: a}]}"), Yaml("{accounts: [{name: a, quota: {p: {nominal: 8}}}]}")),
+              ElementsAre("accounts/a.quota.p.nominal: 8 (was unset)"));
 }
 
 TEST(MergeChangeTest, ChangesThatCannotApplySayWhere) {
@@ -196,7 +209,7 @@ TEST(RunPlanTest, ScenariosReplayTheSameJobsSideBySide) {
   // The purchase: 2 more leaves of 64 GPUs, and research's quota follows.
   EXPECT_EQ(bigger.runs[0].summary.total_gpus, today.runs[0].summary.total_gpus + 128);
   EXPECT_THAT(bigger.changes, ElementsAre("pools/public-b200.shape.leaves_per_pod: 6 (was 4)",
-                                          "accounts/public.children/research.quota.public-b200: 320 (was 192)"));
+                                          "accounts/public/research.quota.public-b200: 320 (was 192)"));
   EXPECT_THAT(first_fit.changes, ElementsAre("policy preset: first-fit"));
   // The run labels are the scenario names; only the first seed keeps job records.
   EXPECT_EQ(bigger.runs[0].summary.policy, "bigger public pool");
@@ -252,6 +265,56 @@ TEST(RunPlanTest, TheNationalSplitExampleRuns) {
   EXPECT_EQ((*results)[2].runs[0].summary.total_gpus, 264608);
   EXPECT_EQ((*results)[2].changes.size(), 16u);  // the lend limits of 12 projects in 16 quotas
   for (const ScenarioResult& result : *results) EXPECT_EQ(result.runs[0].summary.rejected, 0u) << result.name;
+}
+
+TEST(RunPlanTest, AWorkloadInAFileOfItsOwn) {
+  // The pool from one file, the workload from another: each document stays what it was.
+  std::string dir = TestDir("separate_workload");
+  YAML::Node pool = YAML::LoadFile(SmallPool());
+  YAML::Node workload(YAML::NodeType::Map);
+  workload["workload"] = pool["workload"];
+  pool.remove("workload");
+  std::ofstream(dir + "/pool.yaml") << Emit(pool);
+  std::ofstream(dir + "/workload.yaml") << Emit(workload);
+  StatusOr<Plan> plan = ParsePlan(R"(
+plan: {config: pool.yaml, workload: workload.yaml, jobs: 300}
+scenarios:
+  - name: today
+  - name: more failures
+    change: {workload: {failures: {mtbf: 1d}}}
+)", dir + "/plan.yaml");
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  StatusOr<std::vector<ScenarioResult>> results = RunPlan(*plan, PlanOptions{});
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  EXPECT_EQ((*results)[0].runs[0].summary.total_gpus, 512);
+  EXPECT_GT((*results)[1].runs[0].summary.node_failures, (*results)[0].runs[0].summary.node_failures);
+  EXPECT_EQ((*results)[1].runs[0].summary.trace_jobs, 300u);  // failures do not change the jobs
+  EXPECT_THAT((*results)[1].changes, ElementsAre("workload.failures.mtbf: 1d (was 30d)"));
+}
+
+TEST(RunPlanTest, AScenarioWithWorkOfItsOwn) {
+  // A new account and a class of jobs for it: generated from the scenario's own pool.
+  Plan plan = SmallPlan({1});
+  plan.scenarios.resize(1);
+  PlanScenario newcomer;
+  newcomer.name = "newcomer";
+  newcomer.change = Yaml(R"({accounts: [{name: public, children: [{name: lab, quota: {public-b200: 0}}]}],
+                             workload: {classes: [{name: lab-jobs, weight: 5, accounts: [lab], gpus: [1, 4],
+                                                   runtime: [10m, 1h]}]}})");
+  plan.scenarios.push_back(newcomer);
+  StatusOr<std::vector<ScenarioResult>> results = RunPlan(plan, PlanOptions{});
+  ASSERT_TRUE(results.ok()) << results.status().ToString();
+  EXPECT_THAT((*results)[1].changes, ::testing::Contains("its own jobs (the workload changed)"));
+  bool lab_ran = false;
+  for (const AccountSummary& account : (*results)[1].runs[0].summary.per_account) {
+    lab_ran = lab_ran || (account.name == "lab" && account.jobs > 0);
+  }
+  EXPECT_TRUE(lab_ran);
+  // A class naming an account no scenario has fails before anything runs.
+  plan.scenarios[1].change = Yaml("{workload: {classes: [{name: ghost, weight: 1, accounts: [nobody], gpus: 1, runtime: 1h}]}}");
+  StatusOr<std::vector<ScenarioResult>> broken = RunPlan(plan, PlanOptions{});
+  ASSERT_FALSE(broken.ok());
+  EXPECT_THAT(broken.status().message(), HasSubstr("scenario 'newcomer'"));
 }
 
 TEST(WritePlanReportTest, OnePageSideBySideAndTablesForTools) {

@@ -324,9 +324,11 @@ nlohmann::ordered_json AccountJson(const AccountSummary& account) {
       {"grant_gpu_hours", account.grant_gpu_hours},
       {"grant_used_gpu_hours", account.grant_used_gpu_hours},
       {"grant_exhausted_at", account.grant_exhausted_at},
-      {"demanded_s", account.demanded_s},
-      {"shortfall_s", account.shortfall_s},
-      {"guarantee", account.guarantee},
+      {"quota_holder", account.quota_holder},
+      // Judged only at quota holders: null elsewhere, not a perfect score.
+      {"demanded_s", account.quota_holder ? nlohmann::ordered_json(account.demanded_s) : nlohmann::ordered_json()},
+      {"shortfall_s", account.quota_holder ? nlohmann::ordered_json(account.shortfall_s) : nlohmann::ordered_json()},
+      {"guarantee", account.quota_holder ? nlohmann::ordered_json(account.guarantee) : nlohmann::ordered_json()},
   };
 }
 
@@ -792,8 +794,8 @@ Status WriteHtmlReport(const std::string& dir, const std::vector<SimRun>& runs,
         "Each programme's GPU-hours split by whose GPUs they ran on: own (within its nominal, pool "
         "by pool), borrowed (above it), and lent (the part of its idle nominal others borrowed). "
         "The guarantee is the share of the time its demand reached its nominal in which it also "
-        "held it, or nothing it waited for would have fit in what was missing; shortfalls shorter "
-        "than one pass interval are forgiven. This is the figure a programme is promised.");
+        "held it, or no job of it that had waited a pass interval would have fit in what was "
+        "missing. This is the figure a programme is promised.");
     for (const SimRun& run : runs) html += RunHeading(runs, run) + RenderHtml(ProgrammeTable(run.summary));
   }
 

@@ -82,6 +82,7 @@ struct AccountSummary {
   Time grant_exhausted_at = -1; // first sample at which a grant was used up; -1 never
   // For a quota holder (sim/ledger.h): time demanded and short of its nominal, and the share
   // of demanded time it was not short.
+  bool quota_holder = false;
   double demanded_s = 0;
   double shortfall_s = 0;
   double guarantee = 1;
@@ -111,7 +112,7 @@ struct ProgrammeSummary {
   // nominal: of the time its demand (running + waiting GPUs) reached its nominal, the share
   // in which it also held it, or no job of it that had waited a pass interval would have fit
   // in what was missing.
-  double demanded_s = 0;           // nominal-weighted over its quota holders
+  double demanded_s = 0;           // over its quota holders, weighed by their nominal
   double shortfall_s = 0;
   double guarantee = 1;            // 1 - shortfall_s / demanded_s; 1 when never demanded
   double share_when_demanded = 0;  // of the nominal demanded, the share it held

@@ -306,6 +306,43 @@ TEST(ProgrammeTest, AProgrammeKeptFromItsNominalBreaksTheGuarantee) {
   EXPECT_GT(Programme(served, "b").lost_gpu_hours, 0);
 }
 
+TEST(ProgrammeTest, AnAccountHoldingItsChildrensQuotaHasARow) {
+  // `grantees` holds the quota its children run under: it is the quota holder, and the report
+  // has its row although no job was submitted to it.
+  StatusOr<Config> config = ParseConfig(R"(
+pools:
+  - name: p
+nodes:
+  - {name: n, count: 1, pool: p}
+accounts:
+  - name: public
+    children:
+      - name: grantees
+        quota: {p: 4}
+        children: [{name: g1}, {name: g2}]
+  - name: industry
+    children:
+      - {name: b, quota: {p: 4}}
+policy: {queue_order: fifo, backfill: easy, pass_interval: 10s, preemption: {reclaim: false}}
+)", "holders.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  SimOptions options;
+  StatusOr<SimRun> run = Simulate(std::move(*config), Jobs("0,1000,8,b,2000\n100,100,2,g1,200\n100,100,2,g2,200\n"),
+                                  options);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  const AccountSummary* grantees = nullptr;
+  for (const AccountSummary& account : run->summary.per_account) {
+    if (account.name == "grantees") grantees = &account;
+  }
+  ASSERT_NE(grantees, nullptr);
+  EXPECT_TRUE(grantees->quota_holder);
+  EXPECT_EQ(grantees->nominal_gpus, 4);
+  // Its grantees waited for b's borrowed GPUs from 100 to 1000 (overdue from 110): short.
+  EXPECT_DOUBLE_EQ(grantees->demanded_s, 1000);
+  EXPECT_DOUBLE_EQ(grantees->shortfall_s, 890);
+  EXPECT_NEAR(Programme(*run, "grantees").guarantee, 0.11, 1e-9);
+}
+
 TEST(ProgrammeTest, AJobTooBigForWhatIsMissingIsNoShortfall) {
   // a holds 2 of its 4 GPUs and waits for an 8-GPU job: nothing it waits for fits in the 2 it
   // is missing, so its guarantee holds while b uses the rest.

@@ -201,6 +201,7 @@ StatusOr<WorkloadModel> ParseWorkload(std::string_view yaml, std::string_view so
 
 StatusOr<WorkloadModel> ParseWorkloadNode(const YAML::Node& root, std::string_view source) {
   YamlReader reader(source);
+  if (!root.IsMap()) return reader.Error(root, "workload", "the file is not a mapping with a workload section");
   return ReadWorkload(reader, root["workload"]);
 }
 
