@@ -4,19 +4,22 @@
 # when nothing is missing.
 #   scripts/install-deps.sh            what building and testing need
 #   scripts/install-deps.sh --browser  also Debian's Chromium, for scripts/check-report.sh
+#   scripts/install-deps.sh --postgresql  also the PostgreSQL 15 server, for the store's tests
+#                                       against both engines (scripts/with-postgresql.sh)
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
-  libcpp-httplib-dev libboost1.81-dev libssl-dev libsqlite3-dev
+  libcpp-httplib-dev libboost1.81-dev libssl-dev libsqlite3-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev openssl curl
 )
 
-if [ "${1:-}" = "--browser" ]; then
-  packages+=(chromium fonts-dejavu-core)
-fi
+case "${1:-}" in
+  --browser) packages+=(chromium fonts-dejavu-core) ;;
+  --postgresql) packages+=(postgresql-15) ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do

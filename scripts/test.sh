@@ -3,16 +3,18 @@
 #   scripts/test.sh            Release build in build/, warnings as errors
 #   scripts/test.sh --sanitize ASan+UBSan build in build-sanitize/ (tests only)
 #   scripts/test.sh --clang    Release build with Clang 14 in build-clang/, warnings as errors (tests only)
+# The tests run beside a scratch PostgreSQL cluster (scripts/with-postgresql.sh), so the store and
+# server tests run against both engines, SQLite and PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --postgresql
 
 if [ "${1:-}" = "--sanitize" ]; then
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DALLOT_SANITIZE=ON \
     -DALLOT_BUILD_BENCHMARKS=OFF -DALLOT_WERROR=ON >/dev/null
   cmake --build build-sanitize
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --test-dir build-sanitize --output-on-failure
+    scripts/with-postgresql.sh ctest --test-dir build-sanitize --output-on-failure
   exit 0
 fi
 
@@ -22,7 +24,7 @@ if [ "${1:-}" = "--clang" ]; then
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DALLOT_WERROR=ON >/dev/null
   cmake --build build-clang
-  ctest --test-dir build-clang --output-on-failure
+  scripts/with-postgresql.sh ctest --test-dir build-clang --output-on-failure
   exit 0
 fi
 
@@ -30,7 +32,7 @@ fi
 # (-Wrestrict, -Warray-bounds) show up, so CI builds and tests it with warnings as errors.
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DALLOT_WERROR=ON >/dev/null
 cmake --build build
-ctest --test-dir build --output-on-failure
+scripts/with-postgresql.sh ctest --test-dir build --output-on-failure
 # Benchmarks must build and run; timings are recorded in docs/performance.md, not judged here.
 ./build/src/sched/sched_benchmark --benchmark_filter='BM_Place' --benchmark_min_time=0.05 >/dev/null
 ./build/src/sim/sim_benchmark --benchmark_filter='BM_Lublin256/1' >/dev/null

@@ -650,6 +650,11 @@ int main(int argc, char** argv) {
                    "state under ./.allot");
   server->add_option("--data", serve_command.data_dir, "Directory for the store and the operator token (default: "
                      "allot-data, with --dev .allot)");
+  server->add_option("--store", serve_command.store,
+                     "Where the durable state is: sqlite:DIR, or postgresql://[USER@]HOST[:PORT]/DATABASE (production; "
+                     "keep the password in ~/.pgpass or PGPASSFILE, not on the command line). Default: "
+                     "the SQLite file in --data")
+      ->envname("ALLOT_STORE");
   server->add_option("--listen", serve_command.listen, "HOST:PORT to serve the API on (port 0: any free port)")
       ->capture_default_str();
   server->add_option("--heartbeat", serve_command.heartbeat_seconds, "Seconds between an agent's syncs")

@@ -56,8 +56,9 @@ StatusOr<std::unique_ptr<Controller>> Controller::Open(Config config, Controller
     return InvalidArgumentError("cannot create the data directory '{}': {}", options.data_dir, error.message());
   }
   ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::Create(std::move(config)));
-  ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
-                         Store::Open((std::filesystem::path(options.data_dir) / "allot.db").string()));
+  std::string location = options.store.empty() ? (std::filesystem::path(options.data_dir) / "allot.db").string()
+                                               : options.store;
+  ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(location));
   std::unique_ptr<Controller> controller(
       new Controller(std::move(scheduler), std::move(store), std::move(options)));
   ALLOT_RETURN_IF_ERROR(controller->Recover());

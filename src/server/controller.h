@@ -47,7 +47,9 @@
 namespace allot {
 
 struct ControllerOptions {
-  std::string data_dir;  // the store and operator.token live here
+  std::string data_dir;  // operator.token, job logs, and the SQLite store unless `store` names another
+  // Where the durable state is (Store::Open): "" for DATA_DIR/allot.db, sqlite:DIR, or postgresql://...
+  std::string store;
   // The clock, in Unix seconds; tests may pass their own.
   std::function<Time()> now;
   // The account of the operator token written on first start ("" for none).

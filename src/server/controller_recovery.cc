@@ -284,8 +284,9 @@ Status Controller::Recover() {
     }
   }
   if (tokens.empty()) ALLOT_RETURN_IF_ERROR(BootstrapOperatorToken());
-  spdlog::info("restored {} live jobs ({} running) from {}", restored, scheduler_->model().running_count(),
-               options_.data_dir);
+  spdlog::info("restored {} live jobs ({} running) from the {} store in {}", restored,
+               scheduler_->model().running_count(), store_->engine(),
+               options_.store.empty() ? options_.data_dir : Store::Describe(options_.store));
   return OkStatus();
 }
 

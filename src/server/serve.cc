@@ -115,6 +115,7 @@ int RunServe(const ServeCommand& given) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   ControllerOptions controller_options{.data_dir = command.data_dir,
+                                       .store = command.store,
                                        .heartbeat_seconds = command.heartbeat_seconds,
                                        .missed_heartbeats = command.missed_heartbeats,
                                        .kill_grace_seconds = command.kill_grace_seconds,
@@ -160,7 +161,8 @@ int RunServe(const ServeCommand& given) {
   }
 
   std::string url = fmt::format("{}://{}:{}", command.tls_certificate_file.empty() ? "http" : "https", listen->first, *port);
-  std::printf("allot server listening on %s (data in %s)\n", url.c_str(), command.data_dir.c_str());
+  std::string store_note = command.store.empty() ? "" : ", store " + Store::Describe(command.store);
+  std::printf("allot server listening on %s (data in %s%s)\n", url.c_str(), command.data_dir.c_str(), store_note.c_str());
   if (command.dev) {
     std::printf("\nA one-node cluster: node %s with 8 emulated H200 GPUs, account 'default'. Next, in another shell:\n"
                 "  export ALLOT_SERVER=%s ALLOT_TOKEN=@%s\n"

@@ -9,6 +9,7 @@ namespace allot {
 struct ServeCommand {
   std::string config;
   std::string data_dir = "allot-data";  // `allot server` sets .allot for --dev
+  std::string store;  // --store: sqlite:DIR or postgresql://...; "" keeps the store in data_dir
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free one
   int threads = 64;
   std::string log_level = "info";

@@ -6,19 +6,29 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string_view>
 #include <thread>
 
+#include "store/postgres_testing.h"
+
 namespace allot {
 
 ServerProcess::ServerProcess(std::string binary, std::string config, std::string data_dir,
                              std::vector<std::string> extra_args)
     : binary_(std::move(binary)), config_(std::move(config)), data_dir_(std::move(data_dir)),
-      extra_args_(std::move(extra_args)) {}
+      extra_args_(std::move(extra_args)) {
+  const char* engine = std::getenv("ALLOT_TEST_STORE");
+  bool names_its_store = std::find(extra_args_.begin(), extra_args_.end(), "--store") != extra_args_.end();
+  if (engine != nullptr && std::string_view(engine) == "postgresql" && !names_its_store) {
+    database_ = std::make_shared<ScratchPostgresDatabase>();
+  }
+}
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) Kill();
@@ -26,9 +36,14 @@ ServerProcess::~ServerProcess() {
 
 Status ServerProcess::Start() {
   int pipe_fds[2];
+  if (database_ && !database_->available()) {
+    return FailedPreconditionError("ALLOT_TEST_STORE=postgresql needs a scratch database: {}",
+                                   database_->error().empty() ? ScratchPostgresDatabase::kSkipReason : database_->error());
+  }
   if (pipe(pipe_fds) != 0) return InternalError("pipe failed");
   std::vector<std::string> args = {binary_, "server", "--data", data_dir_, "--listen", "127.0.0.1:0",
                                    "--log-level", "warn"};
+  if (database_) args.insert(args.end(), {"--store", database_->uri()});
   if (!config_.empty()) args.insert(args.begin() + 2, {"--config", config_});  // else --dev in extra_args
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_t pid = fork();

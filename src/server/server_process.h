@@ -6,17 +6,25 @@
 //   httplib::Client client = server.Client();
 //   server.Kill();   // SIGKILL, no shutdown at all
 //   server.Start();  // same data directory, a new port
+//
+// With ALLOT_TEST_STORE=postgresql in the environment, each ServerProcess keeps its state in a
+// scratch PostgreSQL database of its own (kept across Kill and Start, dropped with the object) in
+// the cluster named by ALLOT_TEST_POSTGRESQL: the server tests run again on that engine so
+// (CMake's server_test_on_postgresql, under scripts/with-postgresql.sh).
 #pragma once
 
 #include <httplib.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 
 namespace allot {
+
+class ScratchPostgresDatabase;
 
 class ServerProcess {
  public:
@@ -47,6 +55,7 @@ class ServerProcess {
   std::string config_;
   std::string data_dir_;
   std::vector<std::string> extra_args_;
+  std::shared_ptr<ScratchPostgresDatabase> database_;  // ALLOT_TEST_STORE=postgresql
   pid_t pid_ = -1;
   int port_ = 0;
   std::string output_;

@@ -5,7 +5,11 @@
 // percentiles, how many submits each commit carried, and the server's resident memory once all
 // jobs are in (most of them pending: the test pool has 36 GPUs).
 //
-//   ./build/src/server/submit_benchmark [--clients 32] [--jobs 100000] [--config FILE]
+//   ./build/src/server/submit_benchmark [--clients 32] [--jobs 100000] [--config FILE] [--store LOCATION]
+//
+// --store is passed to the server (sqlite:DIR, postgresql://...); the default is SQLite in the
+// fresh data directory. With ALLOT_TEST_STORE=postgresql under scripts/with-postgresql.sh, the
+// server gets a scratch PostgreSQL database instead (docs/performance.md runs both in turn).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -45,25 +49,30 @@ int main(int argc, char** argv) {
   int clients = 32;
   int jobs = 100000;
   std::string config = std::string(ALLOT_SOURCE_DIR) + "/tests/server/pool.yaml";
+  std::string store;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--clients")) clients = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--jobs")) jobs = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--config")) config = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--store")) store = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: %s [--clients N] [--jobs N] [--config FILE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--clients N] [--jobs N] [--config FILE] [--store LOCATION]\n", argv[0]);
       return 2;
     }
   }
   std::string data_dir = (std::filesystem::temp_directory_path() / fmt::format("allot-bench-{}", getpid())).string();
   std::filesystem::remove_all(data_dir);
   // No agents here: the pool's nodes take jobs without one, as before agents registered nodes.
-  allot::ServerProcess server(ALLOT_BINARY, config, data_dir, {"--static-nodes"});
+  std::vector<std::string> server_args = {"--static-nodes"};
+  if (!store.empty()) server_args.insert(server_args.end(), {"--store", store});
+  allot::ServerProcess server(ALLOT_BINARY, config, data_dir, server_args);
   if (allot::Status started = server.Start(); !started.ok()) {
     std::fprintf(stderr, "%s\n", started.message().c_str());
     return 1;
   }
   const std::string token = server.OperatorToken();
   std::printf("server pid %d on %s; %d clients, %d jobs\n", server.pid(), server.url().c_str(), clients, jobs);
+  std::printf("%s", server.output().c_str());  // its "listening on" line, which names a --store
   size_t rss_idle = server.ResidentBytes();
 
   std::atomic<int> next{0};

@@ -1,25 +1,28 @@
-// Store: the server's durable state in one SQLite database (WAL), behind one small interface.
+// Store: the server's durable state behind one small interface, in one of two engines:
+//   - SQLite (sqlite_store.cc), one file in WAL mode: the embedded default, for --dev and small sites;
+//   - PostgreSQL 15 through libpq (postgres_store.cc): production, replicated by PostgreSQL itself.
 //
 // The server keeps its live state in memory and writes every change here as a WriteBatch: one
-// transaction, applied whole or not at all. Commit returns only once the transaction is on disk
-// (synchronous=FULL), so what the server acknowledges survives a kill -9 or a power cut. Writers
-// that arrive while a commit is in flight are grouped into the next transaction, one fsync for
-// all of them (group commit, as leveldb's DBImpl::Write), which is what lets thousands of
-// concurrent submits a second each wait for their own durable commit.
+// transaction, applied whole or not at all. Commit returns only once the transaction is durable
+// (SQLite synchronous=FULL; PostgreSQL's commit), so what the server acknowledges survives a
+// kill -9 or a power cut. Writers that arrive while a commit is in flight are grouped into the
+// next transaction, one fsync for all of them (group commit, as leveldb's DBImpl::Write), which
+// is what lets thousands of concurrent submits a second each wait for their own durable commit.
+// The grouping lives here, once; an engine only applies a group (ApplyGroup) and answers reads.
 //
-//   ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open("data/allot.db"));
+//   ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open("sqlite:data"));
 //   WriteBatch batch;
 //   batch.PutJob({.id = 7, .state = "pending", .account = "lab", .user = "kim", .doc = json});
 //   ALLOT_RETURN_IF_ERROR(store->Commit(std::move(batch)));  // durable now
 //
 // Tables: jobs (one row per job, its record as a JSON document plus the columns queries filter
 // on), usage (GPU-seconds per account, pool and UTC day), tokens (SHA-256 of bearer tokens),
-// settings (operator changes that outlive the config file: node drains, quotas, grants).
+// settings (operator changes that outlive the config file: node drains, quotas, grants), audit
+// (privileged actions). Both engines have the same tables and columns, versioned migrations, and
+// refuse a schema newer than they know.
 // Thread-safe: Commit from any thread; reads use their own connection and never wait for a
 // commit's fsync.
 #pragma once
-
-#include <sqlite3.h>
 
 #include <condition_variable>
 #include <cstdint>
@@ -112,13 +115,15 @@ class WriteBatch {
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }
 
- private:
-  friend class Store;
+  // For the engines, which apply the operations in order.
   struct DeletedSetting {
     std::string kind;
     std::string key;
   };
   using Op = std::variant<JobRow, UsageRow, TokenRow, SettingRow, DeletedSetting, AuditRow>;
+  const std::vector<Op>& ops() const { return ops_; }
+
+ private:
   std::vector<Op> ops_;
 };
 
@@ -131,9 +136,18 @@ struct JobQuery {
 
 class Store {
  public:
-  // Opens (creating if needed) the database file and brings its schema up to date.
-  static StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
-  ~Store();
+  // Opens (creating if needed) the store at `location` and brings its schema up to date:
+  //   sqlite:DIR                  DIR/allot.db (the directory is created)
+  //   postgresql://... (postgres://...)  a libpq connection URI; the database must exist
+  //   anything else               the path of an SQLite file
+  // A store whose schema is newer than this allot knows is refused, and nothing is changed.
+  // fencing_epoch (PostgreSQL only): the term this server leads (store/leadership.h); every
+  // write transaction fails once another server leads a later term. 0: no fencing.
+  static StatusOr<std::unique_ptr<Store>> Open(const std::string& location, int64_t fencing_epoch = 0);
+  // The location as it may be shown in logs: a PostgreSQL password is replaced by ***.
+  static std::string Describe(const std::string& location);
+  static bool IsPostgres(const std::string& location);
+  virtual ~Store() = default;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
@@ -156,26 +170,30 @@ class Store {
   uint64_t transactions() const;
   uint64_t batches() const;
 
-  StatusOr<std::vector<JobRow>> LoadLiveJobs();  // pending and running, by id
-  StatusOr<std::optional<JobRow>> LoadJob(JobId id);
+  // "sqlite" or "postgresql".
+  virtual std::string_view engine() const = 0;
+
+  // Reads see every commit that Wait has returned for. Thread-safe; they never wait for a
+  // commit in flight.
+  virtual StatusOr<std::vector<JobRow>> LoadLiveJobs() = 0;  // pending and running, by id
+  virtual StatusOr<std::optional<JobRow>> LoadJob(JobId id) = 0;
   // Newest first.
-  StatusOr<std::vector<JobRow>> ListJobs(const JobQuery& query);
-  StatusOr<JobId> MaxJobId();
-  StatusOr<std::vector<TokenRow>> LoadTokens();
+  virtual StatusOr<std::vector<JobRow>> ListJobs(const JobQuery& query) = 0;
+  virtual StatusOr<JobId> MaxJobId() = 0;
+  virtual StatusOr<std::vector<TokenRow>> LoadTokens() = 0;
   // Audit rows, newest first.
-  StatusOr<std::vector<AuditRow>> ListAudit(const AuditQuery& query);
-  StatusOr<std::vector<SettingRow>> LoadSettings();
+  virtual StatusOr<std::vector<AuditRow>> ListAudit(const AuditQuery& query) = 0;
+  virtual StatusOr<std::vector<SettingRow>> LoadSettings() = 0;
   // Usage rows with day in [start, end).
-  StatusOr<std::vector<UsageRow>> LoadUsage(Time start, Time end);
+  virtual StatusOr<std::vector<UsageRow>> LoadUsage(Time start, Time end) = 0;
+
+ protected:
+  Store() = default;
+  // Applies the batches, in order, as one transaction: all of it is durable when this returns
+  // OK, none of it otherwise. Called by one thread at a time.
+  virtual Status ApplyGroup(const std::vector<const WriteBatch*>& group) = 0;
 
  private:
-  Store(sqlite3* writer, sqlite3* reader);
-  Status ApplyGroup(const std::vector<Ticket>& group);
-
-  sqlite3* write_db_;
-  sqlite3* read_db_;
-  std::mutex read_mutex_;  // one reader statement at a time on read_db_
-
   mutable std::mutex write_mutex_;
   std::condition_variable committed_;
   std::deque<Ticket> queued_;

@@ -1,32 +1,68 @@
 #include "store/store.h"
 
 #include <gmock/gmock.h>
+#include <sqlite3.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 #include <thread>
+
+#include "store/leadership.h"
+#include "store/postgres_testing.h"
 
 namespace allot {
 namespace {
 
 using ::testing::HasSubstr;
 
-class StoreTest : public ::testing::Test {
+// Every test runs against both engines: SQLite in a temporary directory, and PostgreSQL in a
+// scratch database of the cluster scripts/with-postgresql.sh starts (skipped without one).
+class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           fmt::format("allot-store-test-{}-{}", getpid(),
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    if (GetParam() == "postgresql") {
+      postgres_ = std::make_unique<ScratchPostgresDatabase>();
+      if (!postgres_->available()) {
+        if (!postgres_->error().empty()) FAIL() << "scratch database: " << postgres_->error();
+        GTEST_SKIP() << ScratchPostgresDatabase::kSkipReason;
+      }
+      location_ = postgres_->uri();
+      return;
+    }
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '-');
+    dir_ = std::filesystem::temp_directory_path() / fmt::format("allot-store-test-{}-{}", getpid(), name);
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
+    location_ = (dir_ / "allot.db").string();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
 
   std::unique_ptr<Store> OpenStore() {
-    StatusOr<std::unique_ptr<Store>> store = Store::Open((dir_ / "allot.db").string());
+    StatusOr<std::unique_ptr<Store>> store = Store::Open(location_);
     EXPECT_TRUE(store.ok()) << store.status().message();
+    if (store.ok()) {
+      EXPECT_EQ((*store)->engine(), GetParam());
+    }
     return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // Writes a schema version this allot does not know, behind the store's back.
+  void SetSchemaVersion(int version) {
+    if (postgres_) {
+      ASSERT_TRUE(postgres_->Run(fmt::format("UPDATE allot_schema SET version = {}", version), true))
+          << postgres_->error();
+      return;
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(location_.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, fmt::format("PRAGMA user_version={}", version).c_str(), nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
   }
 
   static JobRow Job(JobId id, std::string state, std::string account = "lab") {
@@ -35,10 +71,15 @@ class StoreTest : public ::testing::Test {
                   .doc = fmt::format(R"({{"id": {}}})", id)};
   }
 
+  std::unique_ptr<ScratchPostgresDatabase> postgres_;
   std::filesystem::path dir_;
+  std::string location_;
 };
 
-TEST_F(StoreTest, CommittedJobsSurviveReopen) {
+INSTANTIATE_TEST_SUITE_P(Engines, StoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(StoreTest, CommittedJobsSurviveReopen) {
   {
     std::unique_ptr<Store> store = OpenStore();
     WriteBatch batch;
@@ -66,7 +107,7 @@ TEST_F(StoreTest, CommittedJobsSurviveReopen) {
   EXPECT_EQ(*store->MaxJobId(), 3u);
 }
 
-TEST_F(StoreTest, ListJobsFiltersNewestFirst) {
+TEST_P(StoreTest, ListJobsFiltersNewestFirst) {
   std::unique_ptr<Store> store = OpenStore();
   WriteBatch batch;
   batch.PutJob(Job(1, "completed", "a"));
@@ -83,7 +124,7 @@ TEST_F(StoreTest, ListJobsFiltersNewestFirst) {
   EXPECT_EQ(store->ListJobs({.user = "nobody"})->size(), 0u);
 }
 
-TEST_F(StoreTest, UsageAddsUpPerAccountPoolAndDay) {
+TEST_P(StoreTest, UsageAddsUpPerAccountPoolAndDay) {
   std::unique_ptr<Store> store = OpenStore();
   WriteBatch batch;
   batch.AddUsage({"lab", "p", 86400, 3600});
@@ -99,7 +140,7 @@ TEST_F(StoreTest, UsageAddsUpPerAccountPoolAndDay) {
   EXPECT_EQ(store->LoadUsage(0, 10 * 86400)->size(), 3u);
 }
 
-TEST_F(StoreTest, TokensAndSettingsRoundTrip) {
+TEST_P(StoreTest, TokensAndSettingsRoundTrip) {
   std::unique_ptr<Store> store = OpenStore();
   WriteBatch batch;
   batch.PutToken({.id = 1, .hash = "aa", .user = "root", .role = "operator", .created = 5});
@@ -123,7 +164,7 @@ TEST_F(StoreTest, TokensAndSettingsRoundTrip) {
   EXPECT_EQ((*settings)[0].key, "n2");
 }
 
-TEST_F(StoreTest, FailedBatchChangesNothing) {
+TEST_P(StoreTest, FailedBatchChangesNothing) {
   std::unique_ptr<Store> store = OpenStore();
   WriteBatch first;
   first.PutToken({.id = 1, .hash = "same", .user = "a", .role = "operator"});
@@ -133,7 +174,10 @@ TEST_F(StoreTest, FailedBatchChangesNothing) {
   bad.PutToken({.id = 2, .hash = "same", .user = "b", .role = "operator"});  // hash must be unique
   Status status = store->Commit(std::move(bad));
   EXPECT_FALSE(status.ok());
-  EXPECT_THAT(status.message(), HasSubstr("UNIQUE"));
+  // SQLite: "UNIQUE constraint failed"; PostgreSQL: "violates unique constraint".
+  std::string message = status.message();
+  std::transform(message.begin(), message.end(), message.begin(), [](unsigned char c) { return std::tolower(c); });
+  EXPECT_THAT(message, HasSubstr("unique"));
   EXPECT_FALSE(store->LoadJob(7)->has_value());
   EXPECT_EQ(store->LoadTokens()->size(), 1u);
   // The store still works after a failed commit.
@@ -142,7 +186,7 @@ TEST_F(StoreTest, FailedBatchChangesNothing) {
   EXPECT_TRUE(store->Commit(std::move(good)).ok());
 }
 
-TEST_F(StoreTest, ConcurrentCommitsAreAllDurableAndGrouped) {
+TEST_P(StoreTest, ConcurrentCommitsAreAllDurableAndGrouped) {
   constexpr int kThreads = 8;
   constexpr int kPerThread = 200;
   {
@@ -170,15 +214,130 @@ TEST_F(StoreTest, ConcurrentCommitsAreAllDurableAndGrouped) {
   EXPECT_EQ(ids.size(), size_t{kThreads * kPerThread});
 }
 
-TEST_F(StoreTest, RefusesANewerSchema) {
-  { OpenStore(); }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "allot.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  StatusOr<std::unique_ptr<Store>> store = Store::Open((dir_ / "allot.db").string());
+TEST_P(StoreTest, RefusesANewerSchema) {
+  {
+    std::unique_ptr<Store> store = OpenStore();
+    WriteBatch batch;
+    batch.PutJob(Job(1, "pending"));
+    ASSERT_TRUE(store->Commit(std::move(batch)).ok());
+  }
+  SetSchemaVersion(99);
+  StatusOr<std::unique_ptr<Store>> store = Store::Open(location_);
   ASSERT_FALSE(store.ok());
   EXPECT_THAT(store.status().message(), HasSubstr("schema version 99"));
+  // Refused, not changed: an allot that knows the schema still finds the job.
+  SetSchemaVersion(2);  // the latest of both engines
+  std::unique_ptr<Store> reopened = OpenStore();
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_TRUE(reopened->LoadJob(1)->has_value());
+}
+
+// A group larger than one pipeline sync (1,000 writes) is still one transaction: a failure in
+// its last write leaves none of the others behind.
+TEST_P(StoreTest, LargeFailedGroupChangesNothing) {
+  std::unique_ptr<Store> store = OpenStore();
+  WriteBatch first;
+  first.PutToken({.id = 1, .hash = "same", .user = "a", .role = "operator"});
+  ASSERT_TRUE(store->Commit(std::move(first)).ok());
+  WriteBatch big;
+  for (JobId id = 1; id <= 2500; ++id) big.PutJob(Job(id, "pending"));
+  big.AddUsage({"lab", "p", 86400, 5});
+  big.PutToken({.id = 2, .hash = "same", .user = "b", .role = "operator"});
+  EXPECT_FALSE(store->Commit(std::move(big)).ok());
+  EXPECT_EQ(*store->MaxJobId(), 0u);
+  EXPECT_TRUE(store->LoadUsage(0, 10 * 86400)->empty());
+  WriteBatch good;
+  for (JobId id = 1; id <= 2500; ++id) good.PutJob(Job(id, "pending"));
+  ASSERT_TRUE(store->Commit(std::move(good)).ok());
+  EXPECT_EQ(store->LoadLiveJobs()->size(), 2500u);
+}
+
+TEST_P(StoreTest, AuditFiltersByActionPrefixUserAndTime) {
+  std::unique_ptr<Store> store = OpenStore();
+  WriteBatch batch;
+  batch.AddAudit({.time = 10, .user = "root", .role = "operator", .action = "job.cancel", .target = "7"});
+  batch.AddAudit({.time = 20, .user = "kim", .role = "tenant", .action = "job.hold", .target = "8"});
+  batch.AddAudit({.time = 30, .user = "root", .role = "operator", .action = "node.drain", .target = "n1"});
+  ASSERT_TRUE(store->Commit(std::move(batch)).ok());
+  StatusOr<std::vector<AuditRow>> jobs = store->ListAudit({.action = "job."});
+  ASSERT_TRUE(jobs.ok()) << jobs.status().message();
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].action, "job.hold");  // newest first
+  EXPECT_EQ(store->ListAudit({.user = "root"})->size(), 2u);
+  EXPECT_EQ(store->ListAudit({.since = 15, .until = 30})->size(), 1u);
+  EXPECT_EQ(store->ListAudit({.action = "node.drain"})->front().target, "n1");
+}
+
+TEST(StoreOpenTest, NamesTheEngineAndHidesPasswords) {
+  EXPECT_EQ(Store::Describe("postgresql://allot:s3cret@db1:5432/allot"), "postgresql://allot:***@db1:5432/allot");
+  EXPECT_EQ(Store::Describe("postgresql:///allot?host=/run/pg&password=s3cret&user=a"),
+            "postgresql:///allot?host=/run/pg&password=***&user=a");
+  EXPECT_EQ(Store::Describe("sqlite:/var/lib/allot"), "sqlite:/var/lib/allot");
+  StatusOr<std::unique_ptr<Store>> unknown = Store::Open("mysql://u:pw@host/db");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(unknown.status().message(), HasSubstr("use sqlite:DIR or postgresql://"));
+  EXPECT_THAT(unknown.status().message(), ::testing::Not(HasSubstr("pw")));
+  StatusOr<std::unique_ptr<Store>> unreachable = Store::Open("postgresql://allot:pw@/nodb?host=/nonexistent");
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_THAT(unreachable.status().message(), HasSubstr("cannot connect to the store"));
+  EXPECT_THAT(unreachable.status().message(), ::testing::Not(HasSubstr(":pw@")));
+}
+
+TEST(StoreOpenTest, SqliteDirectoryIsCreated) {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / fmt::format("allot-store-dir-{}", getpid());
+  std::filesystem::remove_all(dir);
+  StatusOr<std::unique_ptr<Store>> store = Store::Open("sqlite:" + (dir / "nested").string());
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  EXPECT_EQ((*store)->engine(), "sqlite");
+  EXPECT_TRUE(std::filesystem::exists(dir / "nested" / "allot.db"));
+  store->reset();
+  std::filesystem::remove_all(dir);
+}
+
+// Two servers on one PostgreSQL database: one leads; when its session ends the other takes a new
+// term, and the first one's store can no longer write a row (fencing).
+TEST(LeadershipTest, OneLeaderAtATimeAndADeposedLeaderCannotWrite) {
+  ScratchPostgresDatabase database;
+  if (!database.available()) GTEST_SKIP() << ScratchPostgresDatabase::kSkipReason;
+  ASSERT_TRUE(Store::Open(database.uri()).ok());  // migrates
+  StatusOr<std::unique_ptr<Leadership>> first = Leadership::Connect(database.uri());
+  StatusOr<std::unique_ptr<Leadership>> second = Leadership::Connect(database.uri());
+  ASSERT_TRUE(first.ok() && second.ok()) << first.status().message();
+  ASSERT_TRUE(*(*first)->TryAcquire("http://a:1"));
+  EXPECT_FALSE(*(*second)->TryAcquire("http://b:2"));
+  EXPECT_TRUE((*first)->StillHeld());
+  StatusOr<Leadership::Leader> leader = (*second)->CurrentLeader();
+  ASSERT_TRUE(leader.ok());
+  EXPECT_EQ(leader->url, "http://a:1");
+  EXPECT_EQ(leader->epoch, (*first)->epoch());
+
+  StatusOr<std::unique_ptr<Store>> old_store = Store::Open(database.uri(), (*first)->epoch());
+  ASSERT_TRUE(old_store.ok());
+  WriteBatch before;
+  before.PutJob({.id = 1, .state = "pending", .account = "lab", .user = "kim", .doc = "{}"});
+  ASSERT_TRUE((*old_store)->Commit(std::move(before)).ok());
+
+  first->reset();  // the leader's session ends, as when its process dies
+  ASSERT_TRUE(*(*second)->TryAcquire("http://b:2"));
+  EXPECT_GT((*second)->epoch(), leader->epoch);
+  WriteBatch after;
+  after.PutJob({.id = 2, .state = "pending", .account = "lab", .user = "kim", .doc = "{}"});
+  Status fenced = (*old_store)->Commit(std::move(after));
+  ASSERT_FALSE(fenced.ok());
+  EXPECT_THAT(fenced.message(), HasSubstr("fenced"));
+  StatusOr<std::unique_ptr<Store>> new_store = Store::Open(database.uri(), (*second)->epoch());
+  ASSERT_TRUE(new_store.ok());
+  EXPECT_FALSE((*new_store)->LoadJob(2)->has_value());
+  WriteBatch mine;
+  mine.PutJob({.id = 2, .state = "pending", .account = "lab", .user = "kim", .doc = "{}"});
+  EXPECT_TRUE((*new_store)->Commit(std::move(mine)).ok());
+  EXPECT_EQ((*new_store)->LoadLiveJobs()->size(), 2u);
+}
+
+TEST(LeadershipTest, FencingNeedsPostgres) {
+  StatusOr<std::unique_ptr<Store>> store = Store::Open("sqlite:/tmp/allot-no-fencing", 3);
+  ASSERT_FALSE(store.ok());
+  EXPECT_THAT(store.status().message(), HasSubstr("need PostgreSQL"));
 }
 
 }  // namespace
