@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/server_list.h"
+
 namespace allot {
 namespace {
 
@@ -60,12 +62,14 @@ StatusOr<std::string> EnrolledToken(const AgentOptions& options) {
     std::getline(file, token);
     if (!token.empty()) return token;
   }
-  httplib::Client client(options.server);
-  if (!options.ca_file.empty()) client.set_ca_cert_path(options.ca_file.c_str());
-  client.enable_server_certificate_verification(true);
-  client.set_connection_timeout(5, 0);
-  client.set_bearer_token_auth(options.token);
+  // With several servers (a leader and standbys), each attempt asks the next one.
+  const std::vector<std::string> servers = SplitServerList(options.server);
   for (int attempt = 1;; ++attempt) {
+    httplib::Client client(servers[static_cast<size_t>(attempt - 1) % servers.size()]);
+    if (!options.ca_file.empty()) client.set_ca_cert_path(options.ca_file.c_str());
+    client.enable_server_certificate_verification(true);
+    client.set_connection_timeout(5, 0);
+    client.set_bearer_token_auth(options.token);
     httplib::Result result = client.Post(fmt::format("/v1/agents/{}/register", options.node), "{}", "application/json");
     if (result && result->status == 201) {
       nlohmann::json reply = nlohmann::json::parse(result->body, nullptr, false);
@@ -80,7 +84,7 @@ StatusOr<std::string> EnrolledToken(const AgentOptions& options) {
       spdlog::info("node {} enrolled; its token is kept in {}", options.node, kept.string());
       return token;
     }
-    if (result) {
+    if (result && !(result->status == 503 && result->has_header(kLeaderHeader))) {
       nlohmann::json reply = nlohmann::json::parse(result->body, nullptr, false);
       return Status(StatusCode::kFailedPrecondition,
                     fmt::format("the server refused to enrol node '{}': {}", options.node,
@@ -152,9 +156,11 @@ Agent::Agent(AgentOptions options, GpuInventory gpus, TaskCgroups cgroups, std::
     : options_(std::move(options)),
       gpus_(std::move(gpus)),
       runner_((fs::path(options_.state_dir) / "tasks").string(), options_.shim, std::move(cgroups)),
-      client_(NewClient()),
+      servers_(SplitServerList(options_.server)),
       exit_watcher_(std::make_unique<ExitWatcher>([this] { OnTaskExit(); })),
       users_(std::move(users)) {
+  if (servers_.empty()) servers_ = {options_.server};
+  client_ = NewClient();
   // Tasks that outlived a previous agent on this node.
   for (RunningTask& running : runner_.Recover()) {
     TaskKey key{running.job, running.epoch, running.task_index};
@@ -166,7 +172,7 @@ Agent::Agent(AgentOptions options, GpuInventory gpus, TaskCgroups cgroups, std::
 }
 
 std::shared_ptr<httplib::Client> Agent::NewClient() const {
-  auto client = std::make_shared<httplib::Client>(options_.server);
+  auto client = std::make_shared<httplib::Client>(servers_[server_index_]);
   // One kept-alive connection: a waiting connection costs the server a socket, not a thread,
   // and a new connection per sync would leave a TIME_WAIT socket behind each one (at the
   // national pool's 36,880 nodes, more than a host's ports).
@@ -178,6 +184,22 @@ std::shared_ptr<httplib::Client> Agent::NewClient() const {
   client->set_read_timeout(90, 0);  // beyond the longest long poll the server grants (60 s)
   client->set_bearer_token_auth(options_.token);
   return client;
+}
+
+std::string Agent::CurrentServer() const {
+  std::lock_guard lock(client_mutex_);
+  return servers_[server_index_];
+}
+
+bool Agent::FollowLeader(const std::string& named) {
+  std::lock_guard lock(client_mutex_);
+  if (servers_.size() < 2) return false;
+  auto found = std::find(servers_.begin(), servers_.end(), named);
+  server_index_ = !named.empty() && found != servers_.end() ? static_cast<size_t>(found - servers_.begin())
+                                                           : (server_index_ + 1) % servers_.size();
+  if (!stopping_) client_ = NewClient();
+  spdlog::info("syncing with {} from now on", servers_[server_index_]);
+  return true;
 }
 
 void Agent::InterruptSync() const {
@@ -408,7 +430,8 @@ Status Agent::SyncOnce() {
     // The server is away: tasks go on, and everything is reported again, after a wait that
     // grows while it stays away.
     const double wait = backoff_.Next();
-    spdlog::warn("sync with {} failed: {}; retrying in {:.1f} s", options_.server, httplib::to_string(result.error()), wait);
+    spdlog::warn("sync with {} failed: {}; retrying in {:.1f} s", CurrentServer(), httplib::to_string(result.error()), wait);
+    FollowLeader("");  // another server of the list, if there are several
     WaitBeforeRetry(wait);
     return OkStatus();
   }
@@ -417,6 +440,12 @@ Status Agent::SyncOnce() {
     std::string message = reply.is_object() ? reply.value("message", result->body) : result->body;
     if (result->status == 400 || result->status == 401 || result->status == 403 || result->status == 404) {
       return Status(StatusCode::kFailedPrecondition, fmt::format("the server refused node '{}': {}", options_.node, message));
+    }
+    // A standby: the leader it names gets the next sync, at once.
+    if (result->status == 503 && result->has_header(kLeaderHeader) &&
+        FollowLeader(result->get_header_value(kLeaderHeader))) {
+      WaitBeforeRetry(0.1);
+      return OkStatus();
     }
     // Busy (503, 429) or failing: back off, and never come back sooner than it asked (but not
     // so late that the node is taken for lost).

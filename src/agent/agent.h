@@ -114,6 +114,14 @@ class Agent {
   std::shared_ptr<httplib::Client> Client() const;
   mutable std::mutex client_mutex_;
   std::shared_ptr<httplib::Client> client_;
+  // options_.server split (core/server_list.h); the client talks to servers_[server_index_].
+  // Both under client_mutex_ once the agent runs.
+  std::vector<std::string> servers_;
+  size_t server_index_ = 0;
+  // Several servers: the one synced with was away or a standby; the next sync goes to the
+  // leader it named, else to the next server in the list. Returns false with one server.
+  bool FollowLeader(const std::string& named);
+  std::string CurrentServer() const;
   std::unique_ptr<ExitWatcher> exit_watcher_;
   bool watching_exits_ = true;             // false where the kernel has no pidfds: poll then
   std::atomic<uint64_t> exits_seen_{0};    // shims that exited, counted by the watcher

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -13,6 +14,8 @@
 #include <random>
 #include <sstream>
 #include <thread>
+
+#include "core/server_list.h"
 
 namespace allot {
 namespace {
@@ -252,8 +255,14 @@ StatusOr<ClientSettings> ResolveClientSettings(const ClientFlags& flags) {
                               config_path.empty() ? "~/.config/allot/config.yaml"
                                                   : ShortenHome(config_path)));
   }
-  if (StatusOr<ServerUrl> url = ParseServerUrl(server->value); !url.ok()) {
-    return url.status().WithContext(fmt::format("server from {}", server->origin));
+  std::vector<std::string> servers = SplitServerList(server->value);
+  if (servers.empty()) {
+    return InvalidArgumentError("server from {}: no URL in '{}'; write http://HOST:PORT", server->origin, server->value);
+  }
+  for (const std::string& each : servers) {
+    if (StatusOr<ServerUrl> url = ParseServerUrl(each); !url.ok()) {
+      return url.status().WithContext(fmt::format("server from {}", server->origin));
+    }
   }
   ALLOT_ASSIGN_OR_RETURN(std::string token_value, TokenValue(*token));
   std::optional<Setting> ca_file = FromFlagOrEnvironment(flags.ca_file, "--ca-file", "ALLOT_CA_FILE");
@@ -262,26 +271,27 @@ StatusOr<ClientSettings> ResolveClientSettings(const ClientFlags& flags) {
 }
 
 StatusOr<ApiClient> ApiClient::Create(const ClientSettings& settings) {
-  ALLOT_ASSIGN_OR_RETURN(ServerUrl url, ParseServerUrl(settings.server));
-  auto http = std::make_unique<httplib::Client>(url.scheme_host_port);
-  http->set_connection_timeout(kConnectTimeoutSeconds);
-  http->set_read_timeout(kReadTimeoutSeconds);
-  http->set_write_timeout(kReadTimeoutSeconds);
-  // A request goes out as headers, then body: with Nagle's algorithm on, the body waits for the
-  // server's delayed ACK of the headers, 40 ms on Linux, on every request with a body.
-  http->set_tcp_nodelay(true);
-  // https verifies the server's certificate: against --ca-file, else the system's CAs.
-  if (!settings.ca_file.empty()) http->set_ca_cert_path(settings.ca_file.c_str());
-  http->enable_server_certificate_verification(true);
-  return ApiClient(settings.server, std::move(url.base_path), settings.token, std::move(http));
+  std::vector<Endpoint> endpoints;
+  for (const std::string& server : SplitServerList(settings.server)) {
+    ALLOT_ASSIGN_OR_RETURN(ServerUrl url, ParseServerUrl(server));
+    auto http = std::make_unique<httplib::Client>(url.scheme_host_port);
+    http->set_connection_timeout(kConnectTimeoutSeconds);
+    http->set_read_timeout(kReadTimeoutSeconds);
+    http->set_write_timeout(kReadTimeoutSeconds);
+    // A request goes out as headers, then body: with Nagle's algorithm on, the body waits for the
+    // server's delayed ACK of the headers, 40 ms on Linux, on every request with a body.
+    http->set_tcp_nodelay(true);
+    // https verifies the server's certificate: against --ca-file, else the system's CAs.
+    if (!settings.ca_file.empty()) http->set_ca_cert_path(settings.ca_file.c_str());
+    http->enable_server_certificate_verification(true);
+    endpoints.push_back({.server = server, .base_path = std::move(url.base_path), .http = std::move(http)});
+  }
+  if (endpoints.empty()) return InvalidArgumentError("no server URL in '{}'; write http://HOST:PORT", settings.server);
+  return ApiClient(std::move(endpoints), settings.token);
 }
 
-ApiClient::ApiClient(std::string server, std::string base_path, std::string token,
-                     std::unique_ptr<httplib::Client> http)
-    : server_(std::move(server)),
-      base_path_(std::move(base_path)),
-      token_(std::move(token)),
-      http_(std::move(http)) {}
+ApiClient::ApiClient(std::vector<Endpoint> endpoints, std::string token)
+    : endpoints_(std::move(endpoints)), token_(std::move(token)) {}
 
 ApiClient::ApiClient(ApiClient&&) noexcept = default;
 ApiClient& ApiClient::operator=(ApiClient&&) noexcept = default;
@@ -318,7 +328,30 @@ StatusOr<nlohmann::json> ApiClient::Delete(std::string_view path) {
 
 StatusOr<nlohmann::json> ApiClient::Send(Method method, std::string_view path, const Query& query,
                                          const nlohmann::json* body, std::string_view idempotency_key) {
-  const std::string target = base_path_ + std::string(path);
+  if (endpoints_.size() == 1) return SendTo(endpoints_[0], method, path, query, body, idempotency_key).reply;
+  // Several servers: find the leader, for as long as a takeover takes.
+  constexpr auto kFailoverWindow = std::chrono::seconds(20);
+  const auto deadline = std::chrono::steady_clock::now() + kFailoverWindow;
+  while (true) {
+    Attempt attempt = SendTo(endpoints_[current_], method, path, query, body, idempotency_key);
+    for (size_t tried = 1; attempt.elsewhere && tried < endpoints_.size(); ++tried) {
+      auto named = std::find_if(endpoints_.begin(), endpoints_.end(),
+                                [&](const Endpoint& endpoint) { return endpoint.server == attempt.leader; });
+      current_ = named != endpoints_.end() && !attempt.leader.empty()
+                     ? static_cast<size_t>(named - endpoints_.begin())
+                     : (current_ + 1) % endpoints_.size();
+      attempt = SendTo(endpoints_[current_], method, path, query, body, idempotency_key);
+    }
+    if (!attempt.elsewhere || std::chrono::steady_clock::now() >= deadline) return std::move(attempt.reply);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
+ApiClient::Attempt ApiClient::SendTo(Endpoint& endpoint, Method method, std::string_view path, const Query& query,
+                                     const nlohmann::json* body, std::string_view idempotency_key) {
+  const std::string& server = endpoint.server;
+  httplib::Client& http = *endpoint.http;
+  const std::string target = endpoint.base_path + std::string(path);
   constexpr std::string_view kMethodNames[] = {"GET", "POST", "PUT", "DELETE"};
   const std::string request =
       fmt::format("{} {}", kMethodNames[static_cast<size_t>(method)], path);  // for messages
@@ -328,49 +361,54 @@ StatusOr<nlohmann::json> ApiClient::Send(Method method, std::string_view path, c
       body == nullptr ? "" : body->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   constexpr const char* kJson = "application/json";
 
-  httplib::Result result = [&] {
+  httplib::Result result = [&]() {
     switch (method) {
       case Method::kGet:
-        return http_->Get(target, httplib::Params(query.begin(), query.end()), headers);
+        return http.Get(target, httplib::Params(query.begin(), query.end()), headers);
       case Method::kPost:
-        return http_->Post(target, headers, payload, kJson);
+        return http.Post(target, headers, payload, kJson);
       case Method::kPut:
-        return http_->Put(target, headers, payload, kJson);
+        return http.Put(target, headers, payload, kJson);
       case Method::kDelete:
         break;
     }
-    return http_->Delete(target, headers);
+    return http.Delete(target, headers);
   }();
 
   if (!result) {
     httplib::Error error = result.error();
     if (IsConnectError(error)) {
-      return Status(StatusCode::kUnavailable,
-                    fmt::format("cannot reach the allot server at {}: {} (is `allot server` "
-                                "running? set --server or ALLOT_SERVER)",
-                                server_, DescribeTransportError(error)));
+      return {.reply = Status(StatusCode::kUnavailable,
+                              fmt::format("cannot reach the allot server at {}: {} (is `allot server` "
+                                          "running? set --server or ALLOT_SERVER)",
+                                          server, DescribeTransportError(error))),
+              .elsewhere = true};
     }
-    return Status(StatusCode::kUnavailable,
-                  fmt::format("no reply from the allot server at {} to {}: {}", server_, request,
-                              DescribeTransportError(error)));
+    return {.reply = Status(StatusCode::kUnavailable,
+                            fmt::format("no reply from the allot server at {} to {}: {}", server, request,
+                                        DescribeTransportError(error)))};
   }
 
   const httplib::Response& response = *result;
   nlohmann::json reply = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (response.status >= 200 && response.status < 300) {
-    if (Trim(response.body).empty()) return nlohmann::json::object();
+    if (Trim(response.body).empty()) return {.reply = nlohmann::json::object()};
     if (reply.is_discarded()) {
-      return InternalError("the reply of {} to {} is not JSON; is {} an allot server?", server_,
-                           request, server_);
+      return {.reply = InternalError("the reply of {} to {} is not JSON; is {} an allot server?", server,
+                                     request, server)};
     }
-    return reply;
+    return {.reply = std::move(reply)};
   }
+  // A standby acts on nothing: the request may go to the leader it names.
+  const bool standby = response.status == 503 && response.has_header(kLeaderHeader);
+  std::string leader = standby ? response.get_header_value(kLeaderHeader) : "";
   if (reply.is_object() && reply.contains("message") && reply["message"].is_string()) {
-    return Status(CodeForHttpStatus(response.status), reply["message"].get<std::string>());
+    return {.reply = Status(CodeForHttpStatus(response.status), reply["message"].get<std::string>()),
+            .elsewhere = standby, .leader = std::move(leader)};
   }
-  return Status(
-      CodeForHttpStatus(response.status),
-      fmt::format("the server at {} answered HTTP {} to {}", server_, response.status, request));
+  return {.reply = Status(CodeForHttpStatus(response.status),
+                          fmt::format("the server at {} answered HTTP {} to {}", server, response.status, request)),
+          .elsewhere = standby, .leader = std::move(leader)};
 }
 
 }  // namespace allot

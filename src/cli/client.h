@@ -28,7 +28,9 @@ namespace allot {
 inline constexpr std::string_view kDefaultServer = "http://127.0.0.1:8080";
 
 struct ClientSettings {
-  std::string server;  // "http://HOST:PORT", optionally with a path prefix ("https://h/allot")
+  // "http://HOST:PORT", optionally with a path prefix ("https://h/allot"); or several, comma
+  // separated, for servers that share a store (core/server_list.h): the client finds the leader.
+  std::string server;
   std::string token;   // the bearer token itself, never "@FILE"
   // https: the CA certificates (PEM) to verify the server against; "": the system's.
   std::string ca_file;
@@ -67,6 +69,11 @@ std::string ClientConfigPath();
 // kUnavailable, other 5xx kInternal. A server that cannot be reached is kUnavailable with a hint to
 // check `allot server` and --server. Timeouts: 5 s to connect, 60 s for each read.
 //
+// With several servers, a request that could not be sent (no connection) or that a standby
+// refused (503 naming the leader) goes to the next server, or straight to the leader it named,
+// for up to 20 s: long enough for a standby to take over. Such a request reached no leader, so
+// it is safe to send again whatever its method. The client stays with the server that answered.
+//
 // Not thread-safe: one request at a time. Keeps its connection open between requests.
 class ApiClient {
  public:
@@ -90,22 +97,35 @@ class ApiClient {
   StatusOr<nlohmann::json> Put(std::string_view path, const nlohmann::json& body);
   StatusOr<nlohmann::json> Delete(std::string_view path);
 
-  // The server's URL as configured, for messages.
-  const std::string& server() const { return server_; }
+  // The URL of the server the client talks to now, for messages.
+  const std::string& server() const { return endpoints_[current_].server; }
 
  private:
   enum class Method : uint8_t { kGet, kPost, kPut, kDelete };
 
-  ApiClient(std::string server, std::string base_path, std::string token,
-            std::unique_ptr<httplib::Client> http);
+  struct Endpoint {
+    std::string server;
+    std::string base_path;  // "" or a prefix such as "/allot", prepended to every path
+    std::unique_ptr<httplib::Client> http;
+  };
+  // One server's answer; `elsewhere` when the request reached no leader and may go to another
+  // server (no connection, or a standby), `leader` the URL a standby named.
+  struct Attempt {
+    StatusOr<nlohmann::json> reply;
+    bool elsewhere = false;
+    std::string leader;
+  };
+
+  ApiClient(std::vector<Endpoint> endpoints, std::string token);
 
   StatusOr<nlohmann::json> Send(Method method, std::string_view path, const Query& query,
                                 const nlohmann::json* body, std::string_view idempotency_key = {});
+  Attempt SendTo(Endpoint& endpoint, Method method, std::string_view path, const Query& query,
+                 const nlohmann::json* body, std::string_view idempotency_key);
 
-  std::string server_;
-  std::string base_path_;  // "" or a prefix such as "/allot", prepended to every path
+  std::vector<Endpoint> endpoints_;
+  size_t current_ = 0;
   std::string token_;
-  std::unique_ptr<httplib::Client> http_;
 };
 
 }  // namespace allot

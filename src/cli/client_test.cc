@@ -333,5 +333,34 @@ TEST(ApiClientTest, AnUnreachableServerIsUnavailableWithAHint) {
   EXPECT_THAT(reply.status().message(), HasSubstr("set --server or ALLOT_SERVER"));
 }
 
+// Servers sharing a store: a standby names the leader, and the client goes there and stays.
+TEST(ApiClientTest, SeveralServersFindTheLeaderAndStayWithIt) {
+  FakeServer standby;
+  FakeServer leader;
+  standby.StandBy(leader.url());
+  leader.Reply("GET", "/v1/whoami", 200, R"({"user": "kim"})");
+  leader.Reply("POST", "/v1/jobs", 200, R"({"id": 7})");
+  std::string dead = "http://127.0.0.1:" + std::to_string(UnusedPort());
+  StatusOr<ApiClient> client = ApiClient::Create({.server = dead + ", " + standby.url() + "," + leader.url(), .token = "t"});
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  StatusOr<nlohmann::json> reply = client->Get("/v1/whoami");
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
+  EXPECT_EQ((*reply)["user"], "kim");
+  EXPECT_EQ(client->server(), leader.url());
+  EXPECT_EQ(standby.requests().size(), 1u);
+  // A submit goes to the leader it found, once.
+  ASSERT_TRUE(client->PostOnce("/v1/jobs", {{"name", "x"}}).ok());
+  EXPECT_EQ(standby.requests().size(), 1u);
+  EXPECT_EQ(leader.requests().size(), 2u);
+}
+
+TEST_F(SettingsTest, EveryServerOfAListIsChecked) {
+  StatusOr<ClientSettings> settings = ResolveClientSettings({.server = "http://a:1,ftp://b", .token = "t"});
+  ASSERT_FALSE(settings.ok());
+  EXPECT_THAT(settings.status().message(), HasSubstr("'ftp://b' is not a server URL"));
+  EXPECT_FALSE(ResolveClientSettings({.server = " , ", .token = "t"}).ok());
+  EXPECT_TRUE(ResolveClientSettings({.server = "http://a:1, https://b/allot", .token = "t"}).ok());
+}
+
 }  // namespace
 }  // namespace allot

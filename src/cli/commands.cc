@@ -470,6 +470,35 @@ int RunQueue(ApiClient& client, const QueueOptions& options, const CommandEnv& e
   return kExitOk;
 }
 
+int RunHistory(ApiClient& client, const HistoryOptions& options, const CommandEnv& env) {
+  ApiClient::Query query = {{"state", options.states}, {"limit", std::to_string(options.limit)}};
+  for (const auto& [name, value] : {std::pair{"account", &options.account}, std::pair{"user", &options.user},
+                                    std::pair{"since", &options.since}, std::pair{"until", &options.until},
+                                    std::pair{"before", &options.before}}) {
+    if (!value->empty()) query.emplace_back(name, *value);
+  }
+  StatusOr<json> reply = client.Get("/v1/jobs", query);
+  if (!reply.ok()) return ReportError(reply.status(), env.err);
+  if (options.output == OutputFormat::kJson) return PrintJson(*reply, env.out);
+  const json* jobs = ListField(*reply, "jobs");
+  if (jobs == nullptr) return ReportError(MissingList(client, "jobs"), env.err);
+  Table table({{"JOBID", Align::kRight}, {"NAME"}, {"ACCOUNT"}, {"USER"}, {"STATE"}, {"SUBMIT"}, {"END"},
+               {"GPUS", Align::kRight}, {"EXIT", Align::kRight}});
+  // Newest first, as pages come.
+  for (auto job = jobs->rbegin(); job != jobs->rend(); ++job) {
+    const json& exit_code = Field(*job, "exit_code");
+    table.AddRow({Text(*job, "id"), OrDash(Text(*job, "name")), Text(*job, "account"), Text(*job, "user"),
+                  Upper(Text(*job, "state")), FormatTimestamp(Integer(*job, "submit_time")),
+                  FormatTimestamp(Integer(*job, "end_time")), std::to_string(JobGpus(*job)),
+                  exit_code.is_number_integer() ? std::to_string(exit_code.get<int64_t>()) : "-"});
+  }
+  table.Print(env.out);
+  if (reply->contains("next_before") && (*reply)["next_before"].is_number_integer()) {
+    env.err << fmt::format("more: add --before {}\n", (*reply)["next_before"].get<int64_t>());
+  }
+  return kExitOk;
+}
+
 int RunShow(ApiClient& client, std::string_view job, OutputFormat output, const CommandEnv& env) {
   StatusOr<int64_t> id = ParseId(job, "job");
   if (!id.ok()) return ReportError(id.status(), env.err);

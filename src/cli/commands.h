@@ -83,6 +83,21 @@ struct QueueOptions {
 };
 int RunQueue(ApiClient& client, const QueueOptions& options, const CommandEnv& env);
 
+// `allot history`: ended jobs from the store, newest first, a page at a time:
+// GET /v1/jobs?state=ended&since=...&until=...&before=... as JOBID NAME ACCOUNT USER STATE
+// SUBMIT END GPUS EXIT. A full page says on stderr how to ask for the next one (--before ID).
+struct HistoryOptions {
+  std::string account;
+  std::string user;
+  std::string states = "ended";  // or some of completed, failed, cancelled, timeout, node_fail, preempted
+  std::string since;             // submitted at or after: Unix seconds or YYYY-MM-DD (UTC)
+  std::string until;             // submitted before
+  std::string before;            // job ids below this only (the next page)
+  int limit = 100;
+  OutputFormat output = OutputFormat::kTable;
+};
+int RunHistory(ApiClient& client, const HistoryOptions& options, const CommandEnv& env);
+
 // `allot show JOB`: GET /v1/jobs/{id} as scontrol's Key=Value block.
 int RunShow(ApiClient& client, std::string_view job, OutputFormat output, const CommandEnv& env);
 

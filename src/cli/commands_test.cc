@@ -125,6 +125,27 @@ TEST_F(CommandsTest, QueueLeavesUnsetFiltersToTheServer) {
   EXPECT_EQ(out_.str(), "JOBID  NAME  ACCOUNT  USER  STATE  TIME  GPUS  NODES  REASON/NODELIST\n");
 }
 
+TEST_F(CommandsTest, HistoryPrintsEndedJobsNewestFirstAndSaysHowToPage) {
+  server_.Reply("GET", "/v1/jobs", 200, R"({"jobs": [
+      {"id": 41, "name": "a", "account": "lab", "user": "kim", "state": "completed", "submit_time": 1796083200,
+       "end_time": 1796083260, "exit_code": 0, "gpus": 2},
+      {"id": 42, "name": "b", "account": "lab", "user": "kim", "state": "cancelled", "submit_time": 1796083300,
+       "end_time": 1796083400, "exit_code": null, "gpus": 1}], "next_before": 41})");
+  EXPECT_EQ(RunHistory(client_, {.account = "lab", .since = "2026-12-01", .before = "50", .limit = 2}, Env()), kExitOk)
+      << err_.str();
+  EXPECT_EQ(out_.str(),
+            "JOBID  NAME  ACCOUNT  USER  STATE      SUBMIT               END                  GPUS  EXIT\n"
+            "   42  b     lab      kim   CANCELLED  2026-12-01T00:01:40  2026-12-01T00:03:20     1     -\n"
+            "   41  a     lab      kim   COMPLETED  2026-12-01T00:00:00  2026-12-01T00:01:00     2     0\n");
+  EXPECT_EQ(err_.str(), "more: add --before 41\n");
+  FakeServer::Request request = OnlyRequest();
+  EXPECT_EQ(request.query.find("state")->second, "ended");
+  EXPECT_EQ(request.query.find("since")->second, "2026-12-01");
+  EXPECT_EQ(request.query.find("before")->second, "50");
+  EXPECT_EQ(request.query.find("limit")->second, "2");
+  EXPECT_EQ(request.query.count("until"), 0u);
+}
+
 TEST_F(CommandsTest, JsonOutputIsTheServersReply) {
   std::string reply = std::string(R"({"jobs": [)") + kRunningJob + "]}";
   server_.Reply("GET", "/v1/jobs", 200, reply);

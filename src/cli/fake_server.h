@@ -61,6 +61,12 @@ class FakeServer {
     replies_[{method, path}] = {status, std::move(body)};
   }
 
+  // From now on answers everything as a standby does: 503, naming `leader` (server/standby.h).
+  void StandBy(std::string leader) {
+    std::lock_guard lock(mutex_);
+    leader_ = std::move(leader);
+  }
+
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
 
@@ -78,6 +84,13 @@ class FakeServer {
                          .authorization = request.get_header_value("Authorization"),
                          .content_type = request.get_header_value("Content-Type"),
                          .body = request.body});
+    if (!leader_.empty()) {
+      response.status = 503;
+      response.set_header("Retry-After", "1");
+      response.set_header("X-Allot-Leader", leader_);
+      response.set_content(R"({"code": "standby", "message": "this server is a standby"})", "application/json");
+      return;
+    }
     auto found = replies_.find({request.method, request.path});
     if (found == replies_.end()) {
       response.status = 404;
@@ -95,6 +108,7 @@ class FakeServer {
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, std::pair<int, std::string>> replies_;
   std::vector<Request> requests_;
+  std::string leader_;
 };
 
 }  // namespace allot

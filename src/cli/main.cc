@@ -45,6 +45,7 @@
 #include "agent/agent.h"
 #include "agent/nodesim.h"
 #include "cli/client.h"
+#include "core/server_list.h"
 #include "cli/commands.h"
 #include "cli/run_step.h"
 #include "cli/slurm_commands.h"
@@ -319,6 +320,7 @@ struct ClientCommandLine {
   UsageOptions usage;
   TokenCreateOptions token_create;
   AuditOptions audit;
+  HistoryOptions history;
   std::string job;                             // show
   std::vector<std::string> jobs;               // cancel, hold, release
   std::string token_id;                        // token revoke
@@ -386,6 +388,19 @@ void AddClientCommands(CLI::App& app, ClientCommandLine& line) {
       "States, comma-separated (default pending,running): pending, running, completed, failed, "
       "cancelled, timeout, node_fail");
   add_output(queue, line.queue.output);
+
+  CLI::App* history = add(app, "history", "Ended jobs, newest first, a page at a time (like sacct)",
+                          [&line](ApiClient& client, const CommandEnv& env) { return RunHistory(client, line.history, env); });
+  history->add_option("-A,--account", line.history.account, "Only this account's subtree");
+  history->add_option("-u,--user", line.history.user, "Only this user's jobs");
+  history->add_option("-t,--state", line.history.states,
+                      "ended (default), or some of completed, failed, cancelled, timeout, node_fail, preempted");
+  history->add_option("-S,--since", line.history.since, "Submitted at or after: Unix seconds or YYYY-MM-DD (UTC)");
+  history->add_option("-E,--until", line.history.until, "Submitted before: Unix seconds or YYYY-MM-DD (UTC)");
+  history->add_option("--before", line.history.before, "Jobs with ids below this only: the next page");
+  history->add_option("-n,--limit", line.history.limit, "Jobs per page")->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  add_output(history, line.history.output);
 
   CLI::App* show = add(app, "show", "Show one job in detail, with why it is pending",
                        [&line](ApiClient& client, const CommandEnv& env) {
@@ -655,6 +670,9 @@ int main(int argc, char** argv) {
                      "keep the password in ~/.pgpass or PGPASSFILE, not on the command line). Default: "
                      "the SQLite file in --data")
       ->envname("ALLOT_STORE");
+  server->add_option("--advertise", serve_command.advertise,
+                     "This server's URL as clients reach it, recorded while it leads so that standbys can name it "
+                     "(PostgreSQL store; default: from --listen)");
   server->add_option("--listen", serve_command.listen, "HOST:PORT to serve the API on (port 0: any free port)")
       ->capture_default_str();
   server->add_option("--heartbeat", serve_command.heartbeat_seconds, "Seconds between an agent's syncs")
@@ -745,6 +763,10 @@ int main(int argc, char** argv) {
   if (*nodesim) {
     allot::StatusOr<allot::ClientSettings> settings = allot::ResolveClientSettings({nodesim_server, nodesim_token});
     if (!settings.ok()) return allot::Fail(settings.status());
+    if (allot::SplitServerList(settings->server).size() != 1) {
+      return allot::Fail(allot::InvalidArgumentError("nodesim talks to one server; give --server one URL, not '{}'",
+                                                     settings->server));
+    }
     nodesim_options.server = settings->server;
     nodesim_options.token = settings->token;
     if (!nodesim_duration.empty()) {

@@ -58,7 +58,7 @@ StatusOr<std::unique_ptr<Controller>> Controller::Open(Config config, Controller
   ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Scheduler> scheduler, Scheduler::Create(std::move(config)));
   std::string location = options.store.empty() ? (std::filesystem::path(options.data_dir) / "allot.db").string()
                                                : options.store;
-  ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(location));
+  ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(location, options.fencing_epoch));
   std::unique_ptr<Controller> controller(
       new Controller(std::move(scheduler), std::move(store), std::move(options)));
   ALLOT_RETURN_IF_ERROR(controller->Recover());
@@ -522,20 +522,24 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
   bool want_pending = false, want_running = false;
   std::vector<std::string> ended;
   for (const std::string& state : states) {
-    if (state == "pending") {
+    if (state == "ended") {
+      ended.insert(ended.end(), kEndedStates.begin(), kEndedStates.end());
+    } else if (state == "pending") {
       want_pending = true;
     } else if (state == "running") {
       want_running = true;
     } else if (std::find(kEndedStates.begin(), kEndedStates.end(), state) != kEndedStates.end()) {
       ended.push_back(state);
     } else {
-      return InvalidArgumentError("unknown state '{}'; use pending, running, {}", state, fmt::join(kEndedStates, ", "));
+      return InvalidArgumentError("unknown state '{}'; use pending, running, {}, or ended (all of those)", state,
+                                  fmt::join(kEndedStates, ", "));
     }
   }
   if (query.limit == 0 || query.limit > 100000) return InvalidArgumentError("limit must be between 1 and 100000");
 
   json jobs = json::array();
   std::vector<std::string> subtree;
+  JobId next_before = 0;
   Store::Ticket ticket;
   {
     std::lock_guard lock(mutex_);
@@ -556,6 +560,9 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
       if (running ? !want_running : !want_pending) continue;
       if (!query.user.empty() && job.spec.user != query.user) continue;
       if (scope != tree.root() && !tree.IsAncestorOrSelf(scope, job.account)) continue;
+      if (job.submit_time < query.submitted_since) continue;
+      if (query.submitted_until > 0 && job.submit_time >= query.submitted_until) continue;
+      if (query.before > 0 && id >= query.before) continue;
       ids.push_back(id);
     }
     std::sort(ids.begin(), ids.end());
@@ -571,7 +578,14 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
   if (!ended.empty() && jobs.size() < query.limit) {
     ALLOT_ASSIGN_OR_RETURN(std::vector<JobRow> rows,
                            store_->ListJobs({.states = ended, .accounts = subtree, .user = query.user,
+                                             .submitted_since = query.submitted_since,
+                                             .submitted_until = query.submitted_until, .before = query.before,
                                              .limit = query.limit - jobs.size()}));
+    // A history (ended jobs only) comes in pages, newest first: a full page says where the next
+    // one starts.
+    if (!want_pending && !want_running && !rows.empty() && rows.size() == query.limit) {
+      next_before = rows.back().id;
+    }
     std::reverse(rows.begin(), rows.end());
     json finished = json::array();
     for (const JobRow& row : rows) {
@@ -581,7 +595,9 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
     finished.insert(finished.end(), jobs.begin(), jobs.end());
     jobs = std::move(finished);
   }
-  return json{{"jobs", jobs}};
+  json reply = {{"jobs", jobs}};
+  if (next_before > 0) reply["next_before"] = next_before;
+  return reply;
 }
 
 StatusOr<json> Controller::GetJob(const Principal& who, JobId id) {

@@ -50,6 +50,9 @@ struct ControllerOptions {
   std::string data_dir;  // operator.token, job logs, and the SQLite store unless `store` names another
   // Where the durable state is (Store::Open): "" for DATA_DIR/allot.db, sqlite:DIR, or postgresql://...
   std::string store;
+  // The term this server leads when several share a PostgreSQL store (store/leadership.h): every
+  // write is fenced with it. 0: the only server, no fencing.
+  int64_t fencing_epoch = 0;
   // The clock, in Unix seconds; tests may pass their own.
   std::function<Time()> now;
   // The account of the operator token written on first start ("" for none).
@@ -86,6 +89,9 @@ struct ListJobsQuery {
   std::vector<std::string> states;  // empty: pending and running
   std::string account;              // its subtree
   std::string user;
+  Time submitted_since = 0;  // submit time in [since, until); 0: no bound
+  Time submitted_until = 0;
+  JobId before = 0;          // ids below this only: the next page of a history (newest first)
   size_t limit = 1000;
   bool with_steps = false;  // each job's steps too (sacct); a listing leaves them out by default
 };

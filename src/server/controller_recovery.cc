@@ -223,6 +223,25 @@ Status Controller::Recover() {
     records_.emplace(row.id, std::move(record));
     if (row.state == "pending") SyncHold(row.id);
   }
+  // A submit answered within the last day is answered the same way again, even if its jobs have
+  // ended since: a client whose reply was lost in a failover retries with its key, and must not
+  // make the job twice. (Live jobs' keys are restored above.)
+  ALLOT_ASSIGN_OR_RETURN(std::vector<JobRow> recent,
+                         store_->ListJobs({.submitted_since = now - kDay, .limit = std::numeric_limits<int32_t>::max()}));
+  std::reverse(recent.begin(), recent.end());  // by id, as submitted
+  for (const JobRow& row : recent) {
+    if (row.state == "pending" || row.state == "running") continue;
+    json doc = json::parse(row.doc, nullptr, false);
+    if (doc.is_discarded() || !doc.contains("idempotency_key") || !doc["idempotency_key"].is_string()) continue;
+    std::string key = IdempotencyScope(row.account, row.user, doc["idempotency_key"].get<std::string>());
+    json& earlier = submit_replies_[key];
+    if (earlier.is_null()) {
+      earlier = {{"ids", json::array()}};
+      if (doc.value("array_index", json()).is_number()) earlier["array_job_id"] = doc.value("array_job_id", JobId{0});
+      submit_reply_ages_.emplace_back(now, key);
+    }
+    earlier["ids"].push_back(row.id);
+  }
   if (!failed.empty()) ALLOT_RETURN_IF_ERROR(store_->Commit(std::move(failed)));
   for (auto& [key, reply] : submit_replies_) {
     std::sort(reply["ids"].begin(), reply["ids"].end());

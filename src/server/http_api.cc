@@ -69,7 +69,7 @@ Status LimitParam(const HttpRequest& request, size_t& limit) {
   return OkStatus();
 }
 
-// A time parameter of the audit query: Unix seconds or a date; 0 when absent.
+// A time parameter (the audit log's, a job history's): Unix seconds or a date; 0 when absent.
 StatusOr<Time> AuditTime(const HttpRequest& request, const char* name) {
   if (!request.has_param(name)) return Time{0};
   const std::string text = request.get_param_value(name);
@@ -237,6 +237,19 @@ void HttpApi::Register() {
     query.user = request.get_param_value("user");
     query.with_steps = request.get_param_value("steps") == "true";
     if (Status limit = LimitParam(request, query.limit); !limit.ok()) return WriteError(response, limit);
+    StatusOr<Time> since = AuditTime(request, "since");
+    if (!since.ok()) return WriteError(response, since.status());
+    StatusOr<Time> until = AuditTime(request, "until");
+    if (!until.ok()) return WriteError(response, until.status());
+    query.submitted_since = *since;
+    query.submitted_until = *until;
+    if (request.has_param("before")) {
+      const std::string text = request.get_param_value("before");
+      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), query.before);
+      if (error != std::errc() || end != text.data() + text.size() || query.before == 0) {
+        return WriteError(response, InvalidArgumentError("before: '{}' is not a job id", text));
+      }
+    }
     WriteJson(response, c.ListJobs(who, query));
   }));
   auto job_route = [&](std::function<StatusOr<json>(const Principal&, JobId, const HttpRequest&)> call,

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "server/http_api.h"
+#include "server/standby.h"
 
 namespace allot {
 namespace {
@@ -114,8 +116,29 @@ int RunServe(const ServeCommand& given) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Several servers may share a PostgreSQL store: this one leads, or stands by until it can.
+  std::unique_ptr<Leadership> leadership;
+  int port_to_bind = listen->second;
+  if (Store::IsPostgres(command.store)) {
+    std::string scheme = command.tls_certificate_file.empty() ? "http" : "https";
+    std::string advertise = !command.advertise.empty() ? command.advertise
+                            : listen->first == "0.0.0.0" || listen->first == "::"
+                                ? fmt::format("{}://{}:{}", scheme, DevNodeName(), listen->second)
+                                : fmt::format("{}://{}:{}", scheme, listen->first, listen->second);
+    StatusOr<Leading> leading = LeadOrStandBy({.store = command.store, .advertise = advertise, .host = listen->first,
+                                               .port = listen->second,
+                                               .tls_certificate_file = command.tls_certificate_file,
+                                               .tls_key_file = command.tls_key_file},
+                                              signals);
+    if (!leading.ok()) return Fail(leading.status());
+    if (!leading->leadership) return 0;  // asked to stop while standing by
+    leadership = std::move(leading->leadership);
+    port_to_bind = leading->port;
+  }
+
   ControllerOptions controller_options{.data_dir = command.data_dir,
                                        .store = command.store,
+                                       .fencing_epoch = leadership ? leadership->epoch() : 0,
                                        .heartbeat_seconds = command.heartbeat_seconds,
                                        .missed_heartbeats = command.missed_heartbeats,
                                        .kill_grace_seconds = command.kill_grace_seconds,
@@ -132,8 +155,11 @@ int RunServe(const ServeCommand& given) {
   }
   HttpApi api(**controller, {.threads = command.threads, .max_connections = command.max_connections,
                              .tls_certificate_file = command.tls_certificate_file, .tls_key_file = command.tls_key_file});
-  StatusOr<int> port = api.Bind(listen->first, listen->second);
+  StatusOr<int> port = api.Bind(listen->first, port_to_bind);
   if (!port.ok()) return Fail(port.status());
+  // A leader that loses its lock session exits before it could act beside a new leader.
+  std::optional<LeadershipWatch> watch;
+  if (leadership) watch.emplace(*leadership);
   (*controller)->StartLoop();
 
   std::string token_file = (std::filesystem::path(command.data_dir) / "operator.token").string();
@@ -171,8 +197,12 @@ int RunServe(const ServeCommand& given) {
                 "  sbatch examples/hello.sh; squeue; sacct   # Slurm's commands too (docs/slurm.md)\n"
                 "  curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/jobs   # the REST API (/openapi.json)\n",
                 host.c_str(), url.c_str(), token_file.c_str(), token_file.c_str(), url.c_str());
-  } else {
+  } else if (std::filesystem::exists(token_file)) {
     std::printf("try: allot --server %s --token @%s queue\n", url.c_str(), token_file.c_str());
+  } else {
+    // A server that took over a shared store: the operator token was written by the first one.
+    std::printf("try: allot --server %s --token @TOKEN_FILE queue   (tokens are shared by the servers of a store)\n",
+                url.c_str());
   }
   std::fflush(stdout);
 

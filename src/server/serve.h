@@ -10,6 +10,9 @@ struct ServeCommand {
   std::string config;
   std::string data_dir = "allot-data";  // `allot server` sets .allot for --dev
   std::string store;  // --store: sqlite:DIR or postgresql://...; "" keeps the store in data_dir
+  // With a PostgreSQL store, any number of servers may share it: one leads, the others stand by
+  // (server/standby.h). --advertise: this server's URL as clients reach it; default from --listen.
+  std::string advertise;
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 picks a free one
   int threads = 64;
   std::string log_level = "info";

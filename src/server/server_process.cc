@@ -1,6 +1,9 @@
 #include "server/server_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -18,6 +21,21 @@
 #include "store/postgres_testing.h"
 
 namespace allot {
+
+int UnusedLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  int port = 0;
+  if (fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  if (fd >= 0) close(fd);
+  return port;
+}
 
 ServerProcess::ServerProcess(std::string binary, std::string config, std::string data_dir,
                              std::vector<std::string> extra_args)
@@ -41,8 +59,11 @@ Status ServerProcess::Start() {
                                    database_->error().empty() ? ScratchPostgresDatabase::kSkipReason : database_->error());
   }
   if (pipe(pipe_fds) != 0) return InternalError("pipe failed");
-  std::vector<std::string> args = {binary_, "server", "--data", data_dir_, "--listen", "127.0.0.1:0",
-                                   "--log-level", "warn"};
+  std::vector<std::string> args = {binary_, "server", "--data", data_dir_, "--log-level", "warn"};
+  // A fixed port when the caller names one (servers that clients find by a list), else any.
+  if (std::find(extra_args_.begin(), extra_args_.end(), "--listen") == extra_args_.end()) {
+    args.insert(args.end(), {"--listen", "127.0.0.1:0"});
+  }
   if (database_) args.insert(args.end(), {"--store", database_->uri()});
   if (!config_.empty()) args.insert(args.begin() + 2, {"--config", config_});  // else --dev in extra_args
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
@@ -63,16 +84,21 @@ Status ServerProcess::Start() {
   }
   close(pipe_fds[1]);
   pid_ = pid;
-  // Read stdout until the "listening on" line gives the port.
+  // Read stdout until the "listening on" line gives the port (or a standby's "standby on").
   output_.clear();
+  standby_ = false;
   FILE* out = fdopen(pipe_fds[0], "r");
   char line[1024];
   while (fgets(line, sizeof line, out)) {
     output_ += line;
     std::string text(line);
-    for (std::string_view prefix : {"listening on http://127.0.0.1:", "listening on https://127.0.0.1:"}) {
+    for (std::string_view prefix : {"listening on http://127.0.0.1:", "listening on https://127.0.0.1:",
+                                    "standby on http://127.0.0.1:", "standby on https://127.0.0.1:"}) {
       size_t at = text.find(prefix);
-      if (at != std::string::npos) port_ = std::stoi(text.substr(at + prefix.size()));
+      if (at != std::string::npos) {
+        port_ = std::stoi(text.substr(at + prefix.size()));
+        standby_ = prefix.starts_with("standby");
+      }
     }
     if (port_ != 0) break;
   }

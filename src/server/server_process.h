@@ -26,14 +26,20 @@ namespace allot {
 
 class ScratchPostgresDatabase;
 
+// A loopback port nothing listens on now (bound once to learn a free number, then closed): for
+// servers that must keep one port across restarts, as clients given a list of servers expect.
+int UnusedLoopbackPort();
+
 class ServerProcess {
  public:
   ServerProcess(std::string binary, std::string config, std::string data_dir,
                 std::vector<std::string> extra_args = {});
   ~ServerProcess();
 
-  // Starts the server and waits until it accepts requests (its "listening on" line).
+  // Starts the server and waits until it accepts requests (its "listening on" line), or, sharing
+  // a PostgreSQL store with a leader, until it stands by (standby() is then true).
   Status Start();
+  bool standby() const { return standby_; }
   // SIGKILL, then reaps the process.
   void Kill();
   // SIGTERM and waits for a clean exit; returns the exit status.
@@ -58,6 +64,7 @@ class ServerProcess {
   std::shared_ptr<ScratchPostgresDatabase> database_;  // ALLOT_TEST_STORE=postgresql
   pid_t pid_ = -1;
   int port_ = 0;
+  bool standby_ = false;
   std::string output_;
 };
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -290,6 +291,61 @@ TEST_F(ServerTest, ARetriedSubmitWithItsIdempotencyKeyMakesOneJob) {
     json ids = json::parse((*reply)->body)["ids"];
     for (const json& id : ids) Operator().Post(fmt::format("/v1/jobs/{}/cancel", id.get<JobId>()));
   }
+}
+
+// A client whose reply was lost in a crash or a failover retries with its key after the restart:
+// the job it made is found, even when it has ended meanwhile.
+TEST_F(ServerTest, AKeyOutlivesARestartEvenWhenItsJobHasEnded) {
+  httplib::Headers headers = {{"Authorization", "Bearer " + tenant_tokens_["lab-a"]}, {"Idempotency-Key", "k-restart"}};
+  std::string body = R"({"gpus": 1, "command": ["true"], "hold": true})";
+  httplib::Result first = server_->Client().Post("/v1/jobs", headers, body, "application/json");
+  ASSERT_TRUE(first && first->status == 201);
+  JobId id = json::parse(first->body)["ids"][0].get<JobId>();
+  ASSERT_EQ(Operator().Post(fmt::format("/v1/jobs/{}/cancel", id)).status, 200);
+  server_->Kill();
+  ASSERT_TRUE(server_->Start().ok());
+  httplib::Result again = server_->Client().Post("/v1/jobs", headers, body, "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 201);
+  EXPECT_EQ(json::parse(again->body)["ids"], json::parse(first->body)["ids"]);
+  EXPECT_EQ(Tenant("lab-a").Get(fmt::format("/v1/jobs/{}", id + 1)).status, 404);
+}
+
+// The history of ended jobs comes in pages, newest first, filtered by submit time.
+TEST_F(ServerTest, HistoryPagesEndedJobsNewestFirst) {
+  Api lab = Tenant("lab-a");
+  std::vector<JobId> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(lab.Submit({{"gpus", 1}, {"command", {"true"}}, {"hold", true}}));
+    ASSERT_EQ(lab.Post(fmt::format("/v1/jobs/{}/cancel", ids.back())).status, 200);
+  }
+  // Every ended job of the account (other tests of a shared server may have ended some too).
+  Reply all = lab.Get("/v1/jobs?state=ended&limit=1000");
+  ASSERT_EQ(all.status, 200) << all.text;
+  std::vector<JobId> expected;
+  for (const json& job : all.body["jobs"]) expected.push_back(job["id"].get<JobId>());
+  EXPECT_FALSE(all.body.contains("next_before"));  // not a full page
+  ASSERT_TRUE(std::is_sorted(expected.begin(), expected.end()));
+  for (JobId id : ids) EXPECT_TRUE(std::count(expected.begin(), expected.end(), id)) << id;
+  // Pages of two, newest first, until one is not full: together they are the whole history.
+  std::vector<JobId> paged;
+  std::string before;
+  for (int page = 0; page < 100; ++page) {
+    Reply reply = lab.Get("/v1/jobs?state=ended&limit=2" + before);
+    ASSERT_EQ(reply.status, 200) << reply.text;
+    ASSERT_LE(reply.body["jobs"].size(), 2u);
+    std::vector<JobId> in_page;
+    for (const json& job : reply.body["jobs"]) in_page.push_back(job["id"].get<JobId>());
+    paged.insert(paged.begin(), in_page.begin(), in_page.end());  // each page is older than the last
+    if (!reply.body.contains("next_before")) break;
+    EXPECT_EQ(reply.body["next_before"], in_page.front());
+    before = fmt::format("&before={}", reply.body["next_before"].get<JobId>());
+  }
+  EXPECT_EQ(paged, expected);
+  EXPECT_EQ(lab.Get("/v1/jobs?state=cancelled&since=2099-01-01").body["jobs"].size(), 0u);
+  EXPECT_EQ(lab.Get("/v1/jobs?state=ended&until=2099-01-01&limit=1000").body["jobs"].size(), expected.size());
+  EXPECT_EQ(lab.Get("/v1/jobs?state=ended&before=x").status, 400);
+  EXPECT_EQ(lab.Get("/v1/jobs?state=ended&since=yesterday").status, 400);
 }
 
 TEST_F(ServerTest, SubmittedHeldWaitsForRelease) {

@@ -85,6 +85,10 @@ constexpr const char* kMigrations[] = {
     END
     $$;
     )sql",
+    // 3: jobs by submit time, for history over a time range and the recent submits' keys.
+    R"sql(
+    CREATE INDEX jobs_by_submit ON jobs(submit_time);
+    )sql",
 };
 
 // Held (per transaction) while a server migrates, so two servers starting together against one
@@ -248,6 +252,9 @@ class PostgresStore final : public Store {
       params.Add(query.user);
       sql += fmt::format(R"( AND "user" = {})", params.Last());
     }
+    if (query.submitted_since > 0) sql += fmt::format(" AND submit_time >= {}", params.Add(query.submitted_since).Last());
+    if (query.submitted_until > 0) sql += fmt::format(" AND submit_time < {}", params.Add(query.submitted_until).Last());
+    if (query.before > 0) sql += fmt::format(" AND id < {}", params.Add(static_cast<int64_t>(query.before)).Last());
     sql += fmt::format(" ORDER BY id DESC LIMIT {}", query.limit);
     ALLOT_ASSIGN_OR_RETURN(Result result, Read(sql, params, "list jobs"));
     return Jobs(result.get());

@@ -63,6 +63,10 @@ constexpr const char* kMigrations[] = {
     );
     CREATE INDEX audit_by_time ON audit(time);
     )sql",
+    // 3: jobs by submit time, for history over a time range and the recent submits' keys.
+    R"sql(
+    CREATE INDEX jobs_by_submit ON jobs(submit_time);
+    )sql",
 };
 
 Status SqliteError(sqlite3* db, std::string_view what) {
@@ -326,6 +330,9 @@ StatusOr<std::vector<JobRow>> SqliteStore::ListJobs(const JobQuery& query) {
     next += query.accounts.size();
   }
   if (!query.user.empty()) sql += fmt::format(" AND user = ?{}", next++);
+  if (query.submitted_since > 0) sql += fmt::format(" AND submit_time >= ?{}", next++);
+  if (query.submitted_until > 0) sql += fmt::format(" AND submit_time < ?{}", next++);
+  if (query.before > 0) sql += fmt::format(" AND id < ?{}", next++);
   sql += fmt::format(" ORDER BY id DESC LIMIT {}", query.limit);
 
   std::lock_guard lock(read_mutex_);
@@ -335,6 +342,9 @@ StatusOr<std::vector<JobRow>> SqliteStore::ListJobs(const JobQuery& query) {
   for (const std::string& state : query.states) statement.Bind(position++, state);
   for (const std::string& account : query.accounts) statement.Bind(position++, account);
   if (!query.user.empty()) statement.Bind(position++, query.user);
+  if (query.submitted_since > 0) statement.Bind(position++, query.submitted_since);
+  if (query.submitted_until > 0) statement.Bind(position++, query.submitted_until);
+  if (query.before > 0) statement.Bind(position++, static_cast<int64_t>(query.before));
   std::vector<JobRow> rows;
   int result;
   while ((result = statement.Step()) == SQLITE_ROW) rows.push_back(ReadJob(statement));

@@ -131,6 +131,9 @@ struct JobQuery {
   std::vector<std::string> states;    // empty: any
   std::vector<std::string> accounts;  // empty: any
   std::string user;                   // empty: any
+  Time submitted_since = 0;           // submit_time >= this
+  Time submitted_until = 0;           // submit_time < this; 0: no bound
+  JobId before = 0;                   // id < this (paging, newest first); 0: no bound
   size_t limit = 1000;
 };
 

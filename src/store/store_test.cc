@@ -121,6 +121,16 @@ TEST_P(StoreTest, ListJobsFiltersNewestFirst) {
   EXPECT_EQ((*rows)[0].id, 3u);
   EXPECT_EQ((*rows)[1].id, 1u);
   EXPECT_EQ(store->ListJobs({.limit = 2})->size(), 2u);
+  // Submitted in [103, 104): job 3 alone (Job() submits job N at 100 + N).
+  StatusOr<std::vector<JobRow>> window = store->ListJobs({.submitted_since = 103, .submitted_until = 104});
+  ASSERT_TRUE(window.ok()) << window.status().message();
+  ASSERT_EQ(window->size(), 1u);
+  EXPECT_EQ((*window)[0].id, 3u);
+  // Paging, newest first: the page below id 3.
+  StatusOr<std::vector<JobRow>> page = store->ListJobs({.before = 3, .limit = 10});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].id, 2u);
   EXPECT_EQ(store->ListJobs({.user = "nobody"})->size(), 0u);
 }
 
@@ -226,7 +236,7 @@ TEST_P(StoreTest, RefusesANewerSchema) {
   ASSERT_FALSE(store.ok());
   EXPECT_THAT(store.status().message(), HasSubstr("schema version 99"));
   // Refused, not changed: an allot that knows the schema still finds the job.
-  SetSchemaVersion(2);  // the latest of both engines
+  SetSchemaVersion(3);  // the latest of both engines
   std::unique_ptr<Store> reopened = OpenStore();
   ASSERT_NE(reopened, nullptr);
   EXPECT_TRUE(reopened->LoadJob(1)->has_value());
