@@ -16,6 +16,10 @@ if [ ! -x "$bin/initdb" ]; then
 fi
 
 dir=$(mktemp -d /tmp/allot-postgresql.XXXXXX)
+# PostgreSQL's programs look for each other from the working directory: start the cluster from
+# one the postgres user can enter, whatever the caller's is, and run the command from the caller's.
+caller=$PWD
+cd "$dir"
 run_as=()
 if [ "$(id -u)" -eq 0 ]; then
   chown postgres: "$dir"
@@ -34,4 +38,5 @@ trap cleanup EXIT
   { cat "$dir/server.log" >&2; exit 1; }
 
 export ALLOT_TEST_POSTGRESQL="postgresql:///postgres?host=$dir&user=postgres"
+cd "$caller"
 "$@"

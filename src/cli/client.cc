@@ -333,13 +333,22 @@ StatusOr<nlohmann::json> ApiClient::Send(Method method, std::string_view path, c
   constexpr auto kFailoverWindow = std::chrono::seconds(20);
   const auto deadline = std::chrono::steady_clock::now() + kFailoverWindow;
   while (true) {
+    // One round: each server at most once, the leader a standby names first.
+    std::vector<bool> tried(endpoints_.size(), false);
+    tried[current_] = true;
     Attempt attempt = SendTo(endpoints_[current_], method, path, query, body, idempotency_key);
-    for (size_t tried = 1; attempt.elsewhere && tried < endpoints_.size(); ++tried) {
+    while (attempt.elsewhere) {
       auto named = std::find_if(endpoints_.begin(), endpoints_.end(),
                                 [&](const Endpoint& endpoint) { return endpoint.server == attempt.leader; });
-      current_ = named != endpoints_.end() && !attempt.leader.empty()
-                     ? static_cast<size_t>(named - endpoints_.begin())
-                     : (current_ + 1) % endpoints_.size();
+      size_t next = named != endpoints_.end() && !attempt.leader.empty()
+                        ? static_cast<size_t>(named - endpoints_.begin())
+                        : endpoints_.size();
+      if (next == endpoints_.size() || tried[next]) {
+        next = std::find(tried.begin(), tried.end(), false) - tried.begin();
+        if (next == endpoints_.size()) break;  // all tried in this round
+      }
+      current_ = next;
+      tried[current_] = true;
       attempt = SendTo(endpoints_[current_], method, path, query, body, idempotency_key);
     }
     if (!attempt.elsewhere || std::chrono::steady_clock::now() >= deadline) return std::move(attempt.reply);

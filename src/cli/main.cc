@@ -673,6 +673,10 @@ int main(int argc, char** argv) {
   server->add_option("--advertise", serve_command.advertise,
                      "This server's URL as clients reach it, recorded while it leads so that standbys can name it "
                      "(PostgreSQL store; default: from --listen)");
+  server->add_option("--history-retention", serve_command.history_retention_days,
+                     "Days an ended job stays in the store (allot history) before it is deleted; usage per account "
+                     "and day is kept apart. Default: for ever")
+      ->check(CLI::Range(1.0, 36500.0));
   server->add_option("--listen", serve_command.listen, "HOST:PORT to serve the API on (port 0: any free port)")
       ->capture_default_str();
   server->add_option("--heartbeat", serve_command.heartbeat_seconds, "Seconds between an agent's syncs")

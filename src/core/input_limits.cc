@@ -50,6 +50,17 @@ Status CheckUtf8(std::string_view text, std::string_view source) {
   return OkStatus();
 }
 
+Status CheckUserName(std::string_view name, std::string_view field) {
+  if (name.size() > 256) return InvalidArgumentError("{}: over 256 bytes", field);
+  for (size_t at = 0; at < name.size(); ++at) {
+    const auto c = static_cast<unsigned char>(name[at]);
+    if (c < 0x20 || c == 0x7f) {
+      return InvalidArgumentError("{}: a control character (0x{:02x}) at byte {}; use a plain user name", field, c, at);
+    }
+  }
+  return OkStatus();
+}
+
 Status CheckNesting(std::string_view text, int max_depth, std::string_view source) {
   int depth = 0;
   char quote = 0;

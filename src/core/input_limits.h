@@ -26,6 +26,10 @@ inline constexpr size_t kMaxConfigValues = 20000000;
 
 // Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
 Status CheckUtf8(std::string_view text, std::string_view source);
+
+// A user name as jobs and tokens carry it: no control characters (NUL among them, which
+// PostgreSQL's text refuses), at most 256 bytes. The error names `field`.
+Status CheckUserName(std::string_view name, std::string_view field);
 // The depth of [ ] and { } outside quoted strings ("..." with backslash escapes, and YAML's
 // '...'), which bounds how deep a JSON or flow-style YAML parser recurses.
 Status CheckNesting(std::string_view text, int max_depth, std::string_view source);

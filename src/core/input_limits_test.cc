@@ -35,6 +35,16 @@ TEST(CheckNestingTest, CountsBracketsOutsideStrings) {
   EXPECT_TRUE(CheckNesting(std::string(64, '{'), kMaxNestingDepth, "body").ok());
 }
 
+TEST(CheckUserNameTest, RefusesControlCharactersAndLongNames) {
+  EXPECT_TRUE(CheckUserName("kim.lee@snu", "user").ok());
+  EXPECT_TRUE(CheckUserName("김민수", "user").ok());
+  Status nul = CheckUserName(std::string("a\0b", 3), "user");
+  ASSERT_FALSE(nul.ok());
+  EXPECT_EQ(nul.message(), "user: a control character (0x00) at byte 1; use a plain user name");
+  EXPECT_FALSE(CheckUserName("a\tb", "user").ok());
+  EXPECT_FALSE(CheckUserName(std::string(257, 'a'), "user").ok());
+}
+
 TEST(CompleteUtf8PrefixTest, DropsOnlyACharacterCutAtTheEnd) {
   EXPECT_EQ(CompleteUtf8Prefix("abc"), 3u);
   EXPECT_EQ(CompleteUtf8Prefix("ab\xED\x95"), 2u);           // 한 cut after two of three bytes

@@ -409,6 +409,7 @@ StatusOr<json> Controller::Submit(const Principal& who, std::string_view body, s
     spec.account = who.account;
   }
   if (!who.is_operator() || spec.user.empty()) spec.user = who.user;
+  ALLOT_RETURN_IF_ERROR(CheckUserName(spec.user, "user"));
   // Whether the caller may submit there at all, before anything (an earlier reply included) is
   // looked up. The tree's shape is fixed at start, so this needs no lock.
   StatusOr<AccountIndex> account = scheduler_->model().accounts().Find(spec.account);
@@ -889,6 +890,17 @@ void Controller::Tick(Time now, WriteBatch& batch) {
   ResolveDependencies(batch);
   ApplyArrayLimits(batch);
   RunPass(now, batch);
+  PurgeHistory(now, batch);
+}
+
+void Controller::PurgeHistory(Time now, WriteBatch& batch) {
+  if (options_.history_retention_days <= 0 || now < next_history_purge_) return;
+  // A minute apart and bounded, so a first purge of years of history is spread out rather than
+  // one long transaction; 10,000 a minute outpaces any pool's ends.
+  constexpr size_t kJobsPerPurge = 10000;
+  const auto kept = static_cast<Time>(options_.history_retention_days * 86400);
+  batch.PurgeEndedJobs(now - kept, kJobsPerPurge);
+  next_history_purge_ = now + 60;
 }
 
 void Controller::TickForTest() {
@@ -942,6 +954,7 @@ void Controller::LoopMain() {
       bool ended_some = !batch.empty();
       ResolveDependencies(batch);
       ApplyArrayLimits(batch);
+      PurgeHistory(now, batch);
       if (pass_due || ended_some) {
         Clock::time_point started = Clock::now();
         RunPass(now, batch);

@@ -83,6 +83,9 @@ struct ControllerOptions {
   // A node is down ("unknown") until its agent first syncs, so no job is placed where nothing can
   // run it. Off: every node of the config is up from the start (job ends come from operators).
   bool nodes_need_agents = true;
+  // Ended jobs are kept this many days after they end, then deleted from the store, a bounded
+  // number a minute (usage per account and day is kept apart and stays). 0: kept for ever.
+  double history_retention_days = 0;
 };
 
 struct ListJobsQuery {
@@ -280,6 +283,8 @@ class Controller {
   bool TaskRanOn(JobId id, int task, NodeIndex node) const;
   std::optional<std::string> EndedState(JobId id);
   void Tick(Time now, WriteBatch& batch);
+  // History retention: queues the deletion of jobs that ended too long ago, once a minute.
+  void PurgeHistory(Time now, WriteBatch& batch);
   void EnforceTimeLimits(Time now, WriteBatch& batch);
   void ResolveDependencies(WriteBatch& batch);
   void ApplyArrayLimits(WriteBatch& batch);
@@ -400,6 +405,7 @@ class Controller {
   std::condition_variable loop_wakeup_;
   bool dirty_ = false;
   bool stopping_ = false;
+  Time next_history_purge_ = 0;
   std::thread loop_;
 };
 

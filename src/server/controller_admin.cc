@@ -393,6 +393,7 @@ StatusOr<json> Controller::CreateToken(const Principal& who, std::string_view bo
     return InvalidArgumentError("unknown account '{}'", account);
   }
   std::string user = request.value("user", role == Role::kTenant ? account : std::string(RoleName(role)));
+  ALLOT_RETURN_IF_ERROR(CheckUserName(user, "user"));
   std::string token = NewToken();
   TokenRow row{.hash = HashToken(token), .user = role == Role::kAgent && !request.contains("user") ? "agent:" + node : user,
                .role = std::string(RoleName(role)), .account = account, .created = Now(), .node = node};

@@ -91,9 +91,17 @@ void Controller::CompleteLongPoll(NodeIndex node, bool superseded) {
     }
   }
   // A superseded poll hands out nothing: its agent gets all of it from the sync that replaced it.
+  json assignments = superseded ? json::array() : AssignmentsFor(node, poll.known);
+  json kills = superseded ? json::array() : KillsFor(node, poll.known);
+  if (options_.fencing_epoch > 0 && (!assignments.empty() || !kills.empty())) {
+    // Several servers share the store: work is handed out only by a sync whose reply waits for a
+    // fenced commit, never from here (this may run under the state lock). The empty reply makes
+    // the agent sync again at once, and that sync delivers it.
+    assignments = json::array();
+    kills = json::array();
+  }
   json reply = {{"node", scheduler_->model().cluster().node(node).name}, {"heartbeat_seconds", HeartbeatSeconds()},
-                {"assignments", superseded ? json::array() : AssignmentsFor(node, poll.known)},
-                {"kills", superseded ? json::array() : KillsFor(node, poll.known)}, {"acks", json::array()}};
+                {"assignments", std::move(assignments)}, {"kills", std::move(kills)}, {"acks", json::array()}};
   // The callback only hands the reply to the network thread: cheap, and it takes no lock of ours.
   poll.done(std::move(reply));
 }
@@ -505,8 +513,13 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       return json();
     }
     // A sync that changed nothing and delivers nothing writes nothing; one that delivers work
-    // waits for what is queued before it (the starts it reports) to be durable.
-    if (!batch.empty() || !assignments.empty()) ticket = Queue(std::move(batch));
+    // waits for what is queued before it (the starts it reports) to be durable. A server of
+    // several sharing a store (fencing) also commits, if only the fence, before it kills a task,
+    // acknowledges an exit or takes output: a deposed leader must not act on a node at all.
+    const bool acts = !kills.empty() || !acks.empty() || !log_writes.empty();
+    if (!batch.empty() || !assignments.empty() || (options_.fencing_epoch > 0 && acts)) {
+      ticket = Queue(std::move(batch));
+    }
     return json{{"node", node_name}, {"heartbeat_seconds", HeartbeatSeconds()},
                 {"assignments", assignments}, {"kills", kills}, {"acks", acks}};
   }

@@ -90,6 +90,20 @@ Status Controller::Recover() {
   }
 
   ALLOT_ASSIGN_OR_RETURN(std::vector<JobRow> rows, store_->LoadLiveJobs());
+  // A submit answered within the last day is answered the same way again after a restart, even
+  // if its jobs have ended since or could not be restored: a client whose reply was lost in a
+  // crash or a failover retries with its key, and must not make the job twice.
+  auto remember_submit = [&](const JobRow& row, const json& doc) {
+    if (!doc.is_object() || !doc.contains("idempotency_key") || !doc["idempotency_key"].is_string()) return;
+    std::string key = IdempotencyScope(row.account, row.user, doc["idempotency_key"].get<std::string>());
+    json& earlier = submit_replies_[key];
+    if (earlier.is_null()) {
+      earlier = {{"ids", json::array()}};
+      if (doc.value("array_index", json()).is_number()) earlier["array_job_id"] = doc.value("array_job_id", JobId{0});
+      submit_reply_ages_.emplace_back(now, key);
+    }
+    earlier["ids"].push_back(row.id);
+  };
   WriteBatch failed;
   size_t restored = 0;
   // Running jobs first, so that no pending job can be placed on GPUs a running one still holds.
@@ -189,6 +203,7 @@ Status Controller::Recover() {
       // It ends as failed with the reason, rather than vanish.
       spdlog::warn("job {} could not be restored and ends as failed: {}", row.id, status.message());
       if (doc.is_discarded() || !doc.is_object()) doc = json::object();
+      remember_submit(row, doc);
       doc["state"] = "failed";
       doc["end_time"] = now;
       doc["end_reason"] = fmt::format("could not be restored after a restart: {}", status.message());
@@ -223,25 +238,12 @@ Status Controller::Recover() {
     records_.emplace(row.id, std::move(record));
     if (row.state == "pending") SyncHold(row.id);
   }
-  // A submit answered within the last day is answered the same way again, even if its jobs have
-  // ended since: a client whose reply was lost in a failover retries with its key, and must not
-  // make the job twice. (Live jobs' keys are restored above.)
+  // Keys of the last day's submits whose jobs have ended (live jobs' keys are restored above).
   ALLOT_ASSIGN_OR_RETURN(std::vector<JobRow> recent,
-                         store_->ListJobs({.submitted_since = now - kDay, .limit = std::numeric_limits<int32_t>::max()}));
+                         store_->ListJobs({.states = kEndedStates, .submitted_since = now - kDay,
+                                           .limit = std::numeric_limits<int32_t>::max()}));
   std::reverse(recent.begin(), recent.end());  // by id, as submitted
-  for (const JobRow& row : recent) {
-    if (row.state == "pending" || row.state == "running") continue;
-    json doc = json::parse(row.doc, nullptr, false);
-    if (doc.is_discarded() || !doc.contains("idempotency_key") || !doc["idempotency_key"].is_string()) continue;
-    std::string key = IdempotencyScope(row.account, row.user, doc["idempotency_key"].get<std::string>());
-    json& earlier = submit_replies_[key];
-    if (earlier.is_null()) {
-      earlier = {{"ids", json::array()}};
-      if (doc.value("array_index", json()).is_number()) earlier["array_job_id"] = doc.value("array_job_id", JobId{0});
-      submit_reply_ages_.emplace_back(now, key);
-    }
-    earlier["ids"].push_back(row.id);
-  }
+  for (const JobRow& row : recent) remember_submit(row, json::parse(row.doc, nullptr, false));
   if (!failed.empty()) ALLOT_RETURN_IF_ERROR(store_->Commit(std::move(failed)));
   for (auto& [key, reply] : submit_replies_) {
     std::sort(reply["ids"].begin(), reply["ids"].end());

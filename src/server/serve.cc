@@ -144,7 +144,8 @@ int RunServe(const ServeCommand& given) {
                                        .kill_grace_seconds = command.kill_grace_seconds,
                                        .submit_rate_per_token = command.submit_rate,
                                        .submit_burst = command.submit_burst,
-                                       .nodes_need_agents = !command.static_nodes};
+                                       .nodes_need_agents = !command.static_nodes,
+                                       .history_retention_days = command.history_retention_days};
   if (command.dev) controller_options.operator_account = "default";
   StatusOr<std::unique_ptr<Controller>> controller = Controller::Open(std::move(*config), controller_options);
   if (!controller.ok()) return Fail(controller.status());
@@ -157,6 +158,14 @@ int RunServe(const ServeCommand& given) {
                              .tls_certificate_file = command.tls_certificate_file, .tls_key_file = command.tls_key_file});
   StatusOr<int> port = api.Bind(listen->first, port_to_bind);
   if (!port.ok()) return Fail(port.status());
+  if (leadership && command.advertise.empty() && listen->second == 0) {
+    // The port the system chose is known only now: standbys should name that one.
+    std::string scheme = command.tls_certificate_file.empty() ? "http" : "https";
+    std::string host = listen->first == "0.0.0.0" || listen->first == "::" ? DevNodeName() : listen->first;
+    if (Status advertised = leadership->Advertise(fmt::format("{}://{}:{}", scheme, host, *port)); !advertised.ok()) {
+      return Fail(advertised);
+    }
+  }
   // A leader that loses its lock session exits before it could act beside a new leader.
   std::optional<LeadershipWatch> watch;
   if (leadership) watch.emplace(*leadership);

@@ -31,6 +31,7 @@ struct ServeCommand {
   double submit_burst = 1000;
   // The front end (HttpServer): connections at once (more get 503), and TLS on the same port.
   size_t max_connections = 100000;
+  double history_retention_days = 0;  // --history-retention; 0: ended jobs kept for ever
   std::string tls_certificate_file;
   std::string tls_key_file;
 };

@@ -100,6 +100,12 @@ Status ServerProcess::Start() {
         standby_ = prefix.starts_with("standby");
       }
     }
+    // A server alone on its scratch database leads; right after a kill it may stand by for a
+    // moment, until PostgreSQL has ended the killed one's session: wait for it to lead.
+    if (standby_ && database_) {
+      port_ = 0;
+      standby_ = false;
+    }
     if (port_ != 0) break;
   }
   // The rest of stdout is not needed; a thread drains it so the server never blocks on a pipe.
@@ -133,6 +139,20 @@ int ServerProcess::Stop() {
   waitpid(pid_, &status, 0);
   pid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int ServerProcess::WaitExit(double seconds) {
+  if (pid_ <= 0) return -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (true) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 std::string ServerProcess::url() const { return fmt::format("http://127.0.0.1:{}", port_); }

@@ -44,6 +44,8 @@ class ServerProcess {
   void Kill();
   // SIGTERM and waits for a clean exit; returns the exit status.
   int Stop();
+  // Waits up to `seconds` for the server to exit by itself; its exit status, or -1 if it still runs.
+  int WaitExit(double seconds);
 
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }

@@ -348,6 +348,18 @@ TEST_F(ServerTest, HistoryPagesEndedJobsNewestFirst) {
   EXPECT_EQ(lab.Get("/v1/jobs?state=ended&since=yesterday").status, 400);
 }
 
+// A NUL in a user name (which PostgreSQL's text refuses, and which would fail the commit) is bad
+// input, refused before anything is written.
+TEST_F(ServerTest, AUserNameWithAControlCharacterIsRefused) {
+  Api op = Operator();
+  Reply submit = op.Post("/v1/jobs", R"({"account": "lab-a", "user": "a\u0000b", "gpus": 1, "command": ["true"]})");
+  EXPECT_EQ(submit.status, 400) << submit.text;
+  EXPECT_THAT(submit.text, HasSubstr("control character"));
+  Reply token = op.Post("/v1/tokens", R"({"role": "tenant", "account": "lab-a", "user": "x\u0000"})");
+  EXPECT_EQ(token.status, 400) << token.text;
+  EXPECT_EQ(op.Get("/healthz").status, 200);
+}
+
 TEST_F(ServerTest, SubmittedHeldWaitsForRelease) {
   Api lab = Tenant("lab-a");
   JobId id = lab.Submit({{"gpus", 1}, {"command", {"true"}}, {"hold", true}});

@@ -18,12 +18,14 @@ StatusOr<Leading> LeadOrStandBy(const StandbyOptions& options, const sigset_t& s
   // The schema (allot_leader among it) exists before anyone asks who leads.
   ALLOT_RETURN_IF_ERROR(Store::Open(options.store).status());
   ALLOT_ASSIGN_OR_RETURN(std::unique_ptr<Leadership> leadership, Leadership::Connect(options.store));
-  ALLOT_ASSIGN_OR_RETURN(bool leading, leadership->TryAcquire(options.advertise));
-  if (leading) return Leading{.leadership = std::move(leadership), .port = options.port};
+  StatusOr<bool> leading = leadership->TryAcquire(options.advertise);
+  if (leading.ok() && *leading) return Leading{.leadership = std::move(leadership), .port = options.port};
+  // Not now (another server leads, or a takeover waits on the last term's writes): stand by.
+  if (!leading.ok()) spdlog::warn("standby: {}", leading.status().message());
 
   std::mutex leader_mutex;
   Leadership::Leader leader;
-  ALLOT_ASSIGN_OR_RETURN(leader, leadership->CurrentLeader());
+  if (StatusOr<Leadership::Leader> current = leadership->CurrentLeader(); current.ok()) leader = *current;
   HttpServer server({.network_threads = 1, .worker_threads = 2, .max_connections = 100000,
                      .tls_certificate_file = options.tls_certificate_file, .tls_key_file = options.tls_key_file});
   auto answer = [&](const HttpRequest&, HttpResponse& response) {
@@ -80,9 +82,11 @@ StatusOr<Leading> LeadOrStandBy(const StandbyOptions& options, const sigset_t& s
 
 LeadershipWatch::LeadershipWatch(Leadership& leadership) : leadership_(leadership) {
   thread_ = std::thread([this] {
-    while (!stopping_.load()) {
-      std::this_thread::sleep_for(std::chrono::seconds(1));
-      if (stopping_.load()) return;
+    while (true) {
+      {
+        std::unique_lock lock(mutex_);
+        if (stop_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) return;
+      }
       if (!leadership_.StillHeld()) {
         spdlog::critical("lost the session that holds leadership (epoch {}); another server may lead now: "
                          "exiting so that this one never acts as a second leader", leadership_.epoch());
@@ -94,7 +98,11 @@ LeadershipWatch::LeadershipWatch(Leadership& leadership) : leadership_(leadershi
 }
 
 LeadershipWatch::~LeadershipWatch() {
-  stopping_ = true;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  stop_.notify_all();
   thread_.join();
 }
 

@@ -8,8 +8,9 @@
 
 #include <signal.h>
 
-#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -36,8 +37,8 @@ struct Leading {
 // arrives (blocked signals, waited for here). Prints "allot server standby on URL ..." once.
 StatusOr<Leading> LeadOrStandBy(const StandbyOptions& options, const sigset_t& stop);
 
-// Checks every second that the leader's lock session is alive; if it is not, another server may
-// lead already, so this one exits at once (status 70), crash-only, as on a failed commit.
+// Checks every second that the leader's lock session answers within 2 s; if it does not, another
+// server may lead already, so this one exits at once (status 70), crash-only, as on a failed commit.
 class LeadershipWatch {
  public:
   explicit LeadershipWatch(Leadership& leadership);
@@ -45,7 +46,9 @@ class LeadershipWatch {
 
  private:
   Leadership& leadership_;
-  std::atomic<bool> stopping_{false};
+  std::mutex mutex_;
+  std::condition_variable stop_;
+  bool stopping_ = false;
   std::thread thread_;
 };
 

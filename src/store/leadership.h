@@ -11,7 +11,7 @@
 //
 //   ALLOT_ASSIGN_OR_RETURN(auto leadership, Leadership::Connect(uri));
 //   while (!*leadership->TryAcquire("http://10.0.0.5:8080")) { answer as a standby; sleep 1 s; }
-//   Store::Open(uri, {.fencing_epoch = leadership->epoch()});
+//   Store::Open(uri, leadership->epoch());
 //   ... every second: if (!leadership->StillHeld()) exit.
 #pragma once
 
@@ -44,12 +44,18 @@ class Leadership {
   StatusOr<Leader> CurrentLeader();
   bool leading() const { return epoch_ > 0; }
   int64_t epoch() const { return epoch_; }
-  // Whether the session that holds the lock is still alive (a round trip). False means the
-  // lock may already be another server's: the caller must stop acting as leader.
-  bool StillHeld();
+  // Records where the leader serves, once it knows (after binding a port chosen by the system).
+  Status Advertise(const std::string& url);
+  // Whether the session that holds the lock is still alive: a round trip, given up after
+  // timeout_seconds. False means the lock may already be another server's: the caller must stop
+  // acting as leader.
+  bool StillHeld(double timeout_seconds = 2);
 
  private:
   explicit Leadership(pg_conn* connection) : connection_(connection) {}
+  Status Configure();
+  // A standby's connection that broke is made again (PostgreSQL restarted, failed over).
+  Status Reconnect();
 
   pg_conn* connection_;
   int64_t epoch_ = 0;

@@ -62,7 +62,13 @@ StatusOr<Result> Query(PGconn* connection, const std::string& sql, const Params&
 }
 
 StatusOr<Connection> Connect(const std::string& uri) {
-  Connection connection(PQconnectdb(uri.c_str()));
+  // Defaults the URI may override (it is expanded last): a connection attempt and a dead peer are
+  // given up on within seconds, not TCP's minutes or hours, so a leader notices it lost the
+  // database, and a read never hangs the server behind a black-holed host.
+  const char* const keywords[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                                  "keepalives_count", "tcp_user_timeout", "application_name", "dbname", nullptr};
+  const char* const values[] = {"5", "1", "5", "2", "3", "10000", "allot", uri.c_str(), nullptr};
+  Connection connection(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
   if (!connection || PQstatus(connection.get()) != CONNECTION_OK) {
     return Status(StatusCode::kUnavailable,
                   fmt::format("cannot connect to the store '{}': {}", Store::Describe(uri),

@@ -54,7 +54,8 @@ std::string Text(const PGresult* result, int row, int column);
 
 Status Exec(PGconn* connection, const std::string& sql);
 StatusOr<Result> Query(PGconn* connection, const std::string& sql, const Params& params, std::string_view what);
-// Connects to a libpq URI; errors name the store with its password hidden.
+// Connects to a libpq URI, with short connect and keepalive timeouts unless the URI sets its own;
+// errors name the store with its password hidden.
 StatusOr<Connection> Connect(const std::string& uri);
 
 }  // namespace allot::postgres

@@ -166,6 +166,10 @@ constexpr PreparedWrite kPutSetting{
     "put_setting", R"(INSERT INTO settings (kind, key, value) VALUES ($1, $2, $3)
                       ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value)"};
 constexpr PreparedWrite kFence{"fence", "SELECT allot_fence($1)"};
+// An ended job was submitted before it ended: the submit-time index narrows the search.
+constexpr PreparedWrite kPurgeJobs{
+    "purge_jobs", R"(DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE submit_time < $1 AND end_time > 0
+                     AND end_time < $1 AND state NOT IN ('pending', 'running') ORDER BY end_time LIMIT $2))"};
 constexpr PreparedWrite kDeleteSetting{"delete_setting", "DELETE FROM settings WHERE kind = $1 AND key = $2"};
 constexpr PreparedWrite kAddAudit{
     "add_audit", R"(INSERT INTO audit (time, "user", token_id, role, action, target, detail, remote)
@@ -197,6 +201,10 @@ std::pair<const PreparedWrite*, Params> WriteOf(const WriteBatch::Op& op) {
     params.Add(audit->target).Add(audit->detail).Add(audit->remote);
     return {&kAddAudit, std::move(params)};
   }
+  if (const auto* purged = std::get_if<WriteBatch::PurgedJobs>(&op)) {
+    params.Add(purged->ended_before).Add(static_cast<int64_t>(purged->limit));
+    return {&kPurgeJobs, std::move(params)};
+  }
   const auto& deleted = std::get<WriteBatch::DeletedSetting>(op);
   params.Add(deleted.kind).Add(deleted.key);
   return {&kDeleteSetting, std::move(params)};
@@ -209,7 +217,7 @@ class PostgresStore final : public Store {
 
   Status Prepare() {
     for (const PreparedWrite* write :
-         {&kPutJob, &kAddUsage, &kPutToken, &kPutSetting, &kDeleteSetting, &kAddAudit, &kFence}) {
+         {&kPutJob, &kAddUsage, &kPutToken, &kPutSetting, &kDeleteSetting, &kAddAudit, &kFence, &kPurgeJobs}) {
       Result result(PQprepare(writer_.get(), write->name, write->sql, 0, nullptr));
       if (!result) return ConnectionError(writer_.get(), "prepare");
       if (!Succeeded(result.get())) return ResultError(result.get(), fmt::format("prepare {}", write->name));

@@ -3,8 +3,8 @@
 // Store::Open("postgresql://...").
 //
 // A group commit is one transaction sent as one pipeline (libpq pipeline mode): every write of
-// every batch in the group, then one Sync, so a thousand submits cost one round trip and one
-// WAL flush. Statements are prepared once per connection.
+// every batch in the group, with a Sync after each 1,000 writes and at the end, so a thousand
+// submits cost one round trip and one WAL flush. Statements are prepared once per connection.
 #pragma once
 
 #include <memory>

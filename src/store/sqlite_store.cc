@@ -216,9 +216,13 @@ Status SqliteStore::ApplyGroup(const std::vector<const WriteBatch*>& group) {
   Statement put_setting(db, "INSERT INTO settings (kind, key, value) VALUES (?1, ?2, ?3) "
                             "ON CONFLICT (kind, key) DO UPDATE SET value = ?3");
   Statement delete_setting(db, "DELETE FROM settings WHERE kind = ?1 AND key = ?2");
+  // An ended job was submitted before it ended: the submit-time index narrows the search.
+  Statement purge_jobs(db, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE submit_time < ?1 AND end_time > 0 "
+                           "AND end_time < ?1 AND state NOT IN ('pending', 'running') ORDER BY end_time LIMIT ?2)");
   Statement add_audit(db, "INSERT INTO audit (time, user, token_id, role, action, target, detail, remote) "
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-  for (const Statement* statement : {&put_job, &add_usage, &put_token, &put_setting, &delete_setting, &add_audit}) {
+  for (const Statement* statement :
+       {&put_job, &add_usage, &put_token, &put_setting, &delete_setting, &add_audit, &purge_jobs}) {
     if (!statement->ok()) return statement->Error("prepare");
   }
 
@@ -273,6 +277,11 @@ Status SqliteStore::ApplyGroup(const std::vector<const WriteBatch*>& group) {
       add_audit.Bind(7, audit->detail);
       add_audit.Bind(8, audit->remote);
       return run(add_audit);
+    }
+    if (const auto* purged = std::get_if<WriteBatch::PurgedJobs>(&op)) {
+      purge_jobs.Bind(1, purged->ended_before);
+      purge_jobs.Bind(2, static_cast<int64_t>(purged->limit));
+      return run(purge_jobs);
     }
     const auto& deleted = std::get<WriteBatch::DeletedSetting>(op);
     delete_setting.Bind(1, deleted.kind);

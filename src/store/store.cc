@@ -47,11 +47,12 @@ bool Store::IsPostgres(const std::string& location) {
 std::string Store::Describe(const std::string& location) {
   if (location.find("://") == std::string::npos) return location;
   std::string shown = location;
-  // postgresql://user:secret@host/db -> postgresql://user:***@host/db
+  // postgresql://user:secret@host/db -> postgresql://user:***@host/db; the user info ends at the
+  // last '@' before the query, so a password holding '/' or '@' is hidden whole.
   size_t authority = shown.find("://") + 3;
-  size_t at = shown.find('@', authority);
-  size_t slash = shown.find('/', authority);
-  if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+  size_t query = shown.find('?', authority);
+  size_t at = shown.rfind('@', query == std::string::npos ? std::string::npos : query);
+  if (at != std::string::npos && at >= authority) {
     size_t colon = shown.find(':', authority);
     if (colon != std::string::npos && colon < at) shown.replace(colon + 1, at - colon - 1, "***");
   }

@@ -110,6 +110,9 @@ class WriteBatch {
     ops_.emplace_back(DeletedSetting{std::move(kind), std::move(key)});
   }
   void AddAudit(AuditRow row) { ops_.emplace_back(std::move(row)); }
+  // Deletes up to `limit` jobs that ended before `ended_before` (history retention), oldest
+  // first. Live jobs are never touched.
+  void PurgeEndedJobs(Time ended_before, size_t limit) { ops_.emplace_back(PurgedJobs{ended_before, limit}); }
   void Append(WriteBatch&& other);
 
   bool empty() const { return ops_.empty(); }
@@ -120,7 +123,11 @@ class WriteBatch {
     std::string kind;
     std::string key;
   };
-  using Op = std::variant<JobRow, UsageRow, TokenRow, SettingRow, DeletedSetting, AuditRow>;
+  struct PurgedJobs {
+    Time ended_before = 0;
+    size_t limit = 0;
+  };
+  using Op = std::variant<JobRow, UsageRow, TokenRow, SettingRow, DeletedSetting, AuditRow, PurgedJobs>;
   const std::vector<Op>& ops() const { return ops_; }
 
  private:

@@ -134,6 +134,34 @@ TEST_P(StoreTest, ListJobsFiltersNewestFirst) {
   EXPECT_EQ(store->ListJobs({.user = "nobody"})->size(), 0u);
 }
 
+TEST_P(StoreTest, RetentionPurgesOnlyJobsEndedLongAgo) {
+  std::unique_ptr<Store> store = OpenStore();
+  WriteBatch batch;
+  for (JobId id = 1; id <= 6; ++id) {
+    JobRow row = Job(id, id == 5 ? "running" : id == 6 ? "pending" : "completed");
+    row.end_time = id <= 4 ? 200 + static_cast<Time>(id) : 0;  // jobs 1-4 ended at 201-204
+    batch.PutJob(row);
+  }
+  ASSERT_TRUE(store->Commit(std::move(batch)).ok());
+  WriteBatch purge;
+  purge.PurgeEndedJobs(204, 2);  // ended before 204: jobs 1-3, at most 2 of them, oldest first
+  ASSERT_TRUE(store->Commit(std::move(purge)).ok());
+  auto ids = [&] {
+    std::set<JobId> left;
+    StatusOr<std::vector<JobRow>> rows = store->ListJobs({});
+    EXPECT_TRUE(rows.ok());
+    if (rows.ok()) {
+      for (const JobRow& row : *rows) left.insert(row.id);
+    }
+    return left;
+  };
+  EXPECT_EQ(ids(), (std::set<JobId>{3, 4, 5, 6}));
+  WriteBatch again;
+  again.PurgeEndedJobs(1000000, 100);
+  ASSERT_TRUE(store->Commit(std::move(again)).ok());
+  EXPECT_EQ(ids(), (std::set<JobId>{5, 6}));  // live jobs stay
+}
+
 TEST_P(StoreTest, UsageAddsUpPerAccountPoolAndDay) {
   std::unique_ptr<Store> store = OpenStore();
   WriteBatch batch;
@@ -283,6 +311,7 @@ TEST(StoreOpenTest, NamesTheEngineAndHidesPasswords) {
   EXPECT_EQ(Store::Describe("postgresql:///allot?host=/run/pg&password=s3cret&user=a"),
             "postgresql:///allot?host=/run/pg&password=***&user=a");
   EXPECT_EQ(Store::Describe("sqlite:/var/lib/allot"), "sqlite:/var/lib/allot");
+  EXPECT_EQ(Store::Describe("postgresql://allot:a/b@c@db1/allot?x=1"), "postgresql://allot:***@db1/allot?x=1");
   StatusOr<std::unique_ptr<Store>> unknown = Store::Open("mysql://u:pw@host/db");
   ASSERT_FALSE(unknown.ok());
   EXPECT_THAT(unknown.status().message(), HasSubstr("use sqlite:DIR or postgresql://"));
