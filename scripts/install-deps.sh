@@ -3,7 +3,8 @@
 # Idempotent: packages already present are left alone, and apt is not touched at all
 # when nothing is missing.
 #   scripts/install-deps.sh            what building and testing need
-#   scripts/install-deps.sh --browser  also Debian's Chromium, for scripts/check-report.sh
+#   scripts/install-deps.sh --browser  also Debian's Chromium and Node.js with npm, for
+#                                    scripts/check-report.sh and scripts/check-dashboard.sh
 #   scripts/install-deps.sh --postgresql  also the PostgreSQL 15 server, for the store's tests
 #                                       against both engines (scripts/with-postgresql.sh)
 set -euo pipefail
@@ -17,7 +18,12 @@ packages=(
 )
 
 case "${1:-}" in
-  --browser) packages+=(chromium fonts-dejavu-core) ;;
+  --browser)
+    packages+=(chromium fonts-dejavu-core)
+    # Node.js from Debian, unless a Node.js with npm is there already (a NodeSource nodejs
+    # carries its own npm, which Debian's npm package would conflict with).
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
+    ;;
   --postgresql) packages+=(postgresql-15) ;;
 esac
 

@@ -677,6 +677,9 @@ int main(int argc, char** argv) {
                      "Days an ended job stays in the store (allot history) before it is deleted; usage per account "
                      "and day is kept apart. Default: for ever")
       ->check(CLI::Range(1.0, 36500.0));
+  server->add_option("--reports", serve_command.reports_dir,
+                     "A directory of reports written by `allot sim --report DIR/NAME` or `allot plan --report DIR/NAME`, "
+                     "which the dashboard's Simulation view shows to operators");
   server->add_option("--listen", serve_command.listen, "HOST:PORT to serve the API on (port 0: any free port)")
       ->capture_default_str();
   server->add_option("--heartbeat", serve_command.heartbeat_seconds, "Seconds between an agent's syncs")

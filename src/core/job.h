@@ -111,6 +111,7 @@ struct Job {
   bool held = false;
   PendingReason reason;
   uint64_t reason_pass = 0;  // the scheduling pass that set `reason` (0: none yet)
+  Time reserved_start = 0;   // when reason.code is kReserved: when its reservation starts
   uint64_t look = 0;         // the scheduler's latest look at it (counts looks over all passes)
   uint64_t pending_since = 0;  // Model::pending_sequence() when it last became pending
   // While running.

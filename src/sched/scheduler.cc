@@ -625,6 +625,17 @@ PendingReason Scheduler::ReasonOf(const Job& job) const {
                       last_pass_time_, or_else)};
 }
 
+std::vector<JobId> Scheduler::PendingOrder(Time now) const {
+  // A fresh order of the same kind, so that the pass's own order keeps its state.
+  std::unique_ptr<QueueOrder> order = MakeQueueOrder(policy_.queue_order, policy_.fair_share_half_life, &predictor_);
+  PendingFilter include = [](const Job& job) { return !job.held; };
+  order->Begin(*model_, include, StarvingJobs(include, now));
+  std::vector<JobId> ids;
+  ids.reserve(model_->pending().size());
+  while (std::optional<JobId> id = order->Next()) ids.push_back(*id);
+  return ids;
+}
+
 bool Scheduler::AnyAccountNominal() const {
   for (const Account& account : model_->accounts().accounts()) {
     for (const PoolQuota& quota : account.quota) {
@@ -1242,6 +1253,7 @@ bool Scheduler::TryReserve(Pass& pass, Job& job, const std::vector<PoolIndex>& p
   if (!best) return false;
   best->job = job.id;
   PoolIndex pool = best->pool;
+  job.reserved_start = best->start;
   job.reason = {ReasonCode::kReserved,
                 fmt::format("reserved to start at t={} (in {}) in pool '{}' on {} nodes", best->start,
                             FormatDuration(best->start - pass.now), model_->cluster().pool(pool).name,

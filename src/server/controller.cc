@@ -67,7 +67,45 @@ StatusOr<std::unique_ptr<Controller>> Controller::Open(Config config, Controller
 
 // ---- Durability -----------------------------------------------------------------------------
 
-Store::Ticket Controller::Queue(WriteBatch batch) { return store_->Enqueue(std::move(batch)); }
+Store::Ticket Controller::Queue(WriteBatch batch) {
+  if (!batch.empty()) NoteChange();
+  return store_->Enqueue(std::move(batch));
+}
+
+void Controller::NoteChange() {
+  ++change_sequence_;
+  std::map<uint64_t, ChangeDone> waits = std::move(change_waits_);
+  change_waits_.clear();
+  // Cheap: each hands its reply to its connection's network thread.
+  for (auto& [serial, done] : waits) done(change_sequence_);
+}
+
+void Controller::WaitForChange(const Principal&, uint64_t after, double timeout_seconds, ChangeDone done) {
+  std::unique_lock lock(mutex_);
+  // A number from before a restart, or one behind: the caller has something to catch up on now.
+  if (after != change_sequence_ || timeout_seconds <= 0) {
+    uint64_t now = change_sequence_;
+    lock.unlock();
+    done(now);
+    return;
+  }
+  uint64_t serial = next_change_wait_++;
+  change_waits_.emplace(serial, std::move(done));
+  change_wait_deadlines_.emplace(
+      std::chrono::steady_clock::now() +
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_seconds)),
+      serial);
+  long_poll_timer_wakeup_.notify_one();
+}
+
+void Controller::RefreshQueueOrder() {
+  if (queue_order_sequence_ == change_sequence_) return;
+  queue_order_ = scheduler_->PendingOrder(Now());
+  queue_places_.clear();
+  queue_places_.reserve(queue_order_.size());
+  for (size_t i = 0; i < queue_order_.size(); ++i) queue_places_.emplace(queue_order_[i], i + 1);
+  queue_order_sequence_ = change_sequence_;
+}
 
 void Controller::WaitDurable(const Store::Ticket& ticket) {
   Status status = store_->Wait(ticket);
@@ -180,6 +218,7 @@ json Controller::LiveJobJson(const Job& job, const JobRecord& record) const {
   if (!running) {
     PendingReason reason = ReasonFor(job, record);
     doc["reason"] = {{"code", ReasonCodeFor(record, reason)}, {"message", reason.message}};
+    doc["expected_start"] = reason.code == ReasonCode::kReserved ? json(job.reserved_start) : json(nullptr);
   }
   doc["held"] = record.user_held;
   doc["user_held"] = record.user_held;
@@ -608,7 +647,14 @@ StatusOr<json> Controller::GetJob(const Principal& who, JobId id) {
     std::lock_guard lock(mutex_);
     if (const Job* job = scheduler_->model().FindJob(id)) {
       if (!Sees(who, job->account)) return NotFoundError("no job {}", id);
-      return LiveJobJson(*job, records_.at(id));
+      json doc = LiveJobJson(*job, records_.at(id));
+      if (job->state == JobState::kPending) {
+        RefreshQueueOrder();
+        auto place = queue_places_.find(id);
+        doc["queue_position"] = place == queue_places_.end() ? json(nullptr) : json(place->second);
+        doc["queue_length"] = queue_order_.size();
+      }
+      return doc;
     }
     // A job that has just ended is in neither place until its end record is committed: wait for
     // what is queued, so a job never vanishes between its end and its record.
@@ -846,6 +892,7 @@ void Controller::RunPass(Time now, WriteBatch& batch) {
   PassResult pass = scheduler_->RunPass(now);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   ++passes_;
+  NoteChange();  // reasons and reservations may have moved even where nothing started
   last_pass_time_ = now;
   last_pass_seconds_ = seconds;
   pass_seconds_.Observe(seconds);
@@ -1000,6 +1047,8 @@ void Controller::StopLoop() {
     long_polls_.clear();
     long_polls_by_job_.clear();
     long_poll_deadlines_.clear();
+    change_waits_.clear();
+    change_wait_deadlines_.clear();
   }
   if (long_poll_timer_.joinable()) long_poll_timer_.join();
 }

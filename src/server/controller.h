@@ -99,6 +99,14 @@ struct ListJobsQuery {
   bool with_steps = false;  // each job's steps too (sacct); a listing leaves them out by default
 };
 
+// A page of the queue (GET /v1/queue).
+struct QueueQuery {
+  std::string account;  // "" : all the caller may see
+  std::string user;
+  size_t offset = 0;
+  size_t limit = 50;
+};
+
 struct UsageQuery {
   std::string start;   // YYYY-MM-DD; "": 30 days before end
   std::string end;     // YYYY-MM-DD, exclusive; "": now
@@ -149,6 +157,17 @@ class Controller {
 
   StatusOr<nlohmann::json> Usage(const Principal& who, const UsageQuery& query);
   StatusOr<nlohmann::json> PendingReasons(const Principal& who);
+  // The pending jobs in the order the next pass looks at them, a page at a time: each with its
+  // place in the whole queue (1 is next), its reason and, when reserved, its expected start.
+  // Held jobs come last, without a place. Tenants see their own subtree's jobs only, with their
+  // places in the whole queue.
+  StatusOr<nlohmann::json> PendingQueue(const Principal& who, const QueueQuery& query);
+  // The change feed behind the dashboard's live updates: every durable change and every pass
+  // moves a sequence number on. `done` gets the current number at once when it differs from
+  // `after`, else when the next change comes or `timeout_seconds` is over, whichever is first
+  // (a long poll that holds no thread).
+  using ChangeDone = std::function<void(uint64_t sequence)>;
+  void WaitForChange(const Principal& who, uint64_t after, double timeout_seconds, ChangeDone done);
   StatusOr<nlohmann::json> SchedulerStatus(const Principal& who);
 
   StatusOr<nlohmann::json> CreateToken(const Principal& who, std::string_view body);
@@ -258,6 +277,10 @@ class Controller {
   // Waits for durability; a failed commit ends the process (see the file comment).
   void WaitDurable(const Store::Ticket& ticket);
   void MarkDirty();
+  // Moves the change feed on and answers those waiting on it (under mutex_).
+  void NoteChange();
+  // Brings queue_order_ up to date (under mutex_).
+  void RefreshQueueOrder();
 
   // Under mutex_.
   bool Sees(const Principal& who, AccountIndex account) const;
@@ -367,6 +390,17 @@ class Controller {
   bool long_poll_timer_stopping_ = false;
   std::thread long_poll_timer_;
   std::minstd_rand jitter_{std::random_device{}()};  // spreads long polls' deadlines
+  // The change feed (WaitForChange): waiting requests by serial, and their deadlines, which the
+  // long polls' timer thread also keeps.
+  uint64_t change_sequence_ = 1;
+  std::map<uint64_t, ChangeDone> change_waits_;
+  uint64_t next_change_wait_ = 0;
+  std::multimap<std::chrono::steady_clock::time_point, uint64_t> change_wait_deadlines_;
+  // The queue order (Scheduler::PendingOrder) as of change_sequence_ = queue_order_sequence_,
+  // and each job's place in it (1 is next).
+  std::vector<JobId> queue_order_;
+  std::unordered_map<JobId, size_t> queue_places_;
+  uint64_t queue_order_sequence_ = 0;
   // Jobs' output: syncs append to the log files under log_file_mutex_ (never holding mutex_);
   // log_mutex_ guards only the count of appends taken in but not yet written, per job, which a
   // sync raises under mutex_ and JobLogs waits on (logs_written_).

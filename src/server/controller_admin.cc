@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "server/controller_internal.h"
@@ -59,12 +60,47 @@ json Controller::AccountJson(AccountIndex index) const {
         quota.lend_limit >= kUnlimited) {
       continue;
     }
+    // Borrowed: held beyond the nominal quota. Lent: idle nominal that siblings (the cohort)
+    // hold beyond theirs, as far as this account's idle nominal covers it.
+    int64_t borrowed = std::max<int64_t>(0, account.allocated[pool] - quota.nominal);
+    int64_t idle_nominal = std::max<int64_t>(0, quota.nominal - account.allocated[pool]);
+    int64_t siblings_borrowed = 0;
+    if (account.parent != kNoAccount) {
+      for (AccountIndex sibling : tree.account(account.parent).children) {
+        if (sibling == index) continue;
+        const Account& other = tree.account(sibling);
+        siblings_borrowed += std::max<int64_t>(0, other.allocated[pool] - other.quota[pool].nominal);
+      }
+    }
     quotas[cluster.pool(pool).name] = {{"nominal", quota.nominal},
                                        {"borrow_limit", Limit(quota.borrow_limit)},
                                        {"lend_limit", Limit(quota.lend_limit)},
-                                       {"allocated", account.allocated[pool]}};
+                                       {"allocated", account.allocated[pool]},
+                                       {"borrowed", borrowed},
+                                       {"lent", std::min(idle_nominal, siblings_borrowed)}};
   }
   doc["quotas"] = quotas;
+  // Fair share as Slurm users read it: 2^(-usage share / weight share) among siblings, where
+  // usage is recent use (decayed with the half-life, as average GPUs) plus GPUs held now, what
+  // the fair_share order ranks by. 1: unused; 0.5: exactly its share; near 0: far over it.
+  const Duration half_life = scheduler_->policy().fair_share_half_life;
+  auto recent_gpus = [&](const Account& of) {
+    return half_life > 0 ? of.decayed_usage * std::log(2.0) / static_cast<double>(half_life)
+                         : of.decayed_usage / 86400.0;
+  };
+  double usage = recent_gpus(account) + static_cast<double>(account.allocated_total);
+  double cohort_usage = 0, cohort_weight = 0;
+  if (account.parent != kNoAccount) {
+    for (AccountIndex sibling : tree.account(account.parent).children) {
+      const Account& other = tree.account(sibling);
+      cohort_usage += recent_gpus(other) + static_cast<double>(other.allocated_total);
+      cohort_weight += other.weight;
+    }
+  }
+  doc["recent_gpus"] = recent_gpus(account);
+  double usage_share = cohort_usage > 0 ? usage / cohort_usage : 0;
+  double weight_share = cohort_weight > 0 ? account.weight / cohort_weight : 1;
+  doc["fair_share_factor"] = weight_share > 0 ? std::exp2(-usage_share / weight_share) : 0.0;
   json grants = json::array();
   for (const Grant& grant : account.grants) {
     grants.push_back({{"name", grant.name}, {"gpu_hours", grant.gpu_hours},
@@ -349,6 +385,61 @@ StatusOr<json> Controller::PendingReasons(const Principal& who) {
     list.push_back({{"code", code}, {"count", entry.first}, {"example", entry.second}});
   }
   return json{{"reasons", list}};
+}
+
+StatusOr<json> Controller::PendingQueue(const Principal& who, const QueueQuery& query) {
+  if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot read jobs");
+  if (query.limit == 0 || query.limit > 1000) return InvalidArgumentError("limit must be between 1 and 1000");
+  std::lock_guard lock(mutex_);
+  const Model& model = scheduler_->model();
+  const AccountTree& tree = model.accounts();
+  AccountIndex scope = who.is_operator() ? tree.root() : who.account_index;
+  if (!query.account.empty()) {
+    ALLOT_ASSIGN_OR_RETURN(scope, VisibleAccount(who, query.account));
+  }
+  RefreshQueueOrder();
+  auto entry = [&](const Job& job, json place) {
+    const JobRecord& record = records_.at(job.id);
+    PendingReason reason = ReasonFor(job, record);
+    return json{{"position", std::move(place)},
+                {"id", job.id},
+                {"name", job.spec.name},
+                {"account", job.spec.account},
+                {"user", job.spec.user},
+                {"gpus", job.gpus()},
+                {"tasks", job.spec.tasks},
+                {"priority_class", job.spec.priority_class.empty() ? scheduler_->policy().default_priority_class
+                                                                   : job.spec.priority_class},
+                {"submit_time", job.submit_time},
+                {"time_limit", job.spec.time_limit},
+                {"held", job.held},
+                {"reason", {{"code", ReasonCodeFor(record, reason)}, {"message", reason.message}}},
+                {"expected_start", reason.code == ReasonCode::kReserved ? json(job.reserved_start) : json(nullptr)}};
+  };
+  auto wanted = [&](const Job& job) {
+    return tree.IsAncestorOrSelf(scope, job.account) && (query.user.empty() || job.spec.user == query.user);
+  };
+  // The page is cut from the visible jobs in queue order, then the held ones; only the page's
+  // jobs are written out, so a page of a 100,000-job queue costs a walk, not 100,000 documents.
+  json jobs = json::array();
+  size_t visible = 0;
+  auto take = [&](const Job& job, json place) {
+    if (visible >= query.offset && jobs.size() < query.limit) jobs.push_back(entry(job, std::move(place)));
+    ++visible;
+  };
+  for (size_t i = 0; i < queue_order_.size(); ++i) {
+    const Job* job = model.FindJob(queue_order_[i]);
+    if (job && job->state == JobState::kPending && !job->held && wanted(*job)) take(*job, i + 1);
+  }
+  std::vector<JobId> held;
+  for (JobId id : model.pending()) {
+    const Job* job = model.FindJob(id);
+    if (job && job->held && wanted(*job)) held.push_back(id);
+  }
+  std::sort(held.begin(), held.end());
+  for (JobId id : held) take(*model.FindJob(id), nullptr);
+  return json{{"jobs", jobs}, {"total", visible}, {"offset", query.offset}, {"queue_length", queue_order_.size()},
+              {"last_pass_time", last_pass_time_}, {"running", model.running_count()}};
 }
 
 StatusOr<json> Controller::SchedulerStatus(const Principal&) {

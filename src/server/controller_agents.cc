@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <unordered_set>
 
 #include "api/agent_protocol.h"
@@ -152,13 +153,31 @@ double Controller::HeartbeatSeconds() const {
 void Controller::LongPollTimerMain() {
   std::unique_lock lock(mutex_);
   while (!long_poll_timer_stopping_) {
+    // Requests waiting on the change feed whose time is over get the number they had.
+    auto now = std::chrono::steady_clock::now();
+    while (!change_wait_deadlines_.empty() && change_wait_deadlines_.begin()->first <= now) {
+      uint64_t serial = change_wait_deadlines_.begin()->second;
+      change_wait_deadlines_.erase(change_wait_deadlines_.begin());
+      if (auto wait = change_waits_.find(serial); wait != change_waits_.end()) {
+        ChangeDone done = std::move(wait->second);
+        change_waits_.erase(wait);
+        done(change_sequence_);
+      }
+    }
+    std::optional<std::chrono::steady_clock::time_point> next_change_deadline;
+    if (!change_wait_deadlines_.empty()) next_change_deadline = change_wait_deadlines_.begin()->first;
     if (long_poll_deadlines_.empty()) {
-      long_poll_timer_wakeup_.wait(lock);
+      if (next_change_deadline) {
+        long_poll_timer_wakeup_.wait_until(lock, *next_change_deadline);
+      } else {
+        long_poll_timer_wakeup_.wait(lock);
+      }
       continue;
     }
     auto next = long_poll_deadlines_.begin();
     if (std::chrono::steady_clock::now() < next->first) {
-      long_poll_timer_wakeup_.wait_until(lock, next->first);
+      long_poll_timer_wakeup_.wait_until(lock, next_change_deadline ? std::min(*next_change_deadline, next->first)
+                                                                    : next->first);
       continue;
     }
     auto [node, serial] = next->second;

@@ -2,10 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "core/config.h"
+#include "dashboard/assets.h"
 
 namespace allot {
 namespace {
@@ -171,6 +176,10 @@ std::vector<RouteName> HttpApi::Routes() {
           {"get", "/v1/pools"},
           {"get", "/v1/usage"},
           {"get", "/v1/reasons"},
+          {"get", "/v1/queue"},
+          {"get", "/v1/events"},
+          {"get", "/v1/reports"},
+          {"get", "/v1/reports/{name}"},
           {"get", "/v1/scheduler"},
           {"post", "/v1/tokens"},
           {"get", "/v1/tokens"},
@@ -212,6 +221,33 @@ void HttpApi::Register() {
 
   server_.Route("GET", "/healthz", [](const HttpRequest&, HttpResponse& response) {
     response.set_content(R"({"status": "ok"})", "application/json");
+  });
+  // The dashboard (src/dashboard): its files need no token, the API calls they make do. The page
+  // may load and call nothing but this server, runs only its own scripts, and no other site may
+  // frame it. Inline styles are allowed for the reports it shows in a sandboxed frame (a srcdoc
+  // frame takes its parent's policy); its own pages use none.
+  auto serve_asset = [](std::string_view name, HttpResponse& response) {
+    const DashboardAsset* asset = FindDashboardAsset(name);
+    if (!asset) {
+      response.status = 404;
+      response.set_content(json{{"code", "not_found"}, {"message", fmt::format("no dashboard file '{}'", name)}}.dump(),
+                           "application/json");
+      return;
+    }
+    response.set_header("Content-Security-Policy",
+                        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                        "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'self'; "
+                        "frame-ancestors 'none'");
+    response.set_header("X-Content-Type-Options", "nosniff");
+    response.set_header("Referrer-Policy", "no-referrer");
+    response.set_header("Cache-Control", "no-cache");
+    response.set_content(std::string(asset->body), asset->content_type);
+  };
+  server_.Route("GET", "/", [serve_asset](const HttpRequest&, HttpResponse& response) {
+    serve_asset("index.html", response);
+  });
+  server_.Route("GET", "/dashboard/([a-z]+\\.(js|css))", [serve_asset](const HttpRequest& request, HttpResponse& response) {
+    serve_asset(request.matches[1].str(), response);
   });
   server_.Route("GET", "/openapi.json", [](const HttpRequest&, HttpResponse& response) {
     response.set_content(std::string(OpenApiDocument()), "application/json");
@@ -367,6 +403,93 @@ void HttpApi::Register() {
   }));
   server_.Route("GET", "/v1/reasons", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.PendingReasons(who));
+  }));
+  server_.Route("GET", "/v1/queue", authed([&c](const Principal& who, const HttpRequest& request, HttpResponse& response) {
+    QueueQuery query{.account = request.get_param_value("account"), .user = request.get_param_value("user")};
+    if (Status limit = LimitParam(request, query.limit); !limit.ok()) return WriteError(response, limit);
+    if (request.has_param("offset")) {
+      const std::string text = request.get_param_value("offset");
+      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), query.offset);
+      if (error != std::errc() || end != text.data() + text.size()) {
+        return WriteError(response, InvalidArgumentError("offset: '{}' is not a number", text));
+      }
+    }
+    WriteJson(response, c.PendingQueue(who, query));
+  }));
+  // The change feed, as Server-Sent Events: each reply is one event (id: the change number) and
+  // ends, and the client asks again with the id it has (Last-Event-ID, or ?after=), which an
+  // EventSource does by itself. A reply comes at once when the id is not the current one, else
+  // at the next change or after `timeout` seconds (default 25, at most 55), so a client is told
+  // of a change as soon as it happens while no thread waits on it.
+  server_.RouteAsync("GET", "/v1/events", [&c](const HttpRequest& request, HttpResponder respond) {
+    HttpResponse response;
+    StatusOr<Principal> who = c.Authenticate(BearerToken(request.get_header_value("Authorization")));
+    if (!who.ok() || who->role == Role::kAgent || who->role == Role::kBootstrap || who->role == Role::kJob) {
+      if (!who.ok()) response.set_header("WWW-Authenticate", "Bearer");
+      WriteError(response, who.ok() ? Status(StatusCode::kPermissionDenied, "the change feed is for people's tokens")
+                                    : who.status());
+      return respond(std::move(response));
+    }
+    std::string after_text = request.has_param("after") ? request.get_param_value("after")
+                                                        : request.get_header_value("Last-Event-ID");
+    uint64_t after = 0;
+    double timeout = 25;
+    if (!after_text.empty()) {
+      auto [end, error] = std::from_chars(after_text.data(), after_text.data() + after_text.size(), after);
+      if (error != std::errc() || end != after_text.data() + after_text.size()) {
+        WriteError(response, InvalidArgumentError("after: '{}' is not a change number", after_text));
+        return respond(std::move(response));
+      }
+    }
+    if (request.has_param("timeout")) {
+      const std::string text = request.get_param_value("timeout");
+      auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), timeout);
+      if (error != std::errc() || end != text.data() + text.size() || timeout < 0 || timeout > 55) {
+        WriteError(response, InvalidArgumentError("timeout: '{}' must be seconds from 0 to 55", text));
+        return respond(std::move(response));
+      }
+    }
+    c.WaitForChange(*who, after_text.empty() ? 0 : after, timeout, [respond](uint64_t sequence) {
+      HttpResponse response;
+      response.set_header("Cache-Control", "no-store");
+      response.set_content(fmt::format("id: {}\nretry: 500\nevent: change\ndata: {{\"sequence\": {}}}\n\n", sequence, sequence),
+                           "text/event-stream");
+      respond(std::move(response));
+    });
+  });
+  // Reports of `allot sim --report` and `allot plan --report` in --reports DIR, for operators:
+  // each is a directory with an index.html. The page comes with a policy of its own, styles but
+  // no scripts and nothing fetched, so it renders as a static document wherever it is shown.
+  const std::string reports_dir = options_.reports_dir;
+  server_.Route("GET", "/v1/reports", authed([reports_dir](const Principal& who, const HttpRequest&, HttpResponse& response) {
+    if (!who.is_operator()) return WriteError(response, Status(StatusCode::kPermissionDenied, "reports are for operators"));
+    json reports = json::array();
+    std::error_code error;
+    if (!reports_dir.empty()) {
+      for (const auto& entry : std::filesystem::directory_iterator(reports_dir, error)) {
+        std::filesystem::path page = entry.path() / "index.html";
+        if (!entry.is_directory() || !std::filesystem::is_regular_file(page)) continue;
+        auto modified = std::chrono::duration_cast<std::chrono::seconds>(
+            std::chrono::file_clock::to_sys(std::filesystem::last_write_time(page, error)).time_since_epoch());
+        reports.push_back({{"name", entry.path().filename().string()}, {"modified", modified.count()}});
+      }
+    }
+    std::sort(reports.begin(), reports.end(), [](const json& a, const json& b) { return a["modified"] > b["modified"]; });
+    WriteJson(response, json{{"directory", reports_dir}, {"reports", reports}});
+  }));
+  server_.Route("GET", "/v1/reports/" + kName, authed([reports_dir](const Principal& who, const HttpRequest& request, HttpResponse& response) {
+    if (!who.is_operator()) return WriteError(response, Status(StatusCode::kPermissionDenied, "reports are for operators"));
+    const std::string name = request.matches[1].str();
+    // A name is one directory entry: never a path that leaves the directory.
+    if (reports_dir.empty() || name == "." || name == ".." || name.find('\0') != std::string::npos) {
+      return WriteError(response, NotFoundError("no report '{}'", name));
+    }
+    std::ifstream file(std::filesystem::path(reports_dir) / name / "index.html", std::ios::binary);
+    if (!file) return WriteError(response, NotFoundError("no report '{}'", name));
+    std::string page((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    response.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox");
+    response.set_header("X-Content-Type-Options", "nosniff");
+    response.set_content(std::move(page), "text/html; charset=utf-8");
   }));
   server_.Route("GET", "/v1/scheduler", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.SchedulerStatus(who));

@@ -27,6 +27,7 @@ struct HttpOptions {
   size_t max_connections = 100000;
   std::string tls_certificate_file;  // with tls_key_file: TLS on the same port as plain HTTP
   std::string tls_key_file;
+  std::string reports_dir;  // reports for the dashboard (GET /v1/reports); "": none
 };
 
 // A route as OpenAPI names it: ("post", "/v1/jobs/{id}/cancel").

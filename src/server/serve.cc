@@ -45,7 +45,9 @@ std::string DevNodeName() {
   return name;
 }
 
-// The pool of `allot server --dev`: this host, 8 emulated GPUs, one account to submit to.
+// The pool of `allot server --dev`: this host, 8 emulated GPUs, an account to submit to and a
+// second one (guest, no quota of its own: it runs on what default leaves idle), so that tenancy,
+// borrowing and the dashboard's tenant views can be tried on one machine.
 std::string DevConfig(const std::string& host) {
   return fmt::format(R"(pools:
   - {{name: dev, gpu_model: H200}}
@@ -55,6 +57,7 @@ accounts:
   - name: dev
     children:
       - {{name: default, quota: {{dev: 8}}}}
+      - {{name: guest, quota: {{dev: 0}}}}
 policy:
   pass_interval: 0
 )", host);
@@ -154,8 +157,13 @@ int RunServe(const ServeCommand& given) {
   if (command.tls_certificate_file.empty() != command.tls_key_file.empty()) {
     return Fail(InvalidArgumentError("TLS needs both --tls-cert FILE and --tls-key FILE"));
   }
+  if (!command.reports_dir.empty() && !std::filesystem::is_directory(command.reports_dir)) {
+    return Fail(InvalidArgumentError("--reports {}: no such directory; create it, or leave --reports out",
+                                     command.reports_dir));
+  }
   HttpApi api(**controller, {.threads = command.threads, .max_connections = command.max_connections,
-                             .tls_certificate_file = command.tls_certificate_file, .tls_key_file = command.tls_key_file});
+                             .tls_certificate_file = command.tls_certificate_file, .tls_key_file = command.tls_key_file,
+                             .reports_dir = command.reports_dir});
   StatusOr<int> port = api.Bind(listen->first, port_to_bind);
   if (!port.ok()) return Fail(port.status());
   if (leadership && command.advertise.empty() && listen->second == 0) {
@@ -199,15 +207,17 @@ int RunServe(const ServeCommand& given) {
   std::string store_note = command.store.empty() ? "" : ", store " + Store::Describe(command.store);
   std::printf("allot server listening on %s (data in %s%s)\n", url.c_str(), command.data_dir.c_str(), store_note.c_str());
   if (command.dev) {
-    std::printf("\nA one-node cluster: node %s with 8 emulated H200 GPUs, account 'default'. Next, in another shell:\n"
+    std::printf("\nA one-node cluster: node %s with 8 emulated H200 GPUs, account 'default' (and 'guest', which runs\n"
+                "on GPUs default leaves idle). The dashboard: %s/ (sign in with the token in %s). Next, in another shell:\n"
                 "  export ALLOT_SERVER=%s ALLOT_TOKEN=@%s\n"
                 "  allot submit examples/hello.yaml     # or any #SBATCH script\n"
                 "  allot queue; allot logs 1\n"
                 "  sbatch examples/hello.sh; squeue; sacct   # Slurm's commands too (docs/slurm.md)\n"
                 "  curl -H \"Authorization: Bearer $(cat %s)\" %s/v1/jobs   # the REST API (/openapi.json)\n",
-                host.c_str(), url.c_str(), token_file.c_str(), token_file.c_str(), url.c_str());
+                host.c_str(), url.c_str(), token_file.c_str(), url.c_str(), token_file.c_str(), token_file.c_str(), url.c_str());
   } else if (std::filesystem::exists(token_file)) {
     std::printf("try: allot --server %s --token @%s queue\n", url.c_str(), token_file.c_str());
+    std::printf("dashboard: %s/ (sign in with the token in %s)\n", url.c_str(), token_file.c_str());
   } else {
     // A server that took over a shared store: the operator token was written by the first one.
     std::printf("try: allot --server %s --token @TOKEN_FILE queue   (tokens are shared by the servers of a store)\n",

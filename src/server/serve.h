@@ -32,6 +32,9 @@ struct ServeCommand {
   // The front end (HttpServer): connections at once (more get 503), and TLS on the same port.
   size_t max_connections = 100000;
   double history_retention_days = 0;  // --history-retention; 0: ended jobs kept for ever
+  // --reports: a directory of `allot sim --report` / `allot plan --report` reports that the
+  // dashboard's Simulation view shows; "": none.
+  std::string reports_dir;
   std::string tls_certificate_file;
   std::string tls_key_file;
 };
