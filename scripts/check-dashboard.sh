@@ -20,9 +20,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # A report for the Simulation view: a short month of the national pool.
 mkdir -p "$work/reports"
-"$allot" sim --config examples/national-pool.yaml --format national --jobs 5000 --quiet \
-  --report "$work/reports/national-pool" >/dev/null 2>&1
+if ! "$allot" sim --config examples/national-pool.yaml --format national --jobs 5000 --quiet \
+     --report "$work/reports/national-pool" >"$work/sim.log" 2>&1; then
+  cat "$work/sim.log" >&2
+  echo "check-dashboard: allot sim failed (above)" >&2
+  exit 1
+fi
 
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 ALLOT="$allot" REPORTS="$work/reports" SCREENSHOTS="$shots" \
-  node --test --test-concurrency=1 tests/browser/dashboard.test.mjs
+  node --test tests/browser/dashboard.test.mjs

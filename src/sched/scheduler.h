@@ -126,10 +126,11 @@ class Scheduler {
   // repeating what an older pass found.
   PendingReason ReasonOf(const Job& job) const;
 
-  // The pending jobs in the order the next pass will look at them: the queue order of the policy,
-  // starving jobs first in their class, as a pass sweeps it; held jobs are not in it. (A pass may
-  // still start a later job first where an earlier one does not fit: that is backfill.) Costs a
-  // sort of the queue: callers cache it.
+  // The pending jobs in the order the next pass starts its sweep in: the queue order of the
+  // policy, starving jobs first in their class; held jobs are not in it. Within a pass fair share
+  // re-ranks accounts as jobs start, borrowers may wait for the owners' turn (reclaim), and a
+  // later job may start first where an earlier one does not fit (backfill). Costs a sort of the
+  // queue: callers cache it.
   std::vector<JobId> PendingOrder(Time now) const;
 
  private:

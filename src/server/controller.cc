@@ -100,6 +100,17 @@ void Controller::WaitForChange(const Principal&, uint64_t after, double timeout_
 
 void Controller::RefreshQueueOrder() {
   if (queue_order_sequence_ == change_sequence_) return;
+  // A sort of the whole queue under the lock: on a busy pool the state changes many times a
+  // second, and dashboards and `allot show` ask as often. While the number of pending jobs is
+  // the same (no submit, start or end), an order up to a second old is kept; a changed count
+  // means jobs came or went, which every reader must see at once.
+  const auto now = std::chrono::steady_clock::now();
+  if (queue_order_pending_ == scheduler_->model().pending().size() &&
+      now - queue_order_built_ < std::chrono::seconds(1)) {
+    return;
+  }
+  queue_order_built_ = now;
+  queue_order_pending_ = scheduler_->model().pending().size();
   queue_order_ = scheduler_->PendingOrder(Now());
   queue_places_.clear();
   queue_places_.reserve(queue_order_.size());
@@ -640,7 +651,7 @@ StatusOr<json> Controller::ListJobs(const Principal& who, const ListJobsQuery& q
   return reply;
 }
 
-StatusOr<json> Controller::GetJob(const Principal& who, JobId id) {
+StatusOr<json> Controller::GetJob(const Principal& who, JobId id, bool with_queue_place) {
   if (who.role == Role::kAgent) return Status(StatusCode::kPermissionDenied, "agents cannot read jobs");
   Store::Ticket ticket;
   {
@@ -648,7 +659,7 @@ StatusOr<json> Controller::GetJob(const Principal& who, JobId id) {
     if (const Job* job = scheduler_->model().FindJob(id)) {
       if (!Sees(who, job->account)) return NotFoundError("no job {}", id);
       json doc = LiveJobJson(*job, records_.at(id));
-      if (job->state == JobState::kPending) {
+      if (with_queue_place && job->state == JobState::kPending) {
         RefreshQueueOrder();
         auto place = queue_places_.find(id);
         doc["queue_position"] = place == queue_places_.end() ? json(nullptr) : json(place->second);

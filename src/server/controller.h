@@ -135,7 +135,9 @@ class Controller {
   StatusOr<nlohmann::json> Submit(const Principal& who, std::string_view body,
                                   std::string_view idempotency_key = {});
   StatusOr<nlohmann::json> ListJobs(const Principal& who, const ListJobsQuery& query);
-  StatusOr<nlohmann::json> GetJob(const Principal& who, JobId id);
+  // With `with_queue_place`, a pending job's document adds its place in the queue
+  // (queue_position, queue_length), as GET /v1/jobs/{id} shows it.
+  StatusOr<nlohmann::json> GetJob(const Principal& who, JobId id, bool with_queue_place = false);
   StatusOr<nlohmann::json> CancelJob(const Principal& who, JobId id);
   StatusOr<nlohmann::json> HoldJob(const Principal& who, JobId id);
   StatusOr<nlohmann::json> ReleaseJob(const Principal& who, JobId id);
@@ -162,8 +164,8 @@ class Controller {
   // Held jobs come last, without a place. Tenants see their own subtree's jobs only, with their
   // places in the whole queue.
   StatusOr<nlohmann::json> PendingQueue(const Principal& who, const QueueQuery& query);
-  // The change feed behind the dashboard's live updates: every durable change and every pass
-  // moves a sequence number on. `done` gets the current number at once when it differs from
+  // The change feed behind the dashboard's live updates: every change queued for the store and
+  // every pass moves a sequence number on. `done` gets the current number at once when it differs from
   // `after`, else when the next change comes or `timeout_seconds` is over, whichever is first
   // (a long poll that holds no thread).
   using ChangeDone = std::function<void(uint64_t sequence)>;
@@ -396,11 +398,13 @@ class Controller {
   std::map<uint64_t, ChangeDone> change_waits_;
   uint64_t next_change_wait_ = 0;
   std::multimap<std::chrono::steady_clock::time_point, uint64_t> change_wait_deadlines_;
-  // The queue order (Scheduler::PendingOrder) as of change_sequence_ = queue_order_sequence_,
-  // and each job's place in it (1 is next).
+  // The queue order (Scheduler::PendingOrder) as of change_sequence_ = queue_order_sequence_
+  // (or up to a second older: RefreshQueueOrder), and each job's place in it (1 is next).
   std::vector<JobId> queue_order_;
   std::unordered_map<JobId, size_t> queue_places_;
   uint64_t queue_order_sequence_ = 0;
+  size_t queue_order_pending_ = 0;  // model().pending().size() when it was worked out
+  std::chrono::steady_clock::time_point queue_order_built_{};
   // Jobs' output: syncs append to the log files under log_file_mutex_ (never holding mutex_);
   // log_mutex_ guards only the count of appends taken in but not yet written, per job, which a
   // sync raises under mutex_ and JobLogs waits on (logs_written_).

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "server/controller_internal.h"
 
@@ -60,24 +61,33 @@ json Controller::AccountJson(AccountIndex index) const {
         quota.lend_limit >= kUnlimited) {
       continue;
     }
-    // Borrowed: held beyond the nominal quota. Lent: idle nominal that siblings (the cohort)
-    // hold beyond theirs, as far as this account's idle nominal covers it.
-    int64_t borrowed = std::max<int64_t>(0, account.allocated[pool] - quota.nominal);
-    int64_t idle_nominal = std::max<int64_t>(0, quota.nominal - account.allocated[pool]);
-    int64_t siblings_borrowed = 0;
+    // Borrowed: held beyond the nominal quota. Lent: what siblings (the cohort) hold beyond
+    // their nominal, shared out among the siblings with idle nominal they may lend, in
+    // proportion to it (a lend limit caps what counts), so that the cohort's lent adds up to
+    // its borrowed.
+    const int64_t borrowed = std::max<int64_t>(0, account.allocated[pool] - quota.nominal);
+    auto lendable = [pool](const Account& of) {
+      const PoolQuota& q = of.quota[pool];
+      return std::min<int64_t>(std::max<int64_t>(0, q.nominal - of.allocated[pool]), q.lend_limit);
+    };
+    int64_t cohort_borrowed = 0, cohort_lendable = 0;
     if (account.parent != kNoAccount) {
       for (AccountIndex sibling : tree.account(account.parent).children) {
-        if (sibling == index) continue;
         const Account& other = tree.account(sibling);
-        siblings_borrowed += std::max<int64_t>(0, other.allocated[pool] - other.quota[pool].nominal);
+        cohort_borrowed += std::max<int64_t>(0, other.allocated[pool] - other.quota[pool].nominal);
+        cohort_lendable += lendable(other);
       }
     }
+    const int64_t lent = cohort_lendable == 0 ? 0
+                         : static_cast<int64_t>(static_cast<double>(std::min(cohort_borrowed, cohort_lendable)) *
+                                                static_cast<double>(lendable(account)) /
+                                                static_cast<double>(cohort_lendable));
     quotas[cluster.pool(pool).name] = {{"nominal", quota.nominal},
                                        {"borrow_limit", Limit(quota.borrow_limit)},
                                        {"lend_limit", Limit(quota.lend_limit)},
                                        {"allocated", account.allocated[pool]},
                                        {"borrowed", borrowed},
-                                       {"lent", std::min(idle_nominal, siblings_borrowed)}};
+                                       {"lent", lent}};
   }
   doc["quotas"] = quotas;
   // Fair share as Slurm users read it: 2^(-usage share / weight share) among siblings, where
@@ -287,14 +297,43 @@ StatusOr<json> Controller::ListPools(const Principal&) {
   std::lock_guard lock(mutex_);
   const Model& model = scheduler_->model();
   const AccountTree& tree = model.accounts();
+  const Cluster& cluster = model.cluster();
   json pools = json::array();
-  for (PoolIndex index = 0; index < model.cluster().pools().size(); ++index) {
-    const Pool& pool = model.cluster().pool(index);
-    size_t up = 0;
-    for (NodeIndex node : pool.nodes) up += model.cluster().node(node).state == NodeState::kUp ? 1 : 0;
-    pools.push_back({{"name", pool.name}, {"site", pool.site}, {"gpu_model", pool.gpu_model},
-                     {"nodes", pool.nodes.size()}, {"gpus", pool.total_gpus},
-                     {"gpus_allocated", tree.account(tree.root()).allocated[index]}, {"nodes_up", up}});
+  // GPUs of a pool or pod by what they can do now: allocated, down (their node is), and idle on
+  // a draining node (they take no new work).
+  struct Counts {
+    int64_t gpus = 0, allocated = 0, down = 0, draining = 0;
+    size_t nodes = 0, up = 0;
+    json Json(std::string_view name) const {
+      return {{"name", name}, {"nodes", nodes}, {"nodes_up", up}, {"gpus", gpus}, {"gpus_allocated", allocated},
+              {"gpus_down", down}, {"gpus_draining", draining}};
+    }
+  };
+  for (PoolIndex index = 0; index < cluster.pools().size(); ++index) {
+    const Pool& pool = cluster.pool(index);
+    Counts whole;
+    std::map<DomainIndex, Counts> pods;
+    for (NodeIndex node_index : pool.nodes) {
+      const Node& node = cluster.node(node_index);
+      const int allocated = node.gpus - model.free().UnallocatedGpus(node_index);
+      for (Counts* counts : {&whole, &pods[cluster.AncestorAt(node_index, Level::kPod)]}) {
+        counts->nodes++;
+        counts->gpus += node.gpus;
+        counts->allocated += allocated;
+        counts->up += node.state == NodeState::kUp ? 1 : 0;
+        if (node.state == NodeState::kDown) counts->down += node.gpus;
+        if (node.state == NodeState::kDraining) counts->draining += node.gpus - allocated;
+      }
+    }
+    json pod_list = json::array();
+    for (const auto& [pod, counts] : pods) pod_list.push_back(counts.Json(cluster.domain(pod).name));
+    json doc = whole.Json(pool.name);
+    doc["site"] = pool.site;
+    doc["gpu_model"] = pool.gpu_model;
+    doc["gpus"] = pool.total_gpus;
+    doc["gpus_allocated"] = tree.account(tree.root()).allocated[index];
+    doc["pods"] = std::move(pod_list);
+    pools.push_back(std::move(doc));
   }
   return json{{"pools", pools}};
 }
@@ -412,7 +451,7 @@ StatusOr<json> Controller::PendingQueue(const Principal& who, const QueueQuery& 
                                                                    : job.spec.priority_class},
                 {"submit_time", job.submit_time},
                 {"time_limit", job.spec.time_limit},
-                {"held", job.held},
+                {"held", record.user_held},
                 {"reason", {{"code", ReasonCodeFor(record, reason)}, {"message", reason.message}}},
                 {"expected_start", reason.code == ReasonCode::kReserved ? json(job.reserved_start) : json(nullptr)}};
   };

@@ -298,7 +298,7 @@ void HttpApi::Register() {
     }, also);
   };
   server_.Route("GET", "/v1/jobs/" + kId, job_route([&c](const Principal& who, JobId id, const HttpRequest&) {
-    return c.GetJob(who, id);
+    return c.GetJob(who, id, /*with_queue_place=*/true);
   }, Also::kJob));
   server_.Route("POST", "/v1/jobs/" + kId + "/steps", job_route([&c](const Principal& who, JobId id, const HttpRequest& request) {
     return c.CreateStep(who, id, request.body);
@@ -416,9 +416,9 @@ void HttpApi::Register() {
     }
     WriteJson(response, c.PendingQueue(who, query));
   }));
-  // The change feed, as Server-Sent Events: each reply is one event (id: the change number) and
-  // ends, and the client asks again with the id it has (Last-Event-ID, or ?after=), which an
-  // EventSource does by itself. A reply comes at once when the id is not the current one, else
+  // The change feed, in Server-Sent Events framing: each reply is one event (id: the change
+  // number) and ends, and the client asks again with the id it has (?after=, or Last-Event-ID;
+  // an EventSource cannot send the bearer token, so clients use fetch). A reply comes at once when the id is not the current one, else
   // at the next change or after `timeout` seconds (default 25, at most 55), so a client is told
   // of a change as soon as it happens while no thread waits on it.
   server_.RouteAsync("GET", "/v1/events", [&c](const HttpRequest& request, HttpResponder respond) {
@@ -444,7 +444,7 @@ void HttpApi::Register() {
     if (request.has_param("timeout")) {
       const std::string text = request.get_param_value("timeout");
       auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), timeout);
-      if (error != std::errc() || end != text.data() + text.size() || timeout < 0 || timeout > 55) {
+      if (error != std::errc() || end != text.data() + text.size() || !(timeout >= 0 && timeout <= 55)) {
         WriteError(response, InvalidArgumentError("timeout: '{}' must be seconds from 0 to 55", text));
         return respond(std::move(response));
       }
@@ -484,12 +484,21 @@ void HttpApi::Register() {
     if (reports_dir.empty() || name == "." || name == ".." || name.find('\0') != std::string::npos) {
       return WriteError(response, NotFoundError("no report '{}'", name));
     }
-    std::ifstream file(std::filesystem::path(reports_dir) / name / "index.html", std::ios::binary);
+    // Nor one that a link leads out of it, nor anything but a plain file of sane size.
+    std::error_code error;
+    const std::filesystem::path root = std::filesystem::canonical(reports_dir, error);
+    const std::filesystem::path page = std::filesystem::canonical(std::filesystem::path(reports_dir) / name / "index.html", error);
+    constexpr uintmax_t kMaxReportBytes = 64 << 20;
+    if (error || page.parent_path().parent_path() != root || !std::filesystem::is_regular_file(page, error) ||
+        std::filesystem::file_size(page, error) > kMaxReportBytes || error) {
+      return WriteError(response, NotFoundError("no report '{}'", name));
+    }
+    std::ifstream file(page, std::ios::binary);
     if (!file) return WriteError(response, NotFoundError("no report '{}'", name));
-    std::string page((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    std::string html((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
     response.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox");
     response.set_header("X-Content-Type-Options", "nosniff");
-    response.set_content(std::move(page), "text/html; charset=utf-8");
+    response.set_content(std::move(html), "text/html; charset=utf-8");
   }));
   server_.Route("GET", "/v1/scheduler", authed([&c](const Principal& who, const HttpRequest&, HttpResponse& response) {
     WriteJson(response, c.SchedulerStatus(who));

@@ -1,12 +1,14 @@
 #include "server/serve.h"
 
 #include <signal.h>
+#include <fmt/chrono.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -46,9 +48,15 @@ std::string DevNodeName() {
 }
 
 // The pool of `allot server --dev`: this host, 8 emulated GPUs, an account to submit to and a
-// second one (guest, no quota of its own: it runs on what default leaves idle), so that tenancy,
-// borrowing and the dashboard's tenant views can be tried on one machine.
+// second one (guest, no quota of its own: it runs on what default leaves idle, within a grant of
+// 1,000 GPU-hours for 90 days from today), so that tenancy, borrowing, grants and the
+// dashboard's tenant views can be tried on one machine.
 std::string DevConfig(const std::string& host) {
+  const std::time_t today = std::time(nullptr) / 86400 * 86400;
+  const std::time_t in_90_days = today + 90 * 86400;
+  std::tm start{}, end{};
+  gmtime_r(&today, &start);
+  gmtime_r(&in_90_days, &end);
   return fmt::format(R"(pools:
   - {{name: dev, gpu_model: H200}}
 nodes:
@@ -57,10 +65,10 @@ accounts:
   - name: dev
     children:
       - {{name: default, quota: {{dev: 8}}}}
-      - {{name: guest, quota: {{dev: 0}}}}
+      - {{name: guest, quota: {{dev: 0}}, grants: [{{name: trial, gpu_hours: 1000, start: {:%Y-%m-%d}, end: {:%Y-%m-%d}}}]}}
 policy:
   pass_interval: 0
-)", host);
+)", host, start, end);
 }
 
 // Jobs of `allot server --dev` never run as root: as the user who started it, or, when root

@@ -184,6 +184,35 @@ test('a tenant sees only its own jobs, in the page and through the API', async (
   await bob.context().close();
 });
 
+test('live redraws keep what the user types, and signing out stays signed out', async () => {
+  const page = await signIn(tokens.alice);
+  await page.goto(`${origin}/#/queue`);
+  await page.getByRole('heading', { level: 1, name: 'Queue' }).waitFor();
+  const user = page.getByLabel('User');
+  await user.fill('ali');
+  // Changes come in while the box has the focus: the view waits for the user.
+  const held = (await call(tokens.alice, 'POST', '/v1/jobs', { name: 'typing', gpus: 1, hold: true, command: ['true'] })).body.ids[0];
+  await page.waitForTimeout(1500);
+  assert.equal(await user.inputValue(), 'ali');
+  // Leaving the box lets the redraw happen: the new job shows.
+  await page.getByRole('heading', { level: 1, name: 'Queue' }).click();
+  await page.getByRole('link', { name: String(held), exact: true }).waitFor();
+  // The skip link moves the focus to the view without leaving it.
+  await page.keyboard.press('Tab');
+  await page.getByRole('link', { name: 'Skip to content' }).focus();
+  await page.keyboard.press('Enter');
+  assert.match(page.url(), /#\/queue$/);
+  // Signing out shows the sign-in form, and changes do not draw a view over it.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Token').waitFor();
+  await call(tokens.alice, 'POST', `/v1/jobs/${held}/cancel`);
+  await page.waitForTimeout(1500);
+  assert.equal(await page.getByLabel('Token').isVisible(), true);
+  assert.equal(await page.getByRole('heading', { level: 1, name: 'Queue' }).count(), 0);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 test('every view renders for an operator, with its plots, and the page asks no other host', async () => {
   const page = await signIn(operator);
   for (const [view, heading] of [['pool', 'Pool'], ['queue', 'Queue'], ['accounts', 'Accounts'], ['jobs', 'Jobs'], ['sim', 'Simulation']]) {
@@ -196,7 +225,9 @@ test('every view renders for an operator, with its plots, and the page asks no o
   await page.getByRole('cell', { name: 'H200' }).first().waitFor();
   await page.goto(`${origin}/#/accounts`);
   await page.getByRole('img', { name: /GPU-hours per day/ }).waitFor();
-  await page.getByRole('cell', { name: 'guest' }).waitFor();
+  await page.getByRole('cell', { name: 'guest' }).first().waitFor();
+  await page.getByRole('img', { name: /Burn-down of grant trial of guest/ }).waitFor();
+  await page.getByRole('meter', { name: /trial: used/ }).waitFor();
   if (process.env.REPORTS) {
     // The Simulation view shows the newest report of --reports in a sandboxed frame, whole.
     await page.goto(`${origin}/#/sim`);

@@ -39,11 +39,26 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // read with fetch: each reply is one event and the next request names the id it has, which the
 // server holds until the next change. Bursts are coalesced: at most four calls a second. When
 // the feed fails (a restart, a network error) it tries again every two seconds; the views also
-// refresh on a timer, so a page never stays stale for long without it.
+// refresh on a timer, so a page never stays stale for long without it. A hidden tab lets go of
+// the feed (a browser keeps six connections to a server, and each waiting request holds one)
+// and catches up when it is shown again.
 export function followChanges(onChange, signal) {
   let after = '';
+  const shown = () => new Promise((resolve) => {
+    if (!document.hidden) { resolve(); return; }
+    document.addEventListener('visibilitychange', function wait() {
+      if (document.hidden) return;
+      document.removeEventListener('visibilitychange', wait);
+      resolve();
+    });
+  });
   (async () => {
     while (!signal.aborted) {
+      if (document.hidden) {
+        await shown();
+        if (signal.aborted) return;
+        onChange();
+      }
       try {
         const query = after ? `?timeout=25&after=${after}` : '?timeout=0';
         const response = await fetch(`/v1/events${query}`, {

@@ -13,6 +13,7 @@ const signOut = document.getElementById('sign-out');
 const statusLine = document.getElementById('status');
 
 let who = null;
+let session = 0;  // a new one at every sign-in and sign-out: a draw of an older one is dropped
 let feed = null;
 let drawing = false;
 let drawAgain = false;
@@ -25,19 +26,37 @@ function route() {
   let name = parts[0] || 'queue';
   if (name === 'jobs' && parts[1]) {
     name = 'job';
-    params.set('id', decodeURIComponent(parts[1]));
+    let id = parts[1];
+    try { id = decodeURIComponent(id); } catch { /* shown as given: the server says there is no such job */ }
+    params.set('id', id);
   }
   return { name: views[name] ? name : 'queue', params, key: location.hash };
 }
 
 function navigate(hash) {
-  if (location.hash === hash) draw(); else location.hash = hash;
+  if (location.hash === hash) draw(true); else location.hash = hash;
+}
+
+// A redraw the user did not ask for (a change, the timer) waits while the user is typing in the
+// view, and never redraws a view that does not change with the pool (a report).
+function liveDraw() {
+  const active = document.activeElement;
+  if (main.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName)) {
+    if (!active.dataset.redrawOnBlur) {
+      active.dataset.redrawOnBlur = 'yes';
+      active.addEventListener('blur', () => liveDraw(), { once: true });
+    }
+    return;
+  }
+  if (views[route().name].live === false && route().key === lastRoute) return;
+  draw();
 }
 
 async function draw() {
   if (!who) return;
   if (drawing) { drawAgain = true; return; }
   drawing = true;
+  const mine = session;
   try {
     do {
       drawAgain = false;
@@ -49,6 +68,7 @@ async function draw() {
       }
       try {
         const view = await views[name](params, who, navigate, draw);
+        if (mine !== session) return;  // signed out (or in again) meanwhile
         // Keep the reader's place: focus and scroll survive a redraw of the same view.
         const scroll = window.scrollY;
         const focused = document.activeElement?.name;
@@ -63,6 +83,7 @@ async function draw() {
         }
         statusLine.textContent = `Live · updated ${new Date().toLocaleTimeString()}`;
       } catch (error) {
+        if (mine !== session) return;
         if (error instanceof ApiError && error.status === 401) { leave('Your token is no longer valid: sign in again.'); return; }
         main.replaceChildren(h('section', {}, h('h1', {}, 'Could not load this view'), h('p', { class: 'error' }, error.message)));
         statusLine.textContent = `Error: ${error.message}`;
@@ -102,22 +123,24 @@ function showSignIn(message = '') {
 }
 
 async function enter() {
-  who = await api('/v1/whoami');
-  if (who.role !== 'operator' && who.role !== 'tenant') {
-    who = null;
-    throw new Error(`a ${who?.role ?? 'non-person'} token cannot sign in here: use an operator or tenant token`);
+  const me = await api('/v1/whoami');
+  if (me.role !== 'operator' && me.role !== 'tenant') {
+    throw new Error(`an ${me.role} token cannot sign in here: use an operator or tenant token`);
   }
+  who = me;
+  session += 1;
   nav.hidden = false;
   signOut.hidden = false;
   whoLabel.textContent = `${who.user} · ${who.role}${who.account ? ` · ${who.account}` : ''}`;
   feed?.abort();
   feed = new AbortController();
-  followChanges(draw, feed.signal);
+  followChanges(liveDraw, feed.signal);
   await draw();
 }
 
 function leave(message) {
   who = null;
+  session += 1;
   feed?.abort();
   stopFollowers();
   setToken('');
@@ -126,8 +149,13 @@ function leave(message) {
 }
 
 signOut.addEventListener('click', () => leave('Signed out.'));
-window.addEventListener('hashchange', draw);
-setInterval(draw, 15000);
+window.addEventListener('hashchange', () => draw());
+setInterval(liveDraw, 15000);
+// The skip link moves focus to the view; as a plain #main link it would change the route.
+document.querySelector('.skip').addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
 
 if (token()) {
   enter().catch(() => leave('Sign in again.'));

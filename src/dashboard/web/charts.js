@@ -60,12 +60,17 @@ export function lineChart({ label, series, references = [], yLabel = '', width =
     root.append(svg('text', { x: margin.left - 6, y: sy(value) + 4, 'text-anchor': 'end', class: 'axis' }, formatNumber(value)));
   }
   // Dates under the points themselves (days), six at most.
+  // Labels closer than 60 px to the last one drawn, or naming the same day, are left out.
   const days = [...new Set(xs)].sort((a, b) => a - b);
-  const every = Math.ceil(days.length / 6);
-  days.filter((_, i) => i % every === 0).forEach((x) => {
+  let lastX = -Infinity;
+  let lastDay = '';
+  for (const x of days) {
     const day = new Date(x * 1000).toISOString().slice(5, 10);
+    if (sx(x) - lastX < 60 || day === lastDay) continue;
     root.append(svg('text', { x: sx(x), y: height - margin.bottom + 16, 'text-anchor': 'middle', class: 'axis' }, day));
-  });
+    lastX = sx(x);
+    lastDay = day;
+  }
   if (yLabel) {
     root.append(svg('text', { x: 12, y: margin.top + plotH / 2, transform: `rotate(-90 12 ${margin.top + plotH / 2})`,
       'text-anchor': 'middle', class: 'axis' }, yLabel));
@@ -80,7 +85,7 @@ export function lineChart({ label, series, references = [], yLabel = '', width =
     }
   };
   series.forEach((s, i) => draw(s, i, false));
-  references.forEach((s, i) => draw(s, i, true));
+  references.forEach((s, i) => draw(s, series.length + i, true));
   return root;
 }
 
@@ -110,13 +115,13 @@ export function stackedBars({ label, rows, width = 640 }) {
 
 // A legend as HTML: a swatch and a name per series.
 // `kinds`, when given, names each swatch's class instead of the series colours.
-export function legend(names, { dashed = false, kinds = [] } = {}) {
+export function legend(names, { dashed = false, kinds = [], first = 0 } = {}) {
   const list = document.createElement('ul');
   list.className = 'legend';
   names.forEach((name, i) => {
     const item = document.createElement('li');
     const swatch = document.createElement('span');
-    swatch.className = `swatch ${kinds[i] || `series-${i % 8}`}${dashed ? ' reference' : ''}`;
+    swatch.className = `swatch ${kinds[i] || `series-${(first + i) % 8}`}${dashed ? ' reference' : ''}`;
     swatch.setAttribute('aria-hidden', 'true');
     item.append(swatch, name);
     list.append(item);

@@ -59,44 +59,41 @@ const stateBadge = (state) => h('span', { class: `badge state-${state}` }, state
 async function renderPool() {
   const [{ pools }, { nodes: down }, { nodes: draining }] = await Promise.all([
     api('/v1/pools'), api('/v1/nodes?state=down'), api('/v1/nodes?state=draining')]);
-  const perPool = new Map(pools.map((p) => [p.name, { downGpus: 0, drainingIdle: 0 }]));
-  for (const node of down) perPool.get(node.pool).downGpus += node.gpus;
-  for (const node of draining) perPool.get(node.pool).drainingIdle += node.gpus - node.gpus_allocated;
-  const counts = pools.map((p) => {
-    const extra = perPool.get(p.name);
-    return {
-      ...p, down: extra.downGpus, draining: extra.drainingIdle,
-      idle: Math.max(0, p.gpus - p.gpus_allocated - extra.downGpus - extra.drainingIdle),
-    };
-  });
-  const sum = (list, key) => list.reduce((total, item) => total + item[key], 0);
-  const sites = [...new Set(counts.map((p) => p.site || '—'))];
-  const models = [...new Set(counts.map((p) => p.gpu_model))];
+  const idle = (c) => Math.max(0, c.gpus - c.gpus_allocated - c.gpus_down - c.gpus_draining);
+  const sum = (list, key) => list.reduce((total, item) => total + (typeof key === 'function' ? key(item) : item[key]), 0);
+  const sites = [...new Set(pools.map((p) => p.site || '—'))];
+  const models = [...new Set(pools.map((p) => p.gpu_model))];
   const columns = ['GPUs', 'allocated', 'idle', 'draining', 'down'];
-  const figures = (c) => [count(c.gpus), count(c.gpus_allocated), count(c.idle), count(c.draining), count(c.down)];
+  const figures = (c) => [count(c.gpus), count(c.gpus_allocated), count(idle(c)), count(c.gpus_draining), count(c.gpus_down)];
+  const totals = (list) => ({ gpus: sum(list, 'gpus'), gpus_allocated: sum(list, 'gpus_allocated'),
+    gpus_draining: sum(list, 'gpus_draining'), gpus_down: sum(list, 'gpus_down') });
+  const all = totals(pools);
   const broken = [...down, ...draining].sort((a, b) => a.name.localeCompare(b.name));
   const shown = broken.slice(0, 200);
   return h('section', { 'aria-labelledby': 'pool-title' },
     h('h1', { id: 'pool-title' }, 'Pool'),
     h('p', { class: 'summary' },
-      `${count(sum(counts, 'gpus'))} GPUs in ${plural(pools.length, 'pool')} at ${plural(sites.length, 'site')}: `,
-      `${count(sum(counts, 'gpus_allocated'))} allocated, ${count(sum(counts, 'idle'))} idle, `,
-      `${count(sum(counts, 'draining'))} draining, ${count(sum(counts, 'down'))} down.`),
+      `${count(all.gpus)} GPUs in ${plural(pools.length, 'pool')} at ${plural(sites.length, 'site')}: `,
+      `${count(all.gpus_allocated)} allocated, ${count(idle(all))} idle, `,
+      `${count(all.gpus_draining)} draining, ${count(all.gpus_down)} down.`),
     legend(['allocated', 'idle', 'draining (idle)', 'down'], { kinds: ['gpus-allocated', 'gpus-idle', 'gpus-draining', 'gpus-down'] }),
     stackedBars({
       label: 'GPUs per pool: allocated, idle, draining and down',
-      rows: counts.map((c) => ({ label: c.name, parts: [
-        { name: 'allocated', value: c.gpus_allocated, kind: 'gpus-allocated' }, { name: 'idle', value: c.idle, kind: 'gpus-idle' },
-        { name: 'draining', value: c.draining, kind: 'gpus-draining' }, { name: 'down', value: c.down, kind: 'gpus-down' }] })),
+      rows: pools.map((c) => ({ label: c.name, parts: [
+        { name: 'allocated', value: c.gpus_allocated, kind: 'gpus-allocated' }, { name: 'idle', value: idle(c), kind: 'gpus-idle' },
+        { name: 'draining', value: c.gpus_draining, kind: 'gpus-draining' }, { name: 'down', value: c.gpus_down, kind: 'gpus-down' }] })),
     }),
     table('Per GPU model', ['GPU model', ...columns],
-      models.map((model) => {
-        const of = counts.filter((c) => c.gpu_model === model);
-        return [model, ...figures({ gpus: sum(of, 'gpus'), gpus_allocated: sum(of, 'gpus_allocated'), idle: sum(of, 'idle'), draining: sum(of, 'draining'), down: sum(of, 'down') })];
-      }), { numeric: [1, 2, 3, 4, 5] }),
+      models.map((model) => [model, ...figures(totals(pools.filter((c) => c.gpu_model === model)))]), { numeric: [1, 2, 3, 4, 5] }),
     sites.map((site) => table(`Site ${site}`, ['Pool', 'GPU model', 'nodes (up)', ...columns],
-      counts.filter((c) => (c.site || '—') === site).map((c) => [c.name, c.gpu_model, `${c.nodes} (${c.nodes_up})`, ...figures(c)]),
+      pools.filter((c) => (c.site || '—') === site).map((c) => [c.name, c.gpu_model, `${count(c.nodes)} (${count(c.nodes_up)})`, ...figures(c)]),
       { numeric: [2, 3, 4, 5, 6, 7] })),
+    h('h2', {}, 'Pods'),
+    pools.map((c) => h('details', { class: 'pods' },
+      h('summary', {}, `${c.name}: ${plural(c.pods.length, 'pod')}`),
+      table(`Pods of ${c.name}`, ['pod', 'nodes (up)', ...columns],
+        c.pods.map((pod) => [pod.name || '(default)', `${count(pod.nodes)} (${count(pod.nodes_up)})`, ...figures(pod)]),
+        { numeric: [1, 2, 3, 4, 5, 6] }))),
     table(`Nodes down or draining (${broken.length}${broken.length > shown.length ? `, the first ${shown.length} shown` : ''})`,
       ['Node', 'pool', 'state', 'GPUs in use', 'reason'],
       shown.map((n) => [n.name, n.pool, stateBadge(n.state), `${n.gpus_allocated} of ${n.gpus}`, n.reason || '—'])));
@@ -158,7 +155,22 @@ async function renderQueue(params, who, navigate) {
 
 const kDay = 86400;
 
-async function renderAccounts() {
+// A grant's burn-down: GPU-hours left from its start to now, the pace that would spend it exactly
+// by its end, and where the pace so far leads.
+function burnDown(grant, t) {
+  const left = grant.gpu_hours - grant.used_gpu_hours;
+  const rate = grant.used_gpu_hours / Math.max(1, t - grant.start);
+  const references = [];
+  if (grant.end) references.push({ name: 'even pace to its end', points: [[grant.start, grant.gpu_hours], [grant.end, 0]] });
+  if (rate > 0) {
+    const until = grant.end ? Math.min(grant.end, t + left / rate) : t + left / rate;
+    references.push({ name: 'at its pace so far', points: [[t, left], [until, Math.max(0, left - rate * (until - t))]] });
+  }
+  return lineChart({ label: `Burn-down of grant ${grant.name} of ${grant.account}: GPU-hours left over time`, yLabel: 'GPU-hours left',
+    series: [{ name: 'GPU-hours left', points: [[grant.start, grant.gpu_hours], [Math.max(grant.start, t), left]] }], references });
+}
+
+async function renderAccounts(params, who, navigate) {
   const start = new Date((Math.floor(now() / kDay) - 29) * kDay * 1000).toISOString().slice(0, 10);
   const [{ accounts }, usage] = await Promise.all([api('/v1/accounts'), api(`/v1/usage?period=day&start=${start}`)]);
   const depth = (account) => account.path.split('/').filter(Boolean).length - 1;
@@ -196,10 +208,15 @@ async function renderAccounts() {
       rows: [
         { label: 'share of use', parts: top.map((a) => ({ name: a.name, value: (100 * used(a.name)) / usedTotal })) },
         { label: 'share of nominal', parts: top.map((a) => ({ name: a.name, value: (100 * nominal(a)) / nominalTotal })) }] }),
-    h('h2', {}, 'Quotas and use'),
     table('Quotas and use, per pool (GPUs). Fair share: 1 unused, 0.5 at its share, near 0 far over it',
       ['account', 'weight', 'fair share', 'pool', 'nominal', 'in use', 'borrowed', 'lent'], rows, { numeric: [1, 2, 4, 5, 6, 7] }),
     h('h2', {}, 'Grants'),
+    grants.length === 0 ? null : h('form', { class: 'filters', onsubmit: (event) => event.preventDefault(), onchange: (event) => {
+      navigate(`#/accounts?grant=${encodeURIComponent(event.target.value)}`);
+    } }, h('label', {}, 'Burn-down of ', h('select', { name: 'grant' }, grants.map((g, i) => h('option', {
+      value: i, selected: String(i) === (params.get('grant') || '0') }, `${g.account} / ${g.name}`))))),
+    grants.length === 0 ? null : [legend(['GPU-hours left']), legend(['even pace to its end', 'at its pace so far'], { dashed: true, first: 1 }),
+      burnDown(grants[Number(params.get('grant')) || 0] || grants[0], t)],
     table('Grants burn down against their end dates', ['grant', 'account', 'used', 'GPU-hours used of granted', 'ends', 'at this rate, spent'],
       grants.map((g) => {
         const rate = g.used_gpu_hours / Math.max(1, t - g.start);
@@ -225,7 +242,7 @@ async function renderJobs(params) {
       const id = new FormData(event.target).get('id');
       if (id) location.hash = `#/jobs/${encodeURIComponent(id)}`;
     } }, h('label', {}, 'Job id ', h('input', { name: 'id', inputmode: 'numeric', autocomplete: 'off' })), h('button', { type: 'submit' }, 'Open')),
-    table(`Pending and running (${live.jobs.length})`, ['job', 'name', 'state', 'user', 'account', 'GPUs', 'submitted', 'reason / nodes / exit'], rows(live.jobs), { numeric: [5] }),
+    table(`Pending and running (${live.jobs.length === 500 ? 'the first 500 shown; the Queue view pages through all of them' : live.jobs.length})`, ['job', 'name', 'state', 'user', 'account', 'GPUs', 'submitted', 'reason / nodes / exit'], rows(live.jobs), { numeric: [5] }),
     table('Ended, newest first (50 at most; `allot history` pages further)', ['job', 'name', 'state', 'user', 'account', 'GPUs', 'submitted', 'exit code'],
       rows(ended.jobs.slice().reverse()), { numeric: [5] }));
 }
@@ -243,9 +260,12 @@ function follow(id, task, stream) {
   const key = `${id}/${task}/${stream}`;
   if (followers.has(key)) return followers.get(key);
   const follower = { element: h('pre', { class: 'log', tabindex: 0, 'aria-label': `output of job ${id}, task ${task}, ${stream}` }), offset: 0, timer: 0 };
+  // A follower that was stopped while its request was out stops when the answer comes.
+  const stopped = () => followers.get(key) !== follower;
   const poll = async () => {
     try {
       const chunk = await api(`/v1/jobs/${id}/logs?task=${task}&stream=${stream}&offset=${follower.offset}`);
+      if (stopped()) return;
       if (chunk.data) {
         const atEnd = follower.element.scrollTop + follower.element.clientHeight >= follower.element.scrollHeight - 4;
         follower.element.append(chunk.data);
@@ -256,7 +276,7 @@ function follow(id, task, stream) {
     } catch {
       // Not there yet (the job has not started) or a passing error: try again.
     }
-    follower.timer = setTimeout(poll, 1000);
+    if (!stopped()) follower.timer = setTimeout(poll, 1000);
   };
   poll();
   followers.set(key, follower);
@@ -336,6 +356,9 @@ async function renderSim(params) {
         href: `#/sim?report=${encodeURIComponent(r.name)}`, 'aria-current': r.name === name ? 'page' : null }, r.name, h('small', {}, ` ${when(r.modified)}`)))),
     name ? frame : null);
 }
+
+// A report does not change with the pool: it is drawn when opened, not at every change.
+renderSim.live = false;
 
 export const views = {
   pool: renderPool,
