@@ -450,6 +450,32 @@ LinePlot QueuePlot(const std::vector<SimRun>& runs, const TimeFrame& frame) {
   return plot;
 }
 
+// One plot per run: its pending jobs by why they wait, a line per reason that ever held a job.
+std::vector<LinePlot> PendingReasonPlots(const std::vector<SimRun>& runs, const TimeFrame& frame) {
+  std::vector<LinePlot> plots;
+  for (const SimRun& run : runs) {
+    const auto& by_reason = run.series.pending_by_reason;
+    LinePlot plot;
+    plot.title = runs.size() > 1 ? fmt::format("Why jobs waited: {}", run.summary.policy) : "Why jobs waited";
+    for (size_t reason = 0; reason < by_reason.size(); ++reason) {
+      if (std::none_of(by_reason[reason].begin(), by_reason[reason].end(), [](double n) { return n > 0; })) continue;
+      plot.lines.push_back({std::string(ReasonCodeName(static_cast<ReasonCode>(reason))), RunColor(plot.lines.size()),
+                            false,
+                            BucketsToPoints(by_reason[reason], frame.BucketStart(run.series),
+                                            frame.BucketWidth(run.series), 1.0)});
+    }
+    if (plot.lines.empty()) continue;
+    if (runs.size() > 1) {
+      plot.width = 372;
+      plot.height = 240;
+    }
+    plot.x = LinearAxis(TimeAxisTitle(frame), 0, frame.span);
+    plot.y = LinearAxis("pending jobs", 0, MaxY(plot.lines));
+    plots.push_back(std::move(plot));
+  }
+  return plots;
+}
+
 // One small plot per tracked account (matched by name across runs, in order of first
 // appearance): its GPUs under each run, and its nominal as a dashed line.
 std::vector<LinePlot> TrackedAccountPlots(const std::vector<SimRun>& runs, const TimeFrame& frame) {
@@ -722,6 +748,18 @@ std::string PlotSectionsHtml(const std::vector<SimRun>& runs, bool with_tables) 
     html += QueuePlot(runs, frame).ToSvg();
     html += Caption("Jobs waiting, averaged per sample: a queue that keeps growing means demand "
                     "above capacity for the policy.");
+    std::vector<LinePlot> reasons = PendingReasonPlots(runs, frame);
+    if (!reasons.empty()) {
+      html += reasons.size() > 1 ? "<div class=\"multiples\">\n" : "";
+      for (const LinePlot& plot : reasons) html += plot.ToSvg();
+      html += reasons.size() > 1 ? "</div>\n" : "";
+      html += Caption("Pending jobs by why they wait, counted at the first scheduling pass of each sample: "
+                      "resources (no pool had the GPUs free), quota or grant (the account's limits), "
+                      "topology (GPUs free but no domain holds the gang), reserved (a start is booked), "
+                      "backfill (it would delay a booked start), priority (not reached in that pass), "
+                      "preempted, held. Quota and grant waits are the ones a split or a budget changes; "
+                      "resources waits only capacity does.");
+    }
   }
 
   std::vector<LinePlot> tracked = TrackedAccountPlots(runs, frame);

@@ -110,6 +110,9 @@ SimRun MakeRun(const std::string& policy) {
   run.series.allocated_gpus = {8, 16, 16, 2};
   run.series.pending_jobs = {1, 0, 1, 0};
   run.series.tracked_gpus = {{8, 0, 0, 2}, {0, 16, 16, 0}};
+  run.series.pending_by_reason.assign(static_cast<size_t>(ReasonCode::kPreempted) + 1, {0, 0, 0, 0});
+  run.series.pending_by_reason[static_cast<size_t>(ReasonCode::kResources)] = {1, 0, 0, 0};
+  run.series.pending_by_reason[static_cast<size_t>(ReasonCode::kQuota)] = {0, 0, 1, 0};
 
   SimSummary& summary = run.summary;
   summary.policy = policy;
@@ -396,15 +399,19 @@ TEST(WriteHtmlReportTest, SelfContainedPageWithPlotsAndTables) {
   EXPECT_THAT(html, HasSubstr("<td class=\"name\">lab-b</td>"));
   EXPECT_THAT(html, HasSubstr("GPU utilisation"));
   EXPECT_THAT(html, HasSubstr("Queue length"));
+  EXPECT_THAT(html, HasSubstr("Why jobs waited: fcfs"));
+  EXPECT_THAT(html, HasSubstr("Why jobs waited: easy"));
+  EXPECT_THAT(html, HasSubstr(">resources<"));  // the legend of a reason that held jobs
+  EXPECT_THAT(html, Not(HasSubstr(">topology<")));  // one that never did is left out
   EXPECT_THAT(html, HasSubstr("Job completion time (CDF)"));
   EXPECT_THAT(html, HasSubstr("nominal (8)"));  // lab-a's dashed nominal line
   EXPECT_THAT(html, HasSubstr("stroke-dasharray"));
-  // Utilisation, queue, two tracked accounts, lab-b's grants, JCT CDF.
+  // Utilisation, queue, pending reasons of each run, two tracked accounts, lab-b's grants, JCT CDF.
   size_t plots = 0;
   for (size_t at = html.find("<svg"); at != std::string::npos; at = html.find("<svg", at + 1)) {
     ++plots;
   }
-  EXPECT_EQ(plots, 6u);
+  EXPECT_EQ(plots, 8u);
 }
 
 TEST(WriteHtmlReportTest, ProgrammesPoolsGrantsAndTablesForTools) {
@@ -439,6 +446,7 @@ TEST(WriteHtmlReportTest, LeavesOutPanelsWithNothingToShow) {
   ASSERT_TRUE(WriteHtmlReport(dir, {run}, "quiet").ok());
   std::string html = ReadFile(dir + "/index.html");
   EXPECT_THAT(html, Not(HasSubstr("Queue length")));   // nothing ever waited
+  EXPECT_THAT(html, Not(HasSubstr("Why jobs waited")));
   EXPECT_THAT(html, Not(HasSubstr("Jain fairness")));  // a fairness index over one account
 }
 

@@ -59,6 +59,10 @@ struct TimeSeries {
   // [programme][bucket]: grant GPU-hours used by the end of the bucket, for programmes whose
   // subtree holds grants (ProgrammeSummary::grant_gpu_hours > 0); empty otherwise.
   std::vector<std::vector<double>> programme_grant_used;
+  // [reason][bucket]: pending jobs by why they wait (the ReasonCode values, named by
+  // ReasonCodeName), sampled at the first scheduling pass of each bucket and carried through
+  // buckets without one. Empty when no pass ran.
+  std::vector<std::vector<double>> pending_by_reason;
 };
 
 struct AccountSummary {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <queue>
 #include <sstream>
 
@@ -65,6 +66,8 @@ class Simulation {
   void ApplyPass(const PassResult& pass, Time now);
   Status ApplyNodeEvent(const NodeEvent& event, NodeIndex node, Time now);
   void Finish();
+  // Pending jobs by reason, once per bucket (TimeSeries::pending_by_reason).
+  void SampleReasons(Time now);
 
   std::unique_ptr<Scheduler> scheduler_;
   const std::vector<TraceJob>& trace_;
@@ -77,6 +80,7 @@ class Simulation {
   std::vector<int64_t> nominal_by_account_;
   std::map<std::string, uint32_t, std::less<>> extra_accounts_;  // names the config lacks
   std::vector<AccountIndex> tracked_;
+  std::optional<size_t> last_reason_bucket_;
   ProgrammeLedger ledger_;
   std::vector<Time> lost_at_;  // per job: when its last execution was lost; -1 none pending
   std::vector<std::pair<Time, NodeIndex>> node_event_nodes_;
@@ -181,6 +185,26 @@ void Simulation::AdvanceClock(Time to) {
     at = std::min(to, bucket_end);
   }
   clock_ = to;
+}
+
+void Simulation::SampleReasons(Time now) {
+  TimeSeries& series = run_.series;
+  const size_t bucket = static_cast<size_t>((now - series.origin) / series.step);
+  if (last_reason_bucket_ && bucket <= *last_reason_bucket_) return;
+  last_reason_bucket_ = bucket;
+  // About a thousand samples a run, each a walk of the queue: cheap next to the passes.
+  constexpr size_t kReasons = static_cast<size_t>(ReasonCode::kPreempted) + 1;
+  std::vector<double> counts(kReasons, 0);
+  const Model& model = scheduler_->model();
+  for (JobId id : model.pending()) {
+    if (const Job* job = model.FindJob(id)) counts[static_cast<size_t>(scheduler_->ReasonOf(*job).code)] += 1;
+  }
+  series.pending_by_reason.resize(kReasons);
+  for (size_t reason = 0; reason < kReasons; ++reason) {
+    std::vector<double>& line = series.pending_by_reason[reason];
+    line.resize(bucket, line.empty() ? 0 : line.back());  // buckets without a pass: as last seen
+    line.push_back(counts[reason]);
+  }
 }
 
 void Simulation::EndExecution(uint32_t job, Time now) {
@@ -382,6 +406,7 @@ StatusOr<SimRun> Simulation::Run() {
       PassResult pass = scheduler_->RunPass(now);
       run_.summary.passes++;
       ApplyPass(pass, now);
+      SampleReasons(now);
       // Requeued victims get another look, but not in the same instant, so a pass that only
       // preempts cannot repeat forever at one moment.
       dirty = pass.preempted > 0;
@@ -418,6 +443,9 @@ void Simulation::Finish() {
     series.allocated_gpus[bucket] /= width;
     series.pending_jobs[bucket] /= width;
     for (auto& tracked : series.tracked_gpus) tracked[bucket] /= width;
+  }
+  for (std::vector<double>& line : series.pending_by_reason) {
+    line.resize(std::max(line.size(), series.allocated_gpus.size()), line.empty() ? 0 : line.back());
   }
   SummarizeJobs(run_, gpu_seconds_by_account_, nominal_by_account_, ledger_.programme_of_account());
   ledger_.Finish(scheduler_->model(), clock_, run_);

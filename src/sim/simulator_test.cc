@@ -398,6 +398,24 @@ TEST(SimulatorTest, TimeSeriesAveragesAllocationPerBucket) {
   EXPECT_EQ(run.tracked[0].name, "a");
 }
 
+// kBackfillTrace under FCFS, sampled every 50 s: job 2 waits from 0 to 100 (bucket 1 has no pass
+// and carries bucket 0's count), job 3 from 10 to 150; the queue is empty from 150.
+TEST(SimulatorTest, PendingReasonsAreSampledOncePerBucket) {
+  SimOptions options;
+  options.sample_step = 50;
+  SimRun run = MustSimulate("4x1", Jobs(kBackfillTrace), "fcfs", options);
+  const auto& by_reason = run.series.pending_by_reason;
+  ASSERT_EQ(by_reason.size(), static_cast<size_t>(ReasonCode::kPreempted) + 1);
+  std::vector<double> totals(run.series.allocated_gpus.size(), 0);
+  for (const std::vector<double>& line : by_reason) {
+    ASSERT_EQ(line.size(), totals.size());
+    for (size_t bucket = 0; bucket < line.size(); ++bucket) totals[bucket] += line[bucket];
+  }
+  EXPECT_THAT(totals, ElementsAre(1.0, 1.0, 1.0, 0.0));
+  // Every waiting job has been looked at: none is without a reason.
+  for (double count : by_reason[static_cast<size_t>(ReasonCode::kNone)]) EXPECT_EQ(count, 0);
+}
+
 TEST(SimulatorTest, FlatClusterSpecIsChecked) {
   EXPECT_EQ(FlatClusterConfig("256", {}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(FlatClusterConfig("4x17", {}).status().code(), StatusCode::kInvalidArgument);

@@ -57,6 +57,13 @@ async function signIn(token) {
   return page;
 }
 
+// Opens a view and waits until it is drawn for that route (not the previous view, still shown
+// while the new one loads).
+async function open(page, route) {
+  await page.goto(`${origin}/${route}`);
+  await page.locator(`main[data-drawn="${route}"]`).waitFor({ timeout: 20000 });
+}
+
 async function shoot(page, name) {
   if (!screenshots) return;
   await page.waitForTimeout(300);
@@ -121,7 +128,7 @@ test('a job is followed live: its place and reason, its start, its output, its e
   await until('a reservation', async () => (await call(operator, 'GET', `/v1/jobs/${waiter}`)).body.reason?.code === 'reserved');
 
   const page = await signIn(tokens.alice);
-  await page.goto(`${origin}/#/queue`);
+  await open(page, `#/queue`);
   const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: String(waiter), exact: true }) });
   await row.waitFor();
   const cells = await row.getByRole('cell').allInnerTexts();
@@ -131,17 +138,17 @@ test('a job is followed live: its place and reason, its start, its output, its e
   await shoot(page, 'queue');
 
   // The job's page: place, reason and expected start; then Cancel on the blocker, from its page.
-  await page.goto(`${origin}/#/jobs/${waiter}`);
+  await open(page, `#/jobs/${waiter}`);
   await page.getByText('1 of 1').waitFor();
   await page.getByText(/reserved to start/).waitFor();
-  await page.goto(`${origin}/#/jobs/${blocker}`);
+  await open(page, `#/jobs/${blocker}`);
   await page.locator('pre.log', { hasText: 'blocking' }).waitFor();  // the blocker's output
   await page.getByRole('button', { name: 'Cancel' }).click();
   await page.locator('.badge', { hasText: 'cancelled' }).first().waitFor();
   assert.equal(await jobState(blocker), 'cancelled');
 
   // The waiter starts and ends on its own: the open page follows without a reload.
-  await page.goto(`${origin}/#/jobs/${waiter}`);
+  await open(page, `#/jobs/${waiter}`);
   const started = Date.now();
   await page.locator('.badge', { hasText: 'running' }).first().waitFor({ timeout: 20000 });
   console.log(`page showed running ${Date.now() - started} ms after opening`);
@@ -164,18 +171,18 @@ test('a tenant sees only its own jobs, in the page and through the API', async (
     name: 'alices-own', gpus: 1, hold: true, command: ['true'] })).body.ids[0];
   const page = await signIn(tokens.alice);
   for (const view of ['queue', 'jobs']) {
-    await page.goto(`${origin}/#/${view}`);
+    await open(page, `#/${view}`);
     await page.getByRole('link', { name: String(alices), exact: true }).first().waitFor();
     assert.equal(await page.getByText('bobs-secret').count(), 0, `bob's job shows in alice's ${view} view`);
   }
-  await page.goto(`${origin}/#/jobs/${bobs}`);
+  await open(page, `#/jobs/${bobs}`);
   await page.getByText('Could not load this view').waitFor();
   await page.getByText(`no job ${bobs}`, { exact: true }).waitFor();
   assert.equal((await call(tokens.alice, 'GET', `/v1/jobs/${bobs}`)).status, 404);
   assert.equal((await call(tokens.alice, 'POST', `/v1/jobs/${bobs}/cancel`)).status, 404);
   // Bob sees his, and releases and cancels it from the page.
   const bob = await signIn(tokens.bob);
-  await bob.goto(`${origin}/#/jobs/${bobs}`);
+  await open(bob, `#/jobs/${bobs}`);
   await bob.getByRole('button', { name: 'Release' }).waitFor();
   await bob.getByRole('button', { name: 'Cancel' }).click();
   await bob.locator('.badge', { hasText: 'cancelled' }).first().waitFor();
@@ -186,8 +193,7 @@ test('a tenant sees only its own jobs, in the page and through the API', async (
 
 test('live redraws keep what the user types, and signing out stays signed out', async () => {
   const page = await signIn(tokens.alice);
-  await page.goto(`${origin}/#/queue`);
-  await page.getByRole('heading', { level: 1, name: 'Queue' }).waitFor();
+  await open(page, '#/queue');
   const user = page.getByLabel('User');
   await user.fill('ali');
   // Changes come in while the box has the focus: the view waits for the user.
@@ -216,21 +222,21 @@ test('live redraws keep what the user types, and signing out stays signed out', 
 test('every view renders for an operator, with its plots, and the page asks no other host', async () => {
   const page = await signIn(operator);
   for (const [view, heading] of [['pool', 'Pool'], ['queue', 'Queue'], ['accounts', 'Accounts'], ['jobs', 'Jobs'], ['sim', 'Simulation']]) {
-    await page.goto(`${origin}/#/${view}`);
+    await open(page, `#/${view}`);
     await page.getByRole('heading', { level: 1, name: heading }).waitFor();
     await shoot(page, view);
   }
-  await page.goto(`${origin}/#/pool`);
+  await open(page, `#/pool`);
   await page.getByRole('img', { name: /GPUs per pool/ }).waitFor();
   await page.getByRole('cell', { name: 'H200' }).first().waitFor();
-  await page.goto(`${origin}/#/accounts`);
+  await open(page, `#/accounts`);
   await page.getByRole('img', { name: /GPU-hours per day/ }).waitFor();
   await page.getByRole('cell', { name: 'guest' }).first().waitFor();
   await page.getByRole('img', { name: /Burn-down of grant trial of guest/ }).waitFor();
   await page.getByRole('meter', { name: /trial: used/ }).waitFor();
   if (process.env.REPORTS) {
     // The Simulation view shows the newest report of --reports in a sandboxed frame, whole.
-    await page.goto(`${origin}/#/sim`);
+    await open(page, `#/sim`);
     const report = page.frameLocator('iframe.report');
     await report.getByRole('heading', { name: 'Summary' }).first().waitFor();
     await report.getByRole('heading', { name: 'Utilisation' }).first().waitFor();
@@ -238,7 +244,7 @@ test('every view renders for an operator, with its plots, and the page asks no o
     await shoot(page, 'sim');
   }
   // Keyboard: the views are reachable by Tab and Enter.
-  await page.goto(`${origin}/#/pool`);
+  await open(page, `#/pool`);
   await page.getByRole('heading', { level: 1, name: 'Pool' }).waitFor();
   await page.getByRole('link', { name: 'Queue' }).focus();
   await page.keyboard.press('Enter');

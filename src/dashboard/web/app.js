@@ -73,6 +73,7 @@ async function draw() {
         const scroll = window.scrollY;
         const focused = document.activeElement?.name;
         main.replaceChildren(view);
+        main.dataset.drawn = key || '#/';  // which route the view shows (tests wait for it)
         // For bench/dashboard_first_paint.sh: when the first view was drawn with its data.
         if (!performance.getEntriesByName('allot:view-drawn').length) performance.mark('allot:view-drawn');
         if (key === lastRoute) {
@@ -86,6 +87,7 @@ async function draw() {
         if (mine !== session) return;
         if (error instanceof ApiError && error.status === 401) { leave('Your token is no longer valid: sign in again.'); return; }
         main.replaceChildren(h('section', {}, h('h1', {}, 'Could not load this view'), h('p', { class: 'error' }, error.message)));
+        main.dataset.drawn = key || '#/';
         statusLine.textContent = `Error: ${error.message}`;
       }
       lastRoute = key;
