@@ -187,15 +187,20 @@ Table PoolComparison(const std::vector<ScenarioResult>& results) {
     std::vector<std::string> row{name, model};
     for (const ScenarioResult& result : results) {
       std::vector<double> values;
+      std::vector<double> fragmented;
       int64_t gpus = 0;
       for (const SimRun& run : result.runs) {
         for (const PoolSummary& pool : run.summary.per_pool) {
           if (pool.name != name) continue;
           values.push_back(pool.utilization);
+          fragmented.push_back(pool.gpus > 0 ? pool.fragmented_gpus / static_cast<double>(pool.gpus) : 0);
           gpus = pool.gpus;
         }
       }
-      row.push_back(values.empty() ? "-" : fmt::format("{} of {}", FormatSpread(SpreadOf(values), Percent), FormatNumber(static_cast<double>(gpus))));
+      row.push_back(values.empty() ? "-"
+                                   : fmt::format("{} of {}; {} fragmented", FormatSpread(SpreadOf(values), Percent),
+                                                 FormatNumber(static_cast<double>(gpus)),
+                                                 FormatSpread(SpreadOf(fragmented), Percent)));
     }
     table.rows.push_back(std::move(row));
   }
@@ -310,8 +315,10 @@ Status WritePlanReport(const std::string& dir, const Plan& plan, const std::vect
                   "checkpoint; a programme of long, large runs loses most.");
 
   html += "<h2>Pools</h2>\n" + RenderHtml(PoolComparison(results));
-  html += Caption("Utilisation of each pool (allocated GPU-hours over its GPUs and the run's length). "
-                  "A pool busy in one scenario and idle in another shows where a change moved work.");
+  html += Caption("Utilisation of each pool (allocated GPU-hours over its GPUs and the run's length), and "
+                  "its fragmentation (GPUs idle in partly used NVLink domains, averaged over the run, as a "
+                  "share of the pool: idle GPUs a gang needing whole domains cannot use). A pool busy in one "
+                  "scenario and idle in another shows where a change moved work.");
 
   html += Caption("The plots below follow the first seed of each scenario over time.");
   html += PlotSectionsHtml(FirstSeedRuns(results), /*with_tables=*/false);

@@ -188,7 +188,7 @@ Table ProgrammeTable(const SimSummary& summary) {
 
 Table PoolTable(const SimSummary& summary) {
   Table table;
-  table.header = {"pool", "GPU model", "GPUs", "under quota", "unowned", "GPU-hours", "utilisation"};
+  table.header = {"pool", "GPU model", "GPUs", "under quota", "unowned", "GPU-hours", "utilisation", "fragmented"};
   table.name_columns = 2;
   for (const PoolSummary& pool : summary.per_pool) {
     table.rows.push_back({
@@ -199,6 +199,7 @@ Table PoolTable(const SimSummary& summary) {
         FormatNumber(static_cast<double>(std::max<int64_t>(0, pool.gpus - pool.nominal_gpus))),
         FormatNumber(pool.gpu_hours),
         FormatPercent(pool.utilization),
+        FormatPercent(pool.gpus > 0 ? pool.fragmented_gpus / static_cast<double>(pool.gpus) : 0),
     });
   }
   return table;
@@ -208,6 +209,7 @@ Table GpuModelTable(const SimSummary& summary) {
   struct ModelTotals {
     int64_t gpus = 0;
     double gpu_hours = 0;
+    double fragmented_gpus = 0;
   };
   std::vector<std::pair<std::string, ModelTotals>> models;  // in order of first appearance
   for (const PoolSummary& pool : summary.per_pool) {
@@ -215,14 +217,16 @@ Table GpuModelTable(const SimSummary& summary) {
     if (it == models.end()) it = models.insert(models.end(), {pool.gpu_model, {}});
     it->second.gpus += pool.gpus;
     it->second.gpu_hours += pool.gpu_hours;
+    it->second.fragmented_gpus += pool.fragmented_gpus;
   }
   Table table;
-  table.header = {"GPU model", "GPUs", "GPU-hours", "utilisation"};
+  table.header = {"GPU model", "GPUs", "GPU-hours", "utilisation", "fragmented"};
   double hours = static_cast<double>(summary.makespan_s) / 3600.0;
   for (const auto& [model, totals] : models) {
     double capacity = static_cast<double>(totals.gpus) * hours;
     table.rows.push_back({model, FormatNumber(static_cast<double>(totals.gpus)), FormatNumber(totals.gpu_hours),
-                          FormatPercent(capacity > 0 ? totals.gpu_hours / capacity : 0)});
+                          FormatPercent(capacity > 0 ? totals.gpu_hours / capacity : 0),
+                          FormatPercent(totals.gpus > 0 ? totals.fragmented_gpus / static_cast<double>(totals.gpus) : 0)});
   }
   return table;
 }
@@ -301,6 +305,7 @@ nlohmann::ordered_json PoolJson(const PoolSummary& pool) {
       {"nominal_gpus", pool.nominal_gpus},
       {"gpu_hours", pool.gpu_hours},
       {"utilization", pool.utilization},
+      {"fragmented_gpus", pool.fragmented_gpus},
   };
 }
 
@@ -743,6 +748,10 @@ std::string PlotSectionsHtml(const std::vector<SimRun>& runs, bool with_tables) 
     for (const SimRun& run : runs) {
       html += RunHeading(runs, run) + RenderHtml(GpuModelTable(run.summary)) + RenderHtml(PoolTable(run.summary));
     }
+    html += Caption("Fragmented: GPUs idle in partly used NVLink domains (some of a domain's GPUs busy, some "
+                    "idle), averaged over the run, as a share of the pool. A gang that needs whole domains "
+                    "cannot use them: fragmentation high where jobs wait for topology means placement, not "
+                    "capacity, is short.");
   }
   if (AnyPending(runs)) {
     html += QueuePlot(runs, frame).ToSvg();

@@ -133,6 +133,10 @@ struct PoolSummary {
   int64_t nominal_gpus = 0;  // under some quota; the rest is unowned
   double gpu_hours = 0;
   double utilization = 0;    // gpu_hours over gpus x makespan
+  // Fragmentation: GPUs idle in partly used NVLink domains (some of the domain's GPUs busy, some
+  // idle, on its up nodes), averaged over the run's buckets, each sampled with the pending
+  // reasons. Idle GPUs a job that needs whole domains cannot use.
+  double fragmented_gpus = 0;
 };
 
 struct SimSummary {

@@ -66,8 +66,10 @@ class Simulation {
   void ApplyPass(const PassResult& pass, Time now);
   Status ApplyNodeEvent(const NodeEvent& event, NodeIndex node, Time now);
   void Finish();
-  // Pending jobs by reason, once per bucket (TimeSeries::pending_by_reason).
+  // Pending jobs by reason (TimeSeries::pending_by_reason) and each pool's fragmented GPUs,
+  // once per bucket.
   void SampleReasons(Time now);
+  std::vector<double> FragmentedGpusByPool() const;
 
   std::unique_ptr<Scheduler> scheduler_;
   const std::vector<TraceJob>& trace_;
@@ -81,6 +83,10 @@ class Simulation {
   std::map<std::string, uint32_t, std::less<>> extra_accounts_;  // names the config lacks
   std::vector<AccountIndex> tracked_;
   std::optional<size_t> last_reason_bucket_;
+  // Per pool: the last sample of fragmented GPUs, and the sum over the buckets before it.
+  std::vector<double> fragmented_last_;
+  std::vector<double> fragmented_sum_;
+  size_t fragmented_from_ = 0;  // the bucket of the last sample
   ProgrammeLedger ledger_;
   std::vector<Time> lost_at_;  // per job: when its last execution was lost; -1 none pending
   std::vector<std::pair<Time, NodeIndex>> node_event_nodes_;
@@ -205,6 +211,34 @@ void Simulation::SampleReasons(Time now) {
     line.resize(bucket, line.empty() ? 0 : line.back());  // buckets without a pass: as last seen
     line.push_back(counts[reason]);
   }
+  // Buckets since the last sample held the last sample's fragmentation.
+  std::vector<double> fragmented = FragmentedGpusByPool();
+  fragmented_sum_.resize(fragmented.size(), 0);
+  fragmented_last_.resize(fragmented.size(), 0);
+  for (size_t pool = 0; pool < fragmented.size(); ++pool) {
+    fragmented_sum_[pool] += fragmented_last_[pool] * static_cast<double>(bucket - fragmented_from_);
+    fragmented_last_[pool] = fragmented[pool];
+  }
+  fragmented_from_ = bucket;
+}
+
+std::vector<double> Simulation::FragmentedGpusByPool() const {
+  const Model& model = scheduler_->model();
+  const Cluster& cluster = model.cluster();
+  std::vector<double> fragmented(cluster.pools().size(), 0);
+  for (PoolIndex pool = 0; pool < cluster.pools().size(); ++pool) {
+    for (DomainIndex domain : cluster.pool(pool).domains_by_level[static_cast<size_t>(Level::kNvlink)]) {
+      int busy = 0, idle = 0;
+      for (NodeIndex node : cluster.domain(domain).nodes) {
+        if (cluster.node(node).state != NodeState::kUp) continue;
+        const int unallocated = model.free().UnallocatedGpus(node);
+        busy += cluster.node(node).gpus - unallocated;
+        idle += unallocated;
+      }
+      if (busy > 0 && idle > 0) fragmented[pool] += idle;
+    }
+  }
+  return fragmented;
 }
 
 void Simulation::EndExecution(uint32_t job, Time now) {
@@ -449,6 +483,11 @@ void Simulation::Finish() {
   }
   SummarizeJobs(run_, gpu_seconds_by_account_, nominal_by_account_, ledger_.programme_of_account());
   ledger_.Finish(scheduler_->model(), clock_, run_);
+  const size_t buckets = series.allocated_gpus.size();
+  for (size_t pool = 0; pool < fragmented_sum_.size() && pool < run_.summary.per_pool.size(); ++pool) {
+    double sum = fragmented_sum_[pool] + fragmented_last_[pool] * static_cast<double>(buckets - std::min(buckets, fragmented_from_));
+    run_.summary.per_pool[pool].fragmented_gpus = buckets > 0 ? sum / static_cast<double>(buckets) : 0;
+  }
 
   struct rusage usage {};
   if (getrusage(RUSAGE_SELF, &usage) == 0) {

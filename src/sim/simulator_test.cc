@@ -416,6 +416,18 @@ TEST(SimulatorTest, PendingReasonsAreSampledOncePerBucket) {
   for (double count : by_reason[static_cast<size_t>(ReasonCode::kNone)]) EXPECT_EQ(count, 0);
 }
 
+// Two nodes of 2 GPUs, each its own NVLink domain. A 1-GPU job leaves its node half used: one GPU
+// fragmented all along; a 2-GPU job fills its node: none.
+TEST(SimulatorTest, FragmentationCountsIdleGpusInPartlyUsedDomains) {
+  SimOptions options;
+  options.sample_step = 50;
+  SimRun half = MustSimulate("2x2", Jobs("0,100,1,a,100\n"), "easy", options);
+  ASSERT_EQ(half.summary.per_pool.size(), 1u);
+  EXPECT_DOUBLE_EQ(half.summary.per_pool[0].fragmented_gpus, 1.0);
+  SimRun whole = MustSimulate("2x2", Jobs("0,100,2,a,100\n"), "easy", options);
+  EXPECT_DOUBLE_EQ(whole.summary.per_pool[0].fragmented_gpus, 0.0);
+}
+
 TEST(SimulatorTest, FlatClusterSpecIsChecked) {
   EXPECT_EQ(FlatClusterConfig("256", {}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(FlatClusterConfig("4x17", {}).status().code(), StatusCode::kInvalidArgument);
