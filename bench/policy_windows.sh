@@ -6,7 +6,8 @@
 #
 # Prints one line per policy: its name and the mean over the windows of avg_bsld, where bounded
 # slowdown is max((wait + run) / max(run, 10 s), 1). Needs ./build/src/cli/allot and
-# ../shared/traces/lublin_256.swf (or ALLOT_TRACE).
+# ../shared/traces/lublin_256.swf (or ALLOT_TRACE). ALLOT_SIM_FLAGS adds flags to every run, e.g.
+# ALLOT_SIM_FLAGS="--checkpoint 10m" for las, whose preempted jobs resume from checkpoints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 allot=./build/src/cli/allot
@@ -24,8 +25,9 @@ for policy in "${policies[@]}"; do
   sum=0
   for i in $(seq 0 9); do
     skip=$(( i * (jobs - window) / 9 ))
+    # shellcheck disable=SC2086 # ALLOT_SIM_FLAGS is a list of flags
     "$allot" sim --cluster 256x1 --trace "$trace" --skip "$skip" --jobs "$window" --policy "$policy" \
-      --quiet --json "$work/w.json" > /dev/null
+      ${ALLOT_SIM_FLAGS:-} --quiet --json "$work/w.json" > /dev/null
     sum=$(python3 -c "import json,sys; print($sum + json.load(open('$work/w.json'))['avg_bsld'])")
   done
   python3 -c "print(f'{\"$policy\":22s} {$sum / 10:10.2f}')"

@@ -619,6 +619,7 @@ int main(int argc, char** argv) {
   std::string sim_format;
   std::string sim_interval;
   std::string sim_horizon;
+  std::string sim_checkpoint;
   bool sim_quiet = false;
   CLI::App* sim = app.add_subcommand("sim", "Simulate a workload trace on a pool under one or more policies");
   sim->add_option("--config", sim_command.config, "Pool config (YAML)")->check(CLI::ExistingFile);
@@ -626,7 +627,7 @@ int main(int argc, char** argv) {
   sim->add_option("--trace", sim_command.trace, "Trace file (for --format national: the workload YAML; default the config)");
   sim->add_option("--format", sim_format, "swf, philly, csv or national (default: from the file name)");
   sim->add_option("--policy", sim_policies, "Policies, comma-separated: fcfs, easy, conservative, fair-share, first-fit, sjf, "
-                  "sjf-first-fit, predicted, predicted-first-fit, config");
+                  "sjf-first-fit, predicted, predicted-first-fit, las, las-first-fit, config");
   sim->add_option("--json", sim_command.json_path, "Write the summary as JSON here");
   sim->add_option("--jobs-csv", sim_command.jobs_csv_path, "Write one CSV row per job here");
   sim->add_option("--report", sim_command.report_dir, "Write an HTML report with plots into this directory");
@@ -640,6 +641,17 @@ int main(int argc, char** argv) {
   sim->add_option("--failures", sim_command.failures_path, "Node schedule CSV: time,node,state");
   sim->add_option("--pass-interval", sim_interval, "Least time between scheduling passes (default: policy.pass_interval)");
   sim->add_option("--horizon", sim_horizon, "Stop the simulation at this time (default: when every job is done)");
+  sim->add_option("--las-thresholds", sim_command.las_thresholds,
+                  "The las order's queues: attained GPU-hours, ascending, comma-separated (default: the config's, "
+                  "0.25,1,4,16,64,256)")
+      ->delimiter(',');
+  sim->add_option("--las-promote", sim_command.las_promote,
+                  "las: a requeued job that has waited this many times as long as it ran goes back to the first "
+                  "queue; 0: never (default: the config's, 1)")
+      ->check(CLI::Range(0.0, 1e6));
+  sim->add_option("--checkpoint", sim_checkpoint,
+                  "A trace's jobs save their progress this often (e.g. 10m), so a preempted or failed job resumes "
+                  "from its last checkpoint (default: it starts over)");
   sim->add_option("--gpus-per-node", sim_command.gpus_per_node, "GPUs per task when a trace gives only a GPU count")
       ->check(CLI::Range(1, 16));
   sim->add_flag("--strict", sim_command.strict, "Fail on the first bad trace line or rejected job instead of skipping it");
@@ -823,6 +835,14 @@ int main(int argc, char** argv) {
       allot::StatusOr<allot::Duration> horizon = allot::ParseDuration(sim_horizon);
       if (!horizon.ok()) return bad(allot::InvalidArgumentError("--horizon: {}", horizon.status().message()));
       sim_command.horizon = *horizon;
+    }
+    if (!sim_checkpoint.empty()) {
+      allot::StatusOr<allot::Duration> checkpoint = allot::ParseDuration(sim_checkpoint);
+      if (!checkpoint.ok() || *checkpoint <= 0) {
+        return bad(allot::InvalidArgumentError("--checkpoint {}: expected a positive duration, e.g. 10m",
+                                               sim_checkpoint));
+      }
+      sim_command.checkpoint_interval = *checkpoint;
     }
     return allot::RunSim(std::move(sim_command), sim_quiet);
   }

@@ -243,7 +243,7 @@ Status ReadPolicy(const YamlReader& reader, const YAML::Node& map, PolicyConfig&
                                          "fair_share_half_life", "starvation_after", "preemption",
                                          "pass_interval", "default_time_limit",
                                          "max_time_limit", "default_priority_class",
-                                         "priority_classes"}));
+                                         "priority_classes", "las_thresholds", "las_promote"}));
   auto one_of = [&](const char* key, const std::vector<std::string_view>& names,
                     std::string& target) -> Status {
     if (!map[key]) return OkStatus();
@@ -275,6 +275,33 @@ Status ReadPolicy(const YamlReader& reader, const YAML::Node& map, PolicyConfig&
   }
   if (map["max_time_limit"]) {
     ALLOT_ASSIGN_OR_RETURN(policy.max_time_limit, reader.DurationValue(map["max_time_limit"], "policy.max_time_limit"));
+  }
+  if (map["las_thresholds"]) {
+    const YAML::Node& list = map["las_thresholds"];
+    if (!list.IsSequence() || list.size() == 0 || list.size() > 16) {
+      return reader.Error(list, "policy.las_thresholds",
+                          "expected a list of 1-16 GPU-hour thresholds, ascending, e.g. [1, 16]");
+    }
+    policy.las_thresholds.clear();
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string field = Item("policy.las_thresholds", i);
+      ALLOT_ASSIGN_OR_RETURN(double gpu_hours, reader.Number(list[i], field));
+      if (!(gpu_hours > 0) || gpu_hours > 1e9) {
+        return reader.Error(list[i], field, "a threshold is a positive number of GPU-hours");
+      }
+      if (!policy.las_thresholds.empty() && gpu_hours <= policy.las_thresholds.back()) {
+        return reader.Error(list[i], field, "thresholds must ascend: {} follows {}", gpu_hours,
+                            policy.las_thresholds.back());
+      }
+      policy.las_thresholds.push_back(gpu_hours);
+    }
+  }
+  if (map["las_promote"]) {
+    ALLOT_ASSIGN_OR_RETURN(policy.las_promote, reader.Number(map["las_promote"], "policy.las_promote"));
+    if (policy.las_promote < 0 || policy.las_promote > 1e6) {
+      return reader.Error(map["las_promote"], "policy.las_promote",
+                          "expected a factor >= 0 (0: never promote), e.g. 2");
+    }
   }
   if (map["preemption"]) {
     const YAML::Node& preemption = map["preemption"];
@@ -402,7 +429,7 @@ StatusOr<YAML::Node> ParseYaml(std::string_view yaml, std::string_view source, s
 }
 
 const std::vector<std::string_view>& PolicyConfig::QueueOrders() {
-  static const std::vector<std::string_view> names = {"fair_share", "fifo", "sjf", "predicted"};
+  static const std::vector<std::string_view> names = {"fair_share", "fifo", "sjf", "predicted", "las"};
   return names;
 }
 

@@ -28,7 +28,13 @@ namespace allot {
 
 // Scheduling policy as written in the config; the scheduler turns the names into parts.
 struct PolicyConfig {
-  std::string queue_order = "fair_share";  // fair_share | fifo | sjf | predicted
+  std::string queue_order = "fair_share";  // fair_share | fifo | sjf | predicted | las
+  // las: the attained service (GPU-hours over all of a job's runs) at which a job drops to the
+  // next queue, ascending. Jobs in a lower queue go first and preempt jobs in higher ones.
+  std::vector<double> las_thresholds = {0.25, 1, 4, 16, 64, 256};
+  // las: a requeued job that has waited this many times as long as it has run goes back to the
+  // first queue (Tiresias' PromoteKnob). 0: never.
+  double las_promote = 1;
   std::string backfill = "easy";           // easy | conservative | none | first_fit
   int reservation_depth = 0;               // 0: 1 for easy, 16 for conservative
   Duration fair_share_half_life = 7 * 86400;

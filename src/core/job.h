@@ -120,6 +120,12 @@ struct Job {
   uint64_t epoch = 0;  // allocation epoch: grows at every start, fences stale executions
   std::vector<TaskAllocation> tasks;
   int restarts = 0;  // times requeued after preemption or node failure
+  // GPU-seconds of its earlier runs (those that ended in a requeue): with the current run's, the
+  // service it has attained, which the `las` order ranks by.
+  double attained_gpu_seconds = 0;
+  Time requeue_time = 0;  // when it was last requeued (las promotes by how long it has waited since)
+  // las: service a promotion forgave for the current run (its queue counts only what is past it).
+  double forgiven_gpu_seconds = 0;
 
   int64_t gpus() const { return spec.total_gpus(); }
   Time expected_end() const { return start_time + spec.time_limit; }

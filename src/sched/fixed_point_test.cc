@@ -32,7 +32,7 @@ struct RandomCase {
 };
 
 struct Choices {
-  std::vector<std::string> orders = {"fifo", "fair_share", "sjf", "predicted"};
+  std::vector<std::string> orders = {"fifo", "fair_share", "sjf", "predicted", "las"};
   std::vector<std::string> backfills = {"easy", "conservative", "none", "first_fit"};
   bool one_gpu_nodes = false;  // pools of 8-32 one-GPU nodes, as the SWF traces have
   bool random_depth = false;   // policy.reservation_depth of 1-4 (else the backfill's default)
@@ -230,6 +230,14 @@ TEST(FixedPointTest, PassesNeverOvercommitAPool) {
 TEST(FixedPointTest, ASecondPassAtTheSameInstantStartsAndPreemptsNothing) {
   Choices choices;
   choices.orders = {"fifo", "sjf", "predicted"};
+  choices.reservations_with_preemption = false;
+  RunRandomCases(choices, /*fixed_point=*/true);
+}
+
+TEST(FixedPointTest, LasPassesAreFixedPoints) {
+  Choices choices;
+  choices.orders = {"las"};
+  choices.backfills = {"easy", "first_fit"};
   choices.reservations_with_preemption = false;
   RunRandomCases(choices, /*fixed_point=*/true);
 }

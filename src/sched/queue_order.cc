@@ -176,12 +176,12 @@ class PendingWalk {
 // Keys of the admitted pending jobs, in (class, submit, id) order, or with `length` by expected
 // run time within each class.
 std::vector<OrderKey> SortedKeys(const Model& model, PendingFilter include,
-                                 const std::function<Duration(const Job&)>& length = {}) {
+                                 const std::function<Duration(const Job&, Time)>& length = {}) {
   std::vector<OrderKey> keys;
   PendingWalk walk;
   walk.Begin(model, std::move(include));
   while (const Job* job = walk.Peek()) {
-    keys.push_back({job->priority, length ? length(*job) : 0, job->submit_time, job->id, job});
+    keys.push_back({job->priority, length ? length(*job, model.now()) : 0, job->submit_time, job->id, job});
     walk.Pass(*job);
   }
   if (length) std::sort(keys.begin(), keys.end());
@@ -251,7 +251,7 @@ class FifoOrder final : public QueueOrder {
 // Shortest first by a length function, sorted once per sweep.
 class ListOrder final : public QueueOrder {
  public:
-  explicit ListOrder(std::function<Duration(const Job&)> length) : length_(std::move(length)) {}
+  explicit ListOrder(std::function<Duration(const Job&, Time)> length) : length_(std::move(length)) {}
 
   void Begin(const Model& model, PendingFilter include, std::vector<JobId> first) override {
     keys_ = SortedKeys(model, std::move(include), length_);
@@ -277,7 +277,7 @@ class ListOrder final : public QueueOrder {
   void Started(const Job&) override {}
 
  private:
-  std::function<Duration(const Job&)> length_;
+  std::function<Duration(const Job&, Time)> length_;
   std::vector<OrderKey> keys_;
   FirstJobs first_;
   size_t next_ = 0;
@@ -402,14 +402,20 @@ class FairShareOrder final : public QueueOrder {
 }  // namespace
 
 std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life,
-                                           const RuntimePredictor* predictor) {
+                                           const RuntimePredictor* predictor, const LasLevels* las) {
   if (name == "fifo") return std::make_unique<FifoOrder>();
   if (name == "sjf") {
-    return std::make_unique<ListOrder>([](const Job& job) { return job.spec.time_limit; });
+    return std::make_unique<ListOrder>([](const Job& job, Time) { return job.spec.time_limit; });
   }
   if (name == "predicted") {
-    return std::make_unique<ListOrder>([predictor](const Job& job) {
+    return std::make_unique<ListOrder>([predictor](const Job& job, Time) {
       return predictor ? predictor->Predict(job) : job.spec.time_limit;  // no history: the limit
+    });
+  }
+  if (name == "las") {
+    // A pending job's attained service does not change while it waits: its queue is fixed.
+    return std::make_unique<ListOrder>([las](const Job& job, Time now) -> Duration {
+      return las ? las->Of(job, now) : 0;
     });
   }
   return std::make_unique<FairShareOrder>(half_life);

@@ -10,6 +10,8 @@
 //               GPU-seconds decayed with the half-life, expressed as average GPUs. Inside an
 //               account, submit time. The order is live: when a job starts in the pass, its
 //               account's share grows at once, so one pass already splits free GPUs by weight.
+//   las         least attained service first (sched/las.h): the queue of the job's attained
+//               GPU-time, then submit time, job id.
 // Jobs passed as `first` (the scheduler's starving jobs) go ahead of the others of their class,
 // in the order given, so a big gang that has waited too long gets the backfill reservation.
 //
@@ -31,6 +33,7 @@
 #include <vector>
 
 #include "core/model.h"
+#include "sched/las.h"
 #include "sched/runtime_predictor.h"
 
 namespace allot {
@@ -64,8 +67,9 @@ class QueueOrder {
 };
 
 // `name` is one of PolicyConfig::QueueOrders(); the config loader has checked it. `predictor`
-// (for "predicted") must outlive the order.
+// (for "predicted") and `las` (for "las") must outlive the order.
 std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_life,
-                                           const RuntimePredictor* predictor = nullptr);
+                                           const RuntimePredictor* predictor = nullptr,
+                                           const LasLevels* las = nullptr);
 
 }  // namespace allot

@@ -30,9 +30,9 @@ struct Scheduler::Pass {
   // Per pool: (hold level, mode, level, gpus, cpus, memory) -> fewest tasks that did not fit.
   // Cleared when GPUs come free in the pool mid-pass (preemption) or a reservation is added.
   std::vector<std::map<ShapeKey, int>> failed;
-  // Per pool: (account, priority, preemptible, shape) -> fewest tasks preemption could not make
-  // room for.
-  std::vector<std::map<std::tuple<AccountIndex, int, int, ShapeKey>, int>> preempt_failed;
+  // Per pool: (account, priority, las queue, preemptible, shape) -> fewest tasks preemption could
+  // not make room for.
+  std::vector<std::map<std::tuple<AccountIndex, int, int, int, ShapeKey>, int>> preempt_failed;
   // Started in this pass: never preempted by it. An owner may take back the start of a borrower
   // (TakeBackStart), but never that of a job that preempted others to start: they would trade
   // places for ever.
@@ -140,11 +140,15 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(Config config) {
 }
 
 Scheduler::Scheduler(std::unique_ptr<Model> model, PolicyConfig policy)
-    : model_(std::move(model)), policy_(std::move(policy)), book_(model_->cluster().pools().size()) {
+    : model_(std::move(model)),
+      policy_(std::move(policy)),
+      las_(policy_.las_thresholds, policy_.las_promote),
+      las_preempts_(policy_.queue_order == "las" && policy_.priority_preemption),
+      book_(model_->cluster().pools().size()) {
   reservation_depth_ = policy_.reservation_depth > 0 ? policy_.reservation_depth
                        : policy_.backfill == "conservative" ? 16
                                                             : 1;
-  order_ = MakeQueueOrder(policy_.queue_order, policy_.fair_share_half_life, &predictor_);
+  order_ = MakeQueueOrder(policy_.queue_order, policy_.fair_share_half_life, &predictor_, &las_);
 }
 
 std::optional<std::string> Scheduler::NeverPlaceable(PoolIndex pool,
@@ -315,6 +319,16 @@ Status Scheduler::RestoreRunning(JobId id, const JobSpec& spec, Time submit_time
   return OkStatus();
 }
 
+void Scheduler::RestoreService(JobId id, double attained_gpu_seconds, Time requeue_time,
+                               double forgiven_gpu_seconds, int restarts) {
+  Job* job = model_->FindMutableJob(id);
+  if (!job || !(attained_gpu_seconds >= 0) || !(forgiven_gpu_seconds >= 0) || restarts < 0) return;
+  job->attained_gpu_seconds = attained_gpu_seconds;
+  job->requeue_time = requeue_time;
+  job->forgiven_gpu_seconds = job->state == JobState::kRunning ? forgiven_gpu_seconds : 0;
+  job->restarts = restarts;
+}
+
 void Scheduler::AddHistoricalUsage(AccountIndex account, Time day, double gpu_seconds, Time now) {
   AccountTree& tree = model_->mutable_accounts();
   if (account >= tree.accounts().size()) return;
@@ -390,8 +404,13 @@ StatusOr<NodeFailure> Scheduler::SetNodeState(NodeIndex node, NodeState state, T
   NodeFailure failure;
   if (state == NodeState::kDown) {
     for (JobId id : model_->JobsOnNode(node)) {
-      const Job& job = *model_->FindJob(id);
+      Job& job = *model_->FindMutableJob(id);
       bool requeue = job.spec.requeue;
+      if (requeue) {
+        job.attained_gpu_seconds = LasLevels::Attained(job, now);
+        job.requeue_time = now;
+        job.forgiven_gpu_seconds = 0;
+      }
       std::optional<Job> ended = model_->Stop(id, requeue);
       if (ended) {
         failure.ended.push_back(std::move(*ended));
@@ -554,8 +573,14 @@ std::vector<JobId> Scheduler::StarvingJobs(const PendingFilter& include, Time no
   return first;
 }
 
+bool Scheduler::MayPreemptByPriority(const Job& job) const {
+  return las_preempts_ || (policy_.priority_preemption && job.class_preempts_lower);
+}
+
 bool Scheduler::AnyPreemptorWaiting(const PendingFilter& include) const {
   if (!policy_.priority_preemption) return false;
+  // Under las any waiting job may preempt one that has attained more.
+  if (las_preempts_) return !model_->pending().empty();
   const std::set<Model::PendingOrder>& queue = model_->pending_in_order();
   for (const PriorityClass& priority_class : policy_.priority_classes) {
     if (!priority_class.preempts_lower) continue;
@@ -627,7 +652,8 @@ PendingReason Scheduler::ReasonOf(const Job& job) const {
 
 std::vector<JobId> Scheduler::PendingOrder(Time now) const {
   // A fresh order of the same kind, so that the pass's own order keeps its state.
-  std::unique_ptr<QueueOrder> order = MakeQueueOrder(policy_.queue_order, policy_.fair_share_half_life, &predictor_);
+  std::unique_ptr<QueueOrder> order =
+      MakeQueueOrder(policy_.queue_order, policy_.fair_share_half_life, &predictor_, &las_);
   PendingFilter include = [](const Job& job) { return !job.held; };
   order->Begin(*model_, include, StarvingJobs(include, now));
   std::vector<JobId> ids;
@@ -739,7 +765,7 @@ bool Scheduler::AllPoolsSaturated(const Pass& pass) const {
 }
 
 bool Scheduler::SkipSaturated(Pass& pass, Job& job) {
-  if (policy_.priority_preemption && job.class_preempts_lower) return false;
+  if (MayPreemptByPriority(job)) return false;
   const Account& leaf = model_->accounts().account(job.account);
   for (PoolIndex pool : job.pools) {
     if (policy_.reclaim && leaf.allocated[pool] + job.gpus() <= leaf.quota[pool].nominal) return false;
@@ -929,6 +955,8 @@ bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   }
   bool backfilled = pass.book.CountIn(pool) > 0;
   if (backfilled && TakesReservedQuota(job, pool, end)) return false;
+  // A promoted las job runs from the first queue.
+  job.forgiven_gpu_seconds = las_.Promoted(job, pass.now) ? job.attained_gpu_seconds : 0;
   model_->Start(job.id, pool, std::move(placement->tasks), pass.now);
   pass.book.Started(pool, job.tasks, job.spec.gpus_per_task, end);
   pass.started.insert(job.id);
@@ -978,8 +1006,10 @@ bool Scheduler::GangCouldFitWithout(const FreeCapacity& free, PoolIndex pool, co
 }
 
 bool Scheduler::TryPreempt(Pass& pass, Job& job) {
-  bool may_priority = policy_.priority_preemption && job.class_preempts_lower;
+  bool may_priority = MayPreemptByPriority(job);
   if (!policy_.reclaim && !may_priority) return false;
+  bool by_class = policy_.priority_preemption && job.class_preempts_lower;
+  int job_queue = las_preempts_ ? las_.Of(job, pass.now) : 0;
   AccountTree& tree = model_->mutable_accounts();
   FreeCapacity& free = model_->mutable_free();
   PlacementRequest request = PlacementRequest::ForJob(job.spec);
@@ -995,7 +1025,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
     tried_reclaim = tried_reclaim || may_reclaim;
     if (!job.spec.preemptible && !quota.within_nominal) continue;  // it would have to borrow
     int hold_level = pass.book.Prepare(free, pool, end);
-    auto memo_key = std::make_tuple(job.account, job.priority, static_cast<int>(job.spec.preemptible),
+    auto memo_key = std::make_tuple(job.account, job.priority, job_queue, static_cast<int>(job.spec.preemptible),
                                     MakeShapeKey(hold_level, request));
     auto& memo = pass.preempt_failed[pool];
     auto failed = memo.find(memo_key);
@@ -1007,6 +1037,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
     // classes (priority); lowest class first, then fewest GPU-hours lost, then newest.
     struct Candidate {
       int priority;
+      int queue;  // las: the queue of its attained service (later queues go first)
       double gpu_seconds_lost;
       Time start;
       JobId id;
@@ -1024,7 +1055,10 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
       // preempted at the next pass (TakeBackStart), unless that job preempted others to start.
       bool this_pass = pass.started.count(id) > 0;
       if (this_pass && pass.preemptors.count(id)) continue;
-      bool by_priority = may_priority && running.spec.preemptible && running.priority < job.priority;
+      // las: a job of the same class or a lower one in a later queue (it has attained more).
+      int running_queue = las_preempts_ ? las_.Of(running, pass.now) : 0;
+      bool by_service = las_preempts_ && running.priority <= job.priority && running_queue > job_queue;
+      bool by_priority = running.spec.preemptible && ((by_class && running.priority < job.priority) || by_service);
       // A job that would borrow does not take by priority the GPUs of another account's job
       // within that account's nominal: that job would reclaim them at the next pass, and back.
       if (by_priority && quota.borrows && policy_.reclaim && running.account != job.account) {
@@ -1035,7 +1069,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
       if (!by_priority && !by_reclaim) continue;
       double lost = this_pass ? 0.0
                               : static_cast<double>(running.gpus()) * static_cast<double>(pass.now - running.start_time);
-      candidates.push_back({running.priority, lost, running.start_time, id, by_reclaim && !by_priority});
+      candidates.push_back({running.priority, running_queue, lost, running.start_time, id, by_reclaim && !by_priority});
       if (bounded_gang) {
         for (const TaskAllocation& task : running.tasks) {
           DomainIndex at = cluster.node(task.node).nvlink;
@@ -1057,6 +1091,7 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
     }
     std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
       if (a.priority != b.priority) return a.priority < b.priority;
+      if (a.queue != b.queue) return a.queue > b.queue;
       if (a.gpu_seconds_lost != b.gpu_seconds_lost) return a.gpu_seconds_lost < b.gpu_seconds_lost;
       if (a.start != b.start) return a.start > b.start;
       return a.id > b.id;
@@ -1142,9 +1177,20 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
                             "borrowing account '{}'",
                             accounts.account(job.account).path, model_->cluster().pool(pool).name,
                             accounts.account(victim.account).path)
-              : fmt::format("priority: class '{}' of job {} preempts class '{}'",
-                            job.spec.priority_class, job.id, victim.spec.priority_class);
+          : by_class && victim.priority < job.priority
+              ? fmt::format("priority: class '{}' of job {} preempts class '{}'",
+                            job.spec.priority_class, job.id, victim.spec.priority_class)
+              : fmt::format("least attained service: job {} ({:.2f} GPU-hours so far, queue {}) goes "
+                            "before this job ({:.2f} GPU-hours, queue {})",
+                            job.id, LasLevels::Attained(job, pass.now) / 3600.0, job_queue,
+                            LasLevels::Attained(victim, pass.now) / 3600.0, las_.Of(victim, pass.now));
       bool requeue = victim.spec.requeue;
+      if (requeue) {
+        Job& requeued = *model_->FindMutableJob(victim.id);
+        requeued.attained_gpu_seconds = LasLevels::Attained(requeued, pass.now);
+        requeued.requeue_time = pass.now;
+        requeued.forgiven_gpu_seconds = 0;
+      }
       JobId victim_id = victim.id;
       PoolIndex victim_pool = victim.pool;
       Time victim_start = victim.start_time;
@@ -1184,18 +1230,33 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
 }
 
 bool Scheduler::TakesReservedQuota(const Job& job, PoolIndex pool, Time end) {
-  // A job within its nominal at every level takes only what is its own.
-  if (!CheckJobQuota(job, pool).borrows) return false;
+  // A job within its nominal at every level takes only what is its own, which is also the own of
+  // a reserved job of the same account: that one it must leave room for.
+  bool borrows = CheckJobQuota(job, pool).borrows;
   AccountTree& tree = model_->mutable_accounts();
+  // As a pass admits a job: a job that is not preemptible never borrows.
   auto admitted = [&](const Job& reserved) {
     QuotaCheck quota = CheckJobQuota(reserved, pool);
+    if (quota.borrows && !reserved.spec.preemptible) return false;
     return quota.fits || quota.pool_full;
   };
   bool takes = false;
   for (const Reservation& reservation : book_.In(pool)) {
+    const Job* reserved = model_->FindJob(reservation.job);
+    if (!borrows) {
+      // Quota admits a reserved job by what its account holds now, so a job of the same account
+      // takes its room even if it ends before the reservation starts: at the next pass the
+      // reserved job would wait for quota and lose its place.
+      if (reserved && reserved->account == job.account && admitted(*reserved)) {
+        tree.Charge(job.account, pool, job.gpus(), 0.0);
+        takes = !admitted(*reserved);
+        tree.Charge(job.account, pool, -job.gpus(), 0.0);
+        if (takes) break;
+      }
+      continue;
+    }
     // Sorted by start: the job ends before this one and the rest start, and gives the room back.
     if (reservation.start >= end) break;
-    const Job* reserved = model_->FindJob(reservation.job);
     if (!reserved || !admitted(*reserved)) continue;
     tree.Charge(job.account, pool, job.gpus(), 0.0);
     takes = !admitted(*reserved);

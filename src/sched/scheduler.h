@@ -113,6 +113,11 @@ class Scheduler {
   Status RestoreRunning(JobId id, const JobSpec& spec, Time submit_time, PoolIndex pool,
                         std::vector<TaskAllocation> tasks, Time start_time, uint64_t epoch,
                         int restarts);
+  // After a restart: the service a job attained in earlier runs (Job::attained_gpu_seconds,
+  // requeue_time, forgiven_gpu_seconds), which the las order ranks by. Pending jobs also regain
+  // their restart count. Changes nothing for a job it does not know, or with a negative value.
+  void RestoreService(JobId id, double attained_gpu_seconds, Time requeue_time, double forgiven_gpu_seconds,
+                      int restarts);
   // After a restart: charges usage recorded before it (GPU-seconds of the account's jobs on one
   // UTC day) to fair share, decayed from midday to `now`, and to the grants whose period holds
   // that day, along the account's path.
@@ -179,6 +184,8 @@ class Scheduler {
   std::vector<JobId> StarvingJobs(const PendingFilter& include, Time now) const;
   // Whether a job of a class that preempts lower ones waits, among those the sweep looks at.
   bool AnyPreemptorWaiting(const PendingFilter& include) const;
+  // Whether `job` may preempt by priority: its class preempts lower ones, or the order is las.
+  bool MayPreemptByPriority(const Job& job) const;
   // Whether some account, at any depth, has a nominal quota (a job of it may reclaim), where
   // AnyNominalQuota reads the root's.
   bool AnyAccountNominal() const;
@@ -191,6 +198,8 @@ class Scheduler {
   PolicyConfig policy_;
   int reservation_depth_ = 1;
   RuntimePredictor predictor_;  // learns from every job that ends; read by the "predicted" order
+  LasLevels las_;                // the "las" order's queues; its jobs preempt by them
+  bool las_preempts_ = false;    // queue_order las with priority preemption on
   std::unique_ptr<QueueOrder> order_;
   ReservationBook book_;  // reused by every pass; keeps plans that are still right
   std::vector<int64_t> freed_by_domain_;  // scratch of TryPreempt, per domain

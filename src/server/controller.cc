@@ -260,6 +260,10 @@ json Controller::LiveJobJson(const Job& job, const JobRecord& record) const {
   doc["allocation"] = allocation;
   doc["epoch"] = job.epoch;
   doc["restarts"] = job.restarts;
+  // The service of its earlier runs (the las order ranks by it): kept across restarts.
+  doc["attained_gpu_seconds"] = job.attained_gpu_seconds;
+  doc["requeue_time"] = job.requeue_time;
+  if (job.forgiven_gpu_seconds > 0) doc["forgiven_gpu_seconds"] = job.forgiven_gpu_seconds;
   doc["exit_code"] = nullptr;
   doc["array_job_id"] = record.array_job_id;
   doc["array_index"] = record.array_index < 0 ? json(nullptr) : json(record.array_index);

@@ -193,6 +193,10 @@ Status Controller::Recover() {
       } else {
         status = scheduler_->Submit(row.id, record.request->spec, row.submit_time);
       }
+      if (status.ok()) {
+        scheduler_->RestoreService(row.id, doc.value("attained_gpu_seconds", 0.0), doc.value("requeue_time", Time{0}),
+                                   doc.value("forgiven_gpu_seconds", 0.0), doc.value("restarts", 0));
+      }
     }
     } catch (const std::exception& error) {
       if (status.ok() && scheduler_->model().FindJob(row.id)) (void)scheduler_->Cancel(row.id, now);

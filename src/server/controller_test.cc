@@ -28,10 +28,14 @@ class ControllerTest : public ::testing::Test {
   std::unique_ptr<Controller> Open(ControllerOptions options) {
     StatusOr<Config> config = LoadConfigFile(std::string(ALLOT_SOURCE_DIR) + "/tests/server/pool.yaml");
     EXPECT_TRUE(config.ok()) << config.status().message();
+    return Open(std::move(*config), std::move(options));
+  }
+
+  std::unique_ptr<Controller> Open(Config config, ControllerOptions options) {
     options.data_dir = dir_.string();
     options.now = [this] { return clock_; };
     options.nodes_need_agents = false;
-    StatusOr<std::unique_ptr<Controller>> controller = Controller::Open(std::move(*config), std::move(options));
+    StatusOr<std::unique_ptr<Controller>> controller = Controller::Open(std::move(config), std::move(options));
     EXPECT_TRUE(controller.ok()) << controller.status().message();
     return controller.ok() ? std::move(*controller) : nullptr;
   }
@@ -73,6 +77,57 @@ TEST_F(ControllerTest, WithoutRetentionHistoryIsKept) {
   clock_ += 400 * 86400;
   controller->TickForTest();
   EXPECT_TRUE(controller->GetJob(kOperator, job).ok());
+}
+
+// One node of 8 GPUs under las: a job preempted for a newcomer keeps the service it attained,
+// in its record and across a restart, so it still waits behind jobs that have run less.
+TEST_F(ControllerTest, AttainedServiceSurvivesARestart) {
+  constexpr std::string_view kLasPool = R"(
+pools: [{name: gpu}]
+nodes: [{name: n, pool: gpu, gpus: 8}]
+accounts: [{name: lab-a}]
+policy: {queue_order: las, backfill: easy, las_thresholds: [1], las_promote: 0}
+)";
+  auto open = [&] {
+    StatusOr<Config> config = ParseConfig(kLasPool, "test");
+    EXPECT_TRUE(config.ok()) << config.status().message();
+    return Open(std::move(*config), {});
+  };
+  auto submit = [&](Controller& controller, int gpus) {
+    StatusOr<json> submitted = controller.Submit(
+        kOperator, fmt::format(R"({{"account": "lab-a", "gpus": {}, "command": ["true"], "time_limit": "10h"}})", gpus));
+    EXPECT_TRUE(submitted.ok()) << submitted.status().message();
+    return submitted.ok() ? (*submitted)["ids"][0].get<JobId>() : JobId{0};
+  };
+  const Time start = clock_;
+  std::unique_ptr<Controller> controller = open();
+  ASSERT_NE(controller, nullptr);
+  JobId long_job = submit(*controller, 8);
+  controller->TickForTest();
+  ASSERT_EQ((*controller->GetJob(kOperator, long_job))["state"], "running");
+  clock_ += 1800;  // 8 GPUs x 30 min: 4 GPU-hours, past the 1 GPU-hour threshold
+  JobId newcomer = submit(*controller, 1);
+  controller->TickForTest();
+  ASSERT_EQ((*controller->GetJob(kOperator, newcomer))["state"], "running");
+  json preempted = *controller->GetJob(kOperator, long_job);
+  EXPECT_EQ(preempted["state"], "pending");
+  EXPECT_EQ(preempted["restarts"], 1);
+  EXPECT_DOUBLE_EQ(preempted["attained_gpu_seconds"].get<double>(), 8 * 1800.0);
+  EXPECT_EQ(preempted["requeue_time"], start + 1800);
+
+  controller.reset();
+  clock_ += 60;
+  controller = open();
+  ASSERT_NE(controller, nullptr);
+  json restored = *controller->GetJob(kOperator, long_job);
+  EXPECT_EQ(restored["restarts"], 1);
+  EXPECT_DOUBLE_EQ(restored["attained_gpu_seconds"].get<double>(), 8 * 1800.0);
+  EXPECT_EQ(restored["requeue_time"], start + 1800);
+  // A job that has not run goes ahead of it, though submitted later.
+  JobId fresh = submit(*controller, 8);
+  controller->TickForTest();
+  EXPECT_EQ((*controller->GetJob(kOperator, fresh, /*with_queue_place=*/true))["queue_position"], 1);
+  EXPECT_EQ((*controller->GetJob(kOperator, long_job, /*with_queue_place=*/true))["queue_position"], 2);
 }
 
 }  // namespace

@@ -42,6 +42,9 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
     if (command.skip_jobs > 0) {
       return InvalidArgumentError("--skip selects a window of a trace; the national workload is generated");
     }
+    if (command.checkpoint_interval > 0) {
+      return InvalidArgumentError("--checkpoint applies to a trace; the national workload sets `checkpoint` per class");
+    }
     ALLOT_ASSIGN_OR_RETURN(config, LoadConfigFile(command.config));
     std::string workload_path = command.trace.empty() ? command.config : command.trace;
     ALLOT_ASSIGN_OR_RETURN(WorkloadModel model, LoadWorkloadFile(workload_path));
@@ -77,6 +80,9 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
     }
     jobs.erase(jobs.begin(), jobs.begin() + static_cast<std::ptrdiff_t>(command.skip_jobs));
     if (command.national_jobs > 0 && command.national_jobs < jobs.size()) jobs.resize(command.national_jobs);
+    for (TraceJob& job : jobs) {
+      if (job.checkpoint_interval == 0) job.checkpoint_interval = command.checkpoint_interval;
+    }
     options.skipped_lines = trace.skipped;
     options.problems = std::move(trace.problems);
     options.source = command.trace;
@@ -90,10 +96,21 @@ StatusOr<std::vector<SimRun>> RunSimCommand(const SimCommand& command) {
     return InvalidArgumentError("--report {}: exists and is not a directory", command.report_dir);
   }
 
+  for (size_t i = 0; i < command.las_thresholds.size(); ++i) {
+    double gpu_hours = command.las_thresholds[i];
+    if (!(gpu_hours > 0) || gpu_hours > 1e9 || (i > 0 && gpu_hours <= command.las_thresholds[i - 1])) {
+      return InvalidArgumentError("--las-thresholds: expected positive GPU-hours, ascending, e.g. 0.25,1,4,16");
+    }
+  }
+  if (command.las_thresholds.size() > 16) return InvalidArgumentError("--las-thresholds: at most 16 thresholds");
+  if (command.las_promote > 1e6) return InvalidArgumentError("--las-promote: expected a factor from 0 to 1e6");
+
   std::vector<SimRun> runs;
   for (const std::string& name : command.policies) {
     Config copy = config;
     ALLOT_RETURN_IF_ERROR(ApplyPolicyPreset(name, copy.policy));
+    if (!command.las_thresholds.empty()) copy.policy.las_thresholds = command.las_thresholds;
+    if (command.las_promote >= 0) copy.policy.las_promote = command.las_promote;
     options.policy_name = name;
     if (command.progress) {
       options.progress = [&command, &name](double fraction) { command.progress(name, fraction); };

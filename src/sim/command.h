@@ -40,6 +40,13 @@ struct SimCommand {
   Duration pass_interval = -1;  // < 0: the config's policy.pass_interval
   Time horizon = kForever;
   int gpus_per_node = 8;        // for traces that give only a GPU count
+  // > 0: a trace's jobs (those without an interval of their own) save their progress this often,
+  // so a requeued one resumes from its last checkpoint. 0: they start over.
+  Duration checkpoint_interval = 0;
+  // The las order's queues and promotion (policy.las_thresholds, policy.las_promote) for every
+  // policy run; empty / < 0: the config's.
+  std::vector<double> las_thresholds;
+  double las_promote = -1;
   // progress(policy, fraction of the trace that has arrived)
   std::function<void(const std::string&, double)> progress;
 };

@@ -567,7 +567,7 @@ StatusOr<Config> FlatClusterConfig(std::string_view spec, const std::vector<std:
 const std::vector<std::string_view>& PolicyPresetNames() {
   static const std::vector<std::string_view> names = {
       "fcfs", "easy", "conservative", "fair-share", "first-fit", "sjf", "sjf-first-fit",
-      "predicted", "predicted-first-fit", "config"};
+      "predicted", "predicted-first-fit", "las", "las-first-fit", "config"};
   return names;
 }
 
@@ -594,6 +594,12 @@ Status ApplyPolicyPreset(std::string_view name, PolicyConfig& policy) {
     bool easy = name == "sjf" || name == "predicted";
     set(name.substr(0, 3) == "sjf" ? "sjf" : "predicted", easy ? "easy" : "first_fit");
     policy.starvation_after = 0;
+  } else if (name == "las" || name == "las-first-fit") {
+    // Tiresias' discretised LAS as published: no starvation guard, preemption by attained service
+    // on (preempted jobs resume from their checkpoints: give a trace's jobs one with --checkpoint).
+    set("las", name == "las" ? "easy" : "first_fit");
+    policy.starvation_after = 0;
+    policy.priority_preemption = true;
   } else if (name != "config") {
     return InvalidArgumentError("unknown policy '{}'; use one of: {}", name, fmt::join(PolicyPresetNames(), ", "));
   }

@@ -368,6 +368,26 @@ TEST(SimulatorTest, ACheckpointedJobResumesWhereItSavedLast) {
   EXPECT_DOUBLE_EQ(run.jobs[0].lost_gpu_seconds, 2 * 10);
 }
 
+// 8 GPUs. Job 1 (8 GPUs, 2 h, a checkpoint every 10 min) has 4 GPU-hours by 1,800, when job 2
+// (1 GPU, 60 s) arrives. las preempts job 1 for it: job 2 runs 1,800-1,860, and job 1 resumes
+// from its checkpoint at 1,800 with 5,400 s to go, ending at 7,260. EASY keeps job 2 waiting to 7,200.
+TEST(SimulatorTest, LasPreemptsALongJobForANewOneThatResumesFromItsCheckpoint) {
+  std::vector<TraceJob> jobs = Jobs("0,7200,8,a,7200\n1800,60,1,b,60\n");
+  jobs[0].checkpoint_interval = 600;
+  SimRun las = MustSimulate("1x8", jobs, "las");
+  EXPECT_EQ(las.jobs[1].start, 1800);
+  EXPECT_EQ(las.jobs[1].end, 1860);
+  EXPECT_EQ(las.jobs[0].end, 7260);
+  EXPECT_EQ(las.jobs[0].restarts, 1);
+  EXPECT_DOUBLE_EQ(las.jobs[0].lost_gpu_seconds, 0);
+  EXPECT_EQ(las.summary.preemptions, 1u);
+  EXPECT_DOUBLE_EQ(las.summary.avg_jct_s, (7260.0 + 60.0) / 2);
+
+  SimRun easy = MustSimulate("1x8", jobs, "easy");
+  EXPECT_EQ(easy.jobs[1].start, 7200);
+  EXPECT_EQ(easy.summary.preemptions, 0u);
+}
+
 TEST(SimulatorTest, PassIntervalBatchesEvents) {
   // With passes at least 60 s apart, the job arriving at 10 waits for the pass at 60.
   SimOptions options;
@@ -634,6 +654,35 @@ TEST(SimCommandTest, BadInputSaysWhatToFix) {
   command.trace = std::string(ALLOT_SOURCE_DIR) + "/tests/traces/bad.swf";
   command.strict = true;
   EXPECT_THAT(RunSimCommand(command).status().message(), HasSubstr("bad.swf:"));
+}
+
+// --checkpoint reaches the trace's jobs and --las-thresholds / --las-promote every policy's
+// config; bad values are refused before anything runs.
+TEST(SimCommandTest, CheckpointAndLasSettingsApplyToTheRun) {
+  SimCommand command;
+  command.cluster = "16x1";
+  command.trace = std::string(ALLOT_SOURCE_DIR) + "/tests/traces/tiny.swf";
+  command.policies = {"las"};
+  StatusOr<std::vector<SimRun>> plain = RunSimCommand(command);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  command.checkpoint_interval = 60;
+  command.las_thresholds = {0.01, 0.1};
+  command.las_promote = 0;
+  StatusOr<std::vector<SimRun>> tuned = RunSimCommand(command);
+  ASSERT_TRUE(tuned.ok()) << tuned.status().ToString();
+  EXPECT_EQ(tuned->front().summary.jobs, plain->front().summary.jobs);
+
+  command.las_thresholds = {1, 0.5};
+  EXPECT_THAT(RunSimCommand(command).status().message(), HasSubstr("--las-thresholds: expected positive GPU-hours, ascending"));
+  command.las_thresholds = {};
+  command.las_promote = 2e6;
+  EXPECT_THAT(RunSimCommand(command).status().message(), HasSubstr("--las-promote"));
+  command.las_promote = -1;
+  command.cluster.clear();
+  command.config = std::string(ALLOT_SOURCE_DIR) + "/tests/traces/small-pool.yaml";
+  command.format = TraceFormat::kNational;
+  command.trace.clear();
+  EXPECT_THAT(RunSimCommand(command).status().message(), HasSubstr("--checkpoint applies to a trace"));
 }
 
 TEST(SimCommandTest, WritesTheReportDirectory) {
