@@ -287,7 +287,7 @@ Status ReadPolicy(const YamlReader& reader, const YAML::Node& map, PolicyConfig&
       std::string field = Item("policy.las_thresholds", i);
       ALLOT_ASSIGN_OR_RETURN(double gpu_hours, reader.Number(list[i], field));
       if (!(gpu_hours > 0) || gpu_hours > 1e9) {
-        return reader.Error(list[i], field, "a threshold is a positive number of GPU-hours");
+        return reader.Error(list[i], field, "a threshold is a number of GPU-hours above 0 and at most 1e9");
       }
       if (!policy.las_thresholds.empty() && gpu_hours <= policy.las_thresholds.back()) {
         return reader.Error(list[i], field, "thresholds must ascend: {} follows {}", gpu_hours,
@@ -300,7 +300,7 @@ Status ReadPolicy(const YamlReader& reader, const YAML::Node& map, PolicyConfig&
     ALLOT_ASSIGN_OR_RETURN(policy.las_promote, reader.Number(map["las_promote"], "policy.las_promote"));
     if (policy.las_promote < 0 || policy.las_promote > 1e6) {
       return reader.Error(map["las_promote"], "policy.las_promote",
-                          "expected a factor >= 0 (0: never promote), e.g. 2");
+                          "expected a factor from 0 (never promote) to 1e6, e.g. 1");
     }
   }
   if (map["preemption"]) {

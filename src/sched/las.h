@@ -6,7 +6,9 @@
 // Promotion (Tiresias' PromoteKnob) keeps long jobs from starving: a requeued job that has waited
 // `promote` times as long as it has run goes back to queue 0. Its run starts there: the service it
 // had is forgiven for that run, so the next newcomer does not preempt it again at once; but not
-// forgotten, so each promotion needs a longer wait than the last and a job cannot thrash.
+// forgotten, so each promotion needs a longer wait than the last. A wide gang still passes the
+// first threshold within seconds of a promotion: in a saturated pool of wide gangs it is
+// promoted and preempted over and over (docs/simulation.md, Lublin); set las_promote to 0 there.
 //
 //   LasLevels levels(policy.las_thresholds, policy.las_promote);  // GPU-hours, ascending
 //   int queue = levels.Of(job, now);                              // 0 .. thresholds

@@ -191,17 +191,20 @@ TEST(LasTest, WithoutPromotionAPreemptedJobWaitsInItsQueue) {
   EXPECT_EQ(scheduler->model().FindJob(1)->state, JobState::kPending);
 }
 
-TEST(LasTest, NonPreemptibleAndHigherClassJobsAreNotPreempted) {
-  for (bool preemptible : {false, true}) {
+// las takes turns between jobs that requeue; it never ends a job, nor preempts one that is not
+// preemptible or of a higher class.
+TEST(LasTest, OnlyPreemptibleRequeuingJobsOfTheClassOrBelowArePreempted) {
+  for (int variant = 0; variant < 3; ++variant) {
     std::unique_ptr<Scheduler> scheduler = Make(kLas);
     ASSERT_NE(scheduler, nullptr);
     JobSpec first = Spec(8);
-    first.preemptible = preemptible;
-    if (preemptible) first.priority_class = "critical";
+    if (variant == 0) first.preemptible = false;
+    if (variant == 1) first.priority_class = "critical";
+    if (variant == 2) first.requeue = false;
     ASSERT_TRUE(scheduler->Submit(1, first, 0).ok());
     ASSERT_EQ(scheduler->RunPass(0).started, 1u);
     ASSERT_TRUE(scheduler->Submit(2, Spec(1), 1800).ok());
-    EXPECT_THAT(Of<PreemptDecision>(scheduler->RunPass(1800)), IsEmpty()) << "preemptible " << preemptible;
+    EXPECT_THAT(Of<PreemptDecision>(scheduler->RunPass(1800)), IsEmpty()) << "variant " << variant;
     EXPECT_EQ(scheduler->model().FindJob(1)->state, JobState::kRunning);
   }
 }
@@ -239,7 +242,7 @@ TEST(LasConfigTest, ThresholdsMustBePositiveAndAscend) {
   };
   EXPECT_EQ(error("  las_thresholds: [0.5, 2, 8]"), "");
   EXPECT_THAT(error("  las_thresholds: [4, 1]"), HasSubstr("thresholds must ascend"));
-  EXPECT_THAT(error("  las_thresholds: [0, 1]"), HasSubstr("positive number of GPU-hours"));
+  EXPECT_THAT(error("  las_thresholds: [0, 1]"), HasSubstr("above 0 and at most 1e9"));
   EXPECT_THAT(error("  las_thresholds: []"), HasSubstr("expected a list"));
   EXPECT_THAT(error("  las_thresholds: 4"), HasSubstr("expected a list"));
   EXPECT_THAT(error("  las_thresholds: [one]"), HasSubstr("expected a number"));

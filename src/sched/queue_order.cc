@@ -413,7 +413,8 @@ std::unique_ptr<QueueOrder> MakeQueueOrder(std::string_view name, Duration half_
     });
   }
   if (name == "las") {
-    // A pending job's attained service does not change while it waits: its queue is fixed.
+    // A pending job's attained service does not change while it waits; promotion may still move
+    // it to queue 0, so the queue is taken at the model's time.
     return std::make_unique<ListOrder>([las](const Job& job, Time now) -> Duration {
       return las ? las->Of(job, now) : 0;
     });

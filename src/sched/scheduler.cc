@@ -143,7 +143,8 @@ Scheduler::Scheduler(std::unique_ptr<Model> model, PolicyConfig policy)
     : model_(std::move(model)),
       policy_(std::move(policy)),
       las_(policy_.las_thresholds, policy_.las_promote),
-      las_preempts_(policy_.queue_order == "las" && policy_.priority_preemption),
+      las_order_(policy_.queue_order == "las"),
+      las_preempts_(las_order_ && policy_.priority_preemption),
       book_(model_->cluster().pools().size()) {
   reservation_depth_ = policy_.reservation_depth > 0 ? policy_.reservation_depth
                        : policy_.backfill == "conservative" ? 16
@@ -956,7 +957,7 @@ bool Scheduler::TryStartNow(Pass& pass, Job& job, PoolIndex pool) {
   bool backfilled = pass.book.CountIn(pool) > 0;
   if (backfilled && TakesReservedQuota(job, pool, end)) return false;
   // A promoted las job runs from the first queue.
-  job.forgiven_gpu_seconds = las_.Promoted(job, pass.now) ? job.attained_gpu_seconds : 0;
+  job.forgiven_gpu_seconds = las_order_ && las_.Promoted(job, pass.now) ? job.attained_gpu_seconds : 0;
   model_->Start(job.id, pool, std::move(placement->tasks), pass.now);
   pass.book.Started(pool, job.tasks, job.spec.gpus_per_task, end);
   pass.started.insert(job.id);
@@ -1055,9 +1056,11 @@ bool Scheduler::TryPreempt(Pass& pass, Job& job) {
       // preempted at the next pass (TakeBackStart), unless that job preempted others to start.
       bool this_pass = pass.started.count(id) > 0;
       if (this_pass && pass.preemptors.count(id)) continue;
-      // las: a job of the same class or a lower one in a later queue (it has attained more).
+      // las: a job of the same class or a lower one in a later queue (it has attained more), and
+      // only one that requeues: las takes turns, it does not end jobs of the same class.
       int running_queue = las_preempts_ ? las_.Of(running, pass.now) : 0;
-      bool by_service = las_preempts_ && running.priority <= job.priority && running_queue > job_queue;
+      bool by_service = las_preempts_ && running.spec.requeue && running.priority <= job.priority &&
+                        running_queue > job_queue;
       bool by_priority = running.spec.preemptible && ((by_class && running.priority < job.priority) || by_service);
       // A job that would borrow does not take by priority the GPUs of another account's job
       // within that account's nominal: that job would reclaim them at the next pass, and back.
@@ -1270,6 +1273,7 @@ void Scheduler::TakeBackStart(Pass& pass, JobId id, const Job& taker, PoolIndex 
   const Job& started = *model_->FindJob(id);
   pass.book.StartTakenBack(started.pool, started.tasks, started.spec.gpus_per_task, started.expected_end());
   model_->UndoStart(id);
+  model_->FindMutableJob(id)->forgiven_gpu_seconds = 0;  // it runs no promoted run now
   order_->Started(*model_->FindJob(id));  // fair share: the account's key drops again
   pass.changes[pool]++;
   pass.started.erase(id);
@@ -1286,10 +1290,15 @@ void Scheduler::TakeBackStart(Pass& pass, JobId id, const Job& taker, PoolIndex 
                               fmt::format("the GPUs it would borrow in pool '{}' went to job {}: account "
                                           "'{}' needs its nominal quota back",
                                           pool_name, taker.id, accounts.account(taker.account).path)}
-              : PendingReason{ReasonCode::kPriority,
-                              fmt::format("the GPUs it would use in pool '{}' went to job {} of the "
-                                          "higher class '{}'",
-                                          pool_name, taker.id, taker.spec.priority_class)};
+      : taker.priority > started.priority
+          ? PendingReason{ReasonCode::kPriority,
+                          fmt::format("the GPUs it would use in pool '{}' went to job {} of the "
+                                      "higher class '{}'",
+                                      pool_name, taker.id, taker.spec.priority_class)}
+          : PendingReason{ReasonCode::kPriority,
+                          fmt::format("the GPUs it would use in pool '{}' went to job {}, which has "
+                                      "attained less service (las)",
+                                      pool_name, taker.id)};
   model_->FindMutableJob(id)->reason = reason;
   pass.preempted_reasons.emplace_back(id, std::move(reason));
 }

@@ -199,6 +199,7 @@ class Scheduler {
   int reservation_depth_ = 1;
   RuntimePredictor predictor_;  // learns from every job that ends; read by the "predicted" order
   LasLevels las_;                // the "las" order's queues; its jobs preempt by them
+  bool las_order_ = false;       // queue_order las
   bool las_preempts_ = false;    // queue_order las with priority preemption on
   std::unique_ptr<QueueOrder> order_;
   ReservationBook book_;  // reused by every pass; keeps plans that are still right

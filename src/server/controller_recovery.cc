@@ -194,8 +194,15 @@ Status Controller::Recover() {
         status = scheduler_->Submit(row.id, record.request->spec, row.submit_time);
       }
       if (status.ok()) {
-        scheduler_->RestoreService(row.id, doc.value("attained_gpu_seconds", 0.0), doc.value("requeue_time", Time{0}),
-                                   doc.value("forgiven_gpu_seconds", 0.0), doc.value("restarts", 0));
+        // Ranking fields: a damaged one counts as 0 rather than failing a healthy job.
+        auto number = [&doc](const char* key) {
+          const json& value = doc.value(key, json());
+          return value.is_number() ? value.get<double>() : 0.0;
+        };
+        const json& restarts = doc.value("restarts", json());
+        scheduler_->RestoreService(row.id, number("attained_gpu_seconds"), static_cast<Time>(number("requeue_time")),
+                                   number("forgiven_gpu_seconds"),
+                                   restarts.is_number_integer() ? restarts.get<int>() : 0);
       }
     }
     } catch (const std::exception& error) {
