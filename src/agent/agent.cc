@@ -267,8 +267,8 @@ void Agent::WatchTasks() {
   }
 }
 
-void Agent::Launch(const json& assignment) {
-  TaskKey key{assignment.value("job", JobId{0}), assignment.value("epoch", uint64_t{0}), assignment.value("task", 0)};
+void Agent::Launch(const TaskAssignment& assignment) {
+  TaskKey key{assignment.job, assignment.epoch, assignment.task};
   const auto& [job, epoch, index] = key;
   if (tasks_.contains(key)) return;
   // Fencing: an allocation older than one this node has seen must never start.
@@ -279,9 +279,9 @@ void Agent::Launch(const json& assignment) {
   highest_epoch_[job] = epoch;
 
   TaskLaunch launch{.job = job, .epoch = epoch, .task_index = index};
-  for (const json& arg : assignment.value("argv", json::array())) launch.argv.push_back(arg.get<std::string>());
-  launch.script = assignment.value("script", "");
-  for (const json& arg : assignment.value("script_args", json::array())) launch.script_args.push_back(arg.get<std::string>());
+  launch.argv = assignment.argv;
+  launch.script = assignment.script;
+  launch.script_args = assignment.script_args;
   // The task sees a small base environment of the agent's, then the job's.
   for (const char* name : {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ"}) {
     if (const char* value = std::getenv(name)) launch.environment[name] = value;
@@ -296,12 +296,11 @@ void Agent::Launch(const json& assignment) {
   if (!tools.empty() && !(":" + launch.environment["PATH"] + ":").starts_with(":" + tools + ":")) {
     launch.environment["PATH"] = tools + ":" + launch.environment["PATH"];
   }
-  const json environment = assignment.value("environment", json::object());
-  for (const auto& [name, value] : environment.items()) launch.environment[name] = value.get<std::string>();
+  for (const auto& [name, value] : assignment.MergedEnvironment()) launch.environment[name] = value;
   // Whose uid the task gets; a job no Unix user is mapped for does not start.
   Status user_status = OkStatus();
   if (users_) {
-    StatusOr<UnixUser> user = users_->Resolve(assignment.value("user", ""), assignment.value("account", ""));
+    StatusOr<UnixUser> user = users_->Resolve(assignment.user, assignment.account);
     if (user.ok()) {
       launch.uid = user->uid;
       launch.gid = user->gid;
@@ -311,8 +310,8 @@ void Agent::Launch(const json& assignment) {
       user_status = user.status();
     }
   }
-  fs::path work = assignment.value("working_directory", "");
-  const bool fallback = assignment.value("fallback_to_own_directory", false);
+  fs::path work = assignment.working_directory;
+  const bool fallback = assignment.fallback_to_own_directory;
   if (work.empty() || fallback) {
     // The job's own directory under the agent's work/ (which only root may change, so the path
     // cannot be swapped for a link): created here, then given to the job's user.
@@ -327,19 +326,19 @@ void Agent::Launch(const json& assignment) {
       launch.fallback_working_directory = own.string();
     }
   }
-  launch.stdout_optional = assignment.value("stdout_optional", false);
+  launch.stdout_optional = assignment.stdout_optional;
   launch.working_directory = work.is_absolute() ? work.string() : (fs::path(options_.state_dir) / "work" / work).string();
   // The job's own output files, opened by the shim as the job's user. Slurm's rule: with an
   // output file and no error file, stderr goes to the output file too.
-  launch.stdout_path = assignment.value("stdout", "");
-  launch.stderr_path = assignment.value("stderr", "");
+  launch.stdout_path = assignment.stdout_path;
+  launch.stderr_path = assignment.stderr_path;
   launch.stderr_to_stdout = !launch.stdout_path.empty() && launch.stderr_path.empty();
   Task task;
-  Time start = assignment.value("start_time", Time{0});
-  Time limit = assignment.value("time_limit", Time{0});
+  const Time start = assignment.start_time;
+  const Time limit = assignment.time_limit;
   task.deadline = start > 0 && limit > 0 ? start + limit : 0;
-  task.grace_seconds = assignment.value("grace_seconds", 30.0);
-  launch.limits = {.cpus = assignment.value("cpus", 0), .memory_bytes = assignment.value("memory_bytes", int64_t{0})};
+  task.grace_seconds = assignment.grace_seconds;
+  launch.limits = {.cpus = static_cast<int>(assignment.cpus), .memory_bytes = assignment.memory_bytes};
   StatusOr<RunningTask> running = user_status.ok() ? runner_.Launch(launch) : StatusOr<RunningTask>(user_status);
   if (!running.ok()) {
     // The job ends failed; its stderr says why, so `allot logs` shows it.
@@ -357,10 +356,8 @@ void Agent::Launch(const json& assignment) {
 Status Agent::SyncOnce() {
   const uint64_t exits_before = exits_seen_;
   WatchTasks();
-  json report = {{"hostname", HostName()}, {"address", options_.address}, {"gpus", gpus_.count},
-                 {"gpu_model", gpus_.model}};
-  json tasks = json::array();
-  json logs = json::array();
+  AgentReport report{.hostname = HostName(), .address = options_.address,
+                     .gpus = static_cast<uint64_t>(gpus_.count), .gpu_model = gpus_.model};
   // Output offsets advance only once the server has answered; until then the same bytes are
   // sent again, and the server skips what it already has.
   std::vector<std::pair<int64_t*, int64_t>> shipped_on_reply;
@@ -379,7 +376,7 @@ Status Agent::SyncOnce() {
       if (data.empty()) return false;
       const bool more = data.size() == kChunk;
       shipped_on_reply.emplace_back(&shipped, shipped + static_cast<int64_t>(data.size()));
-      logs.push_back({{"job", job}, {"task", index}, {"stream", stream}, {"offset", shipped}, {"data", std::move(data)}});
+      report.logs.push_back({.job = job, .task = index, .stream = stream, .offset = shipped, .data = std::move(data)});
       return more;
     };
     bool more = ship(task.running.stdout_path, "out", task.shipped_out);
@@ -388,16 +385,12 @@ Status Agent::SyncOnce() {
     // task's files are gone, and for a step's task they are the only copy.
     const bool exited = task.exit_code.has_value() && !more;
     output_left |= task.exit_code.has_value() && more;
-    json entry = {{"job", job}, {"epoch", epoch}, {"task", index}, {"state", exited ? "exited" : "running"}};
-    if (exited) entry["exit_code"] = *task.exit_code;
-    if (task.timed_out) entry["timed_out"] = true;
-    if (task.out_of_memory) entry["out_of_memory"] = true;
+    report.tasks.push_back({.job = job, .epoch = epoch, .task = index, .exited = exited,
+                            .exit_code = exited ? task.exit_code : std::nullopt, .timed_out = task.timed_out,
+                            .out_of_memory = task.out_of_memory});
     running |= !task.exit_code.has_value();
-    tasks.push_back(std::move(entry));
   }
-  const bool shipped_any = !logs.empty();
-  report["tasks"] = std::move(tasks);
-  report["logs"] = std::move(logs);
+  const bool shipped_any = !report.logs.empty();
   // A long poll, unless a task exited since WatchTasks looked (see OnTaskExit), or exits can
   // only be seen by polling here.
   double wait = running && !watching_exits_ ? options_.poll_seconds : options_.wait_seconds;
@@ -413,11 +406,10 @@ Status Agent::SyncOnce() {
   }
   in_long_poll_ = true;
   if (exits_seen_ != exits_before) wait = 0;
-  report["wait_seconds"] = wait;
+  report.wait_seconds = wait;
 
   std::string path = fmt::format("/v1/agents/{}/sync", options_.node);
-  httplib::Result result = Client()->Post(path, report.dump(-1, ' ', false, json::error_handler_t::replace),
-                                          "application/json");
+  httplib::Result result = Client()->Post(path, RenderAgentReport(report), "application/json");
   in_long_poll_ = false;
   if (!result) {
     // Interrupted on purpose (a task exited, or Stop): sync again at once, on a fresh client
@@ -458,23 +450,31 @@ Status Agent::SyncOnce() {
     WaitBeforeRetry(wait);
     return OkStatus();
   }
+  StatusOr<SyncReply> orders = ParseSyncReply(result->body);
+  if (!orders.ok()) {
+    // A reply this agent does not understand (a newer or broken server): keep the tasks, say
+    // so, and try again; what was sent is sent again.
+    spdlog::error("sync: cannot read the server's reply: {}", orders.status().message());
+    WaitBeforeRetry(backoff_.Next());
+    return OkStatus();
+  }
   backoff_.Reset();
-  if (double heartbeat = reply.value("heartbeat_seconds", 0.0); heartbeat > 0) backoff_.set_max(std::min(30.0, heartbeat));
+  if (orders->heartbeat_seconds > 0) backoff_.set_max(std::min(30.0, orders->heartbeat_seconds));
   for (const auto& [shipped, to] : shipped_on_reply) *shipped = to;
-  for (const json& ack : reply.value("acks", json::array())) {
-    TaskKey key{ack.value("job", JobId{0}), ack.value("epoch", uint64_t{0}), ack.value("task", 0)};
-    auto found = tasks_.find(key);
+  for (const TaskAck& ack : orders->acks) {
+    auto found = tasks_.find({ack.job, ack.epoch, ack.task});
     if (found == tasks_.end() || !found->second.exit_code) continue;
     runner_.Collect(found->second.running);
     tasks_.erase(found);
   }
-  for (const json& kill : reply.value("kills", json::array())) {
-    TaskKey key{kill.value("job", JobId{0}), kill.value("epoch", uint64_t{0}), kill.value("task", 0)};
-    if (auto found = tasks_.find(key); found != tasks_.end()) Terminate(found->second, kill.value("grace_seconds", 30.0));
+  for (const TaskKill& kill : orders->kills) {
+    if (auto found = tasks_.find({kill.job, kill.epoch, kill.task}); found != tasks_.end()) {
+      Terminate(found->second, kill.grace_seconds);
+    }
   }
-  for (const json& assignment : reply.value("assignments", json::array())) Launch(assignment);
+  for (const TaskAssignment& assignment : orders->assignments) Launch(assignment);
   // The server has no thread to spare for a long poll now: come back later, or at an exit.
-  if (double later = reply.value("next_sync_seconds", 0.0); later > 0) {
+  if (double later = orders->next_sync_seconds; later > 0) {
     std::unique_lock lock(wake_mutex_);
     const uint64_t seen = exits_seen_;
     wake_.wait_for(lock, std::chrono::duration<double>(later), [&] { return stopping_ || exits_seen_ != seen; });

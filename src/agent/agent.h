@@ -32,6 +32,7 @@
 #include <tuple>
 
 #include "agent/backoff.h"
+#include "api/agent_protocol.h"
 #include "agent/exit_watcher.h"
 #include "agent/gpus.h"
 #include "agent/task_runner.h"
@@ -99,7 +100,7 @@ class Agent {
   Status SyncOnce();
   void WatchTasks();
   void Terminate(Task& task, double grace_seconds);
-  void Launch(const nlohmann::json& assignment);
+  void Launch(const TaskAssignment& assignment);
   // From the exit watcher's thread: a shim exited; interrupt the long poll if one is waiting.
   void OnTaskExit();
 

@@ -9,13 +9,13 @@
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <tuple>
 #include <vector>
 
 #include "agent/backoff.h"
 #include "agent/open_files.h"
+#include "api/agent_protocol.h"
 #include "core/config.h"
 
 namespace allot {
@@ -25,7 +25,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 struct Counters {
@@ -77,23 +76,21 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
 
   void Sync() {
     MarkEnded();
-    json tasks = json::array();
+    AgentReport report{.hostname = name_, .gpus = static_cast<uint64_t>(gpus_), .gpu_model = model_};
     bool exited = false;
     for (const auto& [key, task] : tasks_) {
       const auto& [job, epoch, index] = key;
-      json entry = {{"job", job}, {"epoch", epoch}, {"task", index}, {"state", task.exited ? "exited" : "running"}};
-      if (task.exited) entry["exit_code"] = task.exit_code;
+      report.tasks.push_back({.job = job, .epoch = epoch, .task = index, .exited = task.exited,
+                              .exit_code = task.exited ? std::optional<int>(task.exit_code) : std::nullopt});
       exited |= task.exited;
-      tasks.push_back(std::move(entry));
     }
-    json report = {{"hostname", name_}, {"gpus", gpus_}, {"gpu_model", model_}, {"tasks", std::move(tasks)},
-                   {"wait_seconds", exited ? 0.0 : sim_.options.wait_seconds}};
+    report.wait_seconds = exited ? 0.0 : sim_.options.wait_seconds;
     request_ = {http::verb::post, "/v1/agents/" + name_ + "/sync", 11};
     request_.set(http::field::host, sim_.host);
     request_.set(http::field::authorization, "Bearer " + sim_.options.token);
     request_.set(http::field::content_type, "application/json");
     request_.keep_alive(true);
-    request_.body() = report.dump();
+    request_.body() = RenderAgentReport(report);
     request_.prepare_payload();
     in_flight_ = true;
     ArmExitTimer();
@@ -136,34 +133,35 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     if (error) return Failed(error);
     if (!response_.keep_alive()) Reconnect();
     ++sim_.counters.syncs;
-    json reply = json::parse(response_.body(), nullptr, false);
-    if (response_.result() != http::status::ok || !reply.is_object()) {
+    StatusOr<SyncReply> reply = response_.result() == http::status::ok ? ParseSyncReply(response_.body())
+                                                                        : StatusOr<SyncReply>(InternalError("the server answered {}", response_.result_int()));
+    if (!reply.ok()) {
       ++sim_.counters.errors;
       return Retry(BackoffDelay());
     }
     backoff_.Reset();
     const Clock::time_point now = Clock::now();
-    for (const json& ack : reply.value("acks", json::array())) {
-      auto found = tasks_.find({ack.value("job", uint64_t{0}), ack.value("epoch", uint64_t{0}), ack.value("task", 0)});
+    for (const TaskAck& ack : reply->acks) {
+      auto found = tasks_.find({ack.job, ack.epoch, ack.task});
       if (found != tasks_.end() && found->second.exited) tasks_.erase(found);
     }
-    for (const json& kill : reply.value("kills", json::array())) {
-      auto found = tasks_.find({kill.value("job", uint64_t{0}), kill.value("epoch", uint64_t{0}), kill.value("task", 0)});
+    for (const TaskKill& kill : reply->kills) {
+      auto found = tasks_.find({kill.job, kill.epoch, kill.task});
       if (found != tasks_.end() && !found->second.exited) {
         found->second = {now, true, 143};
         ++sim_.counters.killed;
         --sim_.counters.running;
       }
     }
-    for (const json& assignment : reply.value("assignments", json::array())) {
-      TaskKey key{assignment.value("job", uint64_t{0}), assignment.value("epoch", uint64_t{0}), assignment.value("task", 0)};
+    for (const TaskAssignment& assignment : reply->assignments) {
+      TaskKey key{assignment.job, assignment.epoch, assignment.task};
       if (tasks_.contains(key)) continue;
       double seconds = sim_.SampleRuntime();
       tasks_[key] = {now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds))};
       ++sim_.counters.started;
       ++sim_.counters.running;
     }
-    if (double later = reply.value("next_sync_seconds", 0.0); later > 0) {
+    if (double later = reply->next_sync_seconds; later > 0) {
       return Retry(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(later)));
     }
     Sync();

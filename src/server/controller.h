@@ -37,6 +37,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/agent_protocol.h"
 #include "api/submit_request.h"
 #include "core/config.h"
 #include "sched/scheduler.h"
@@ -182,7 +183,9 @@ class Controller {
   // and gets the tasks it should run and those it should kill (docs/agents.md). `done` gets the
   // reply, once: at once when there is something to say, else when work for the node appears
   // or its wait is over (a long poll). A waiting sync holds no thread, only its entry here.
-  using SyncDone = std::function<void(StatusOr<nlohmann::json>)>;
+  // `done` may be called under the state lock: it must only hand the reply on (the reply is
+  // made cheaply there, its JSON text later, by RenderSyncReply outside the lock).
+  using SyncDone = std::function<void(StatusOr<SyncReply>)>;
   void AgentSync(const Principal& who, std::string_view node, std::string_view body, SyncDone done);
   // A task's output from `offset`: {"data", "next_offset", "complete"}.
   // Enrols a node: mints the agent token bound to it, once (a bootstrap or operator token may;
@@ -239,7 +242,7 @@ class Controller {
     struct StartCache {
       uint64_t epoch = 0;
       std::string hostlist;          // the nodes in task order, in Slurm's form "a[1-2],b7"
-      nlohmann::json environment;    // the variables that are the same for every task
+      std::shared_ptr<const EnvironmentVariables> environment;  // the same for every task
     };
     mutable std::optional<StartCache> start_cache;
   };
@@ -320,8 +323,10 @@ class Controller {
   // Marks down the nodes whose agents stopped syncing.
   void CheckAgents(Time now, WriteBatch& batch);
   // The tasks of running jobs placed on `node` as the agent should run them.
-  nlohmann::json AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
-  nlohmann::json TaskEnvironment(const Job& job, const JobRecord& record, int task) const;
+  std::vector<TaskAssignment> AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
+  // The variables of task `task` of the job that are its own (its GPUs, ranks), over the ones
+  // all its tasks share (StartCacheOf).
+  EnvironmentVariables TaskEnvironment(const Job& job, const JobRecord& record, int task) const;
   // The job's StartCache for its current epoch, made on first use (under the state lock).
   const JobRecord::StartCache& StartCacheOf(const Job& job, const JobRecord& record) const;
   std::string LogPath(JobId id, int task, std::string_view stream) const;
@@ -340,7 +345,7 @@ class Controller {
   void CompleteLongPoll(NodeIndex node, bool superseded = false);
   // LiveJobJson and what only the store keeps (the job's steps).
   nlohmann::json StoredLiveJobJson(const Job& job, const JobRecord& record) const;
-  nlohmann::json KillsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
+  std::vector<TaskKill> KillsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const;
   // Whether the agent of `node` should go on running task `index` of job `id` in `epoch`: a task
   // of the job's current allocation placed there, or a live step's task there.
   bool TaskIsCurrent(JobId id, uint64_t epoch, int index, NodeIndex node) const;
@@ -349,7 +354,7 @@ class Controller {
   // The step task a task index names, if the index is a step's.
   static std::pair<Step*, StepTask*> FindStepTask(JobRecord& record, int index);
   static std::pair<const Step*, const StepTask*> FindStepTask(const JobRecord& record, int index);
-  nlohmann::json StepAssignment(const Job& job, const JobRecord& record, const Step& step, const StepTask& task) const;
+  TaskAssignment StepAssignment(const Job& job, const JobRecord& record, const Step& step, const StepTask& task) const;
   nlohmann::json StepJson(const Job& job, const Step& step) const;
   // Looks up a step the caller may see: its job's own credential, or whoever sees the job.
   StatusOr<std::pair<const Job*, JobRecord*>> StepJob(const Principal& who, JobId id) const;

@@ -70,12 +70,10 @@ std::pair<const Step*, const StepTask*> Controller::FindStepTask(const JobRecord
   return {&step, &step.tasks[offset]};
 }
 
-json Controller::KillsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const {
-  json kills = json::array();
+std::vector<TaskKill> Controller::KillsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const {
+  std::vector<TaskKill> kills;
   for (const auto& [id, epoch, index] : known) {
-    if (!TaskIsCurrent(id, epoch, index, node)) {
-      kills.push_back({{"job", id}, {"epoch", epoch}, {"task", index}, {"grace_seconds", options_.kill_grace_seconds}});
-    }
+    if (!TaskIsCurrent(id, epoch, index, node)) kills.push_back({id, epoch, index, options_.kill_grace_seconds});
   }
   return kills;
 }
@@ -92,18 +90,16 @@ void Controller::CompleteLongPoll(NodeIndex node, bool superseded) {
     }
   }
   // A superseded poll hands out nothing: its agent gets all of it from the sync that replaced it.
-  json assignments = superseded ? json::array() : AssignmentsFor(node, poll.known);
-  json kills = superseded ? json::array() : KillsFor(node, poll.known);
-  if (options_.fencing_epoch > 0 && (!assignments.empty() || !kills.empty())) {
-    // Several servers share the store: work is handed out only by a sync whose reply waits for a
-    // fenced commit, never from here (this may run under the state lock). The empty reply makes
-    // the agent sync again at once, and that sync delivers it.
-    assignments = json::array();
-    kills = json::array();
+  SyncReply reply{.node = scheduler_->model().cluster().node(node).name, .heartbeat_seconds = HeartbeatSeconds()};
+  // Several servers sharing the store hand out work only by a sync whose reply waits for a
+  // fenced commit, never from here (this may run under the state lock). The empty reply makes
+  // the agent sync again at once, and that sync delivers it.
+  if (!superseded && options_.fencing_epoch == 0) {
+    reply.assignments = AssignmentsFor(node, poll.known);
+    reply.kills = KillsFor(node, poll.known);
   }
-  json reply = {{"node", scheduler_->model().cluster().node(node).name}, {"heartbeat_seconds", HeartbeatSeconds()},
-                {"assignments", std::move(assignments)}, {"kills", std::move(kills)}, {"acks", json::array()}};
-  // The callback only hands the reply to the network thread: cheap, and it takes no lock of ours.
+  // The callback only hands the reply to the network thread, which writes its JSON: cheap, and
+  // it takes no lock of ours.
   poll.done(std::move(reply));
 }
 
@@ -204,8 +200,7 @@ const Controller::JobRecord::StartCache& Controller::StartCacheOf(const Job& job
   }
   JobRecord::StartCache cache{.epoch = job.epoch, .hostlist = CompressHostList(nodes)};
   const int processes = record.request->processes_per_task;
-  json& environment = cache.environment;
-  environment = {
+  EnvironmentVariables environment = {
       {"ALLOT_JOB_ID", std::to_string(job.id)},
       {"ALLOT_JOB_NAME", job.spec.name},
       {"ALLOT_ACCOUNT", job.spec.account},
@@ -250,13 +245,14 @@ const Controller::JobRecord::StartCache& Controller::StartCacheOf(const Job& job
     slurm["SLURM_ARRAY_TASK_ID"] = std::to_string(record.array_index);
   }
   for (auto& [name, value] : slurm) environment[name] = std::move(value);
+  cache.environment = std::make_shared<const EnvironmentVariables>(std::move(environment));
   record.start_cache = std::move(cache);
   return *record.start_cache;
 }
 
-json Controller::TaskEnvironment(const Job& job, const JobRecord& record, int task) const {
+EnvironmentVariables Controller::TaskEnvironment(const Job& job, const JobRecord& record, int task) const {
   const Cluster& cluster = scheduler_->model().cluster();
-  json environment = StartCacheOf(job, record).environment;
+  EnvironmentVariables environment;
   std::string gpus;
   for (int gpu = 0; gpu < kMaxGpusPerNode; ++gpu) {
     if (job.tasks[task].gpu_mask & (uint32_t{1} << gpu)) gpus += (gpus.empty() ? "" : ",") + std::to_string(gpu);
@@ -304,8 +300,9 @@ static std::string ExpandOutputPattern(std::string_view pattern, const Job& job,
   return out;
 }
 
-json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId, uint64_t, int>>& known) const {
-  json assignments = json::array();
+std::vector<TaskAssignment> Controller::AssignmentsFor(NodeIndex node,
+                                                      const std::set<std::tuple<JobId, uint64_t, int>>& known) const {
+  std::vector<TaskAssignment> assignments;
   const Model& model = scheduler_->model();
   for (JobId id : model.JobsOnNode(node)) {
     const Job& job = *model.FindJob(id);
@@ -329,19 +326,17 @@ json Controller::AssignmentsFor(NodeIndex node, const std::set<std::tuple<JobId,
       std::string output = request.output;
       bool default_output = request.batch && output.empty();
       if (default_output) output = record.array_index >= 0 ? "slurm-%A_%a.out" : "slurm-%j.out";
-      json assignment = {
-          {"job", id}, {"epoch", job.epoch}, {"task", task}, {"name", job.spec.name}, {"user", job.spec.user},
-          {"account", job.spec.account},
-          {"argv", job.spec.command}, {"script", request.script}, {"script_args", request.script_args},
-          {"environment", TaskEnvironment(job, record, task)}, {"working_directory", working_directory},
-          {"stdout", ExpandOutputPattern(output, job, array_job, record.array_index, task)},
-          {"stderr", ExpandOutputPattern(request.error, job, array_job, record.array_index, task)},
-          {"start_time", job.start_time}, {"time_limit", job.spec.time_limit},
-          {"cpus", job.spec.cpus_per_task}, {"memory_bytes", job.spec.memory_per_task},
-          {"grace_seconds", options_.kill_grace_seconds}};
-      if (default_output) assignment["stdout_optional"] = true;
-      if (!request.submit_dir.empty()) assignment["fallback_to_own_directory"] = true;
-      assignments.push_back(std::move(assignment));
+      assignments.push_back({
+          .job = id, .epoch = job.epoch, .task = task, .name = job.spec.name, .user = job.spec.user,
+          .account = job.spec.account, .argv = job.spec.command, .script = request.script,
+          .script_args = request.script_args, .shared_environment = StartCacheOf(job, record).environment,
+          .environment = TaskEnvironment(job, record, task), .working_directory = working_directory,
+          .fallback_to_own_directory = !request.submit_dir.empty(),
+          .stdout_path = ExpandOutputPattern(output, job, array_job, record.array_index, task),
+          .stderr_path = ExpandOutputPattern(request.error, job, array_job, record.array_index, task),
+          .stdout_optional = default_output, .start_time = job.start_time, .time_limit = job.spec.time_limit,
+          .cpus = job.spec.cpus_per_task, .memory_bytes = job.spec.memory_per_task,
+          .grace_seconds = options_.kill_grace_seconds});
     }
     if (record.steps.empty()) continue;
     for (const Step& step : record.steps) {
@@ -367,7 +362,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
   std::vector<LogWrite> log_writes;
   Store::Ticket ticket;
   bool parked = false;
-  StatusOr<json> reply = [&]() -> StatusOr<json> {
+  StatusOr<SyncReply> reply = [&]() -> StatusOr<SyncReply> {
   if (who.role != Role::kAgent && !who.is_operator()) {
     return Status(StatusCode::kPermissionDenied, "only agents sync nodes");
   }
@@ -378,21 +373,21 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
                                                  "create --role agent --node {}", node_name, node_name)
                                    : fmt::format("this agent token is node '{}''s, not '{}''s", who.node, node_name));
   }
-  ALLOT_ASSIGN_OR_RETURN(json report, ParseAgentReport(body));
+  ALLOT_ASSIGN_OR_RETURN(AgentReport report, ParseAgentReport(body));
   {
     std::unique_lock lock(mutex_);
     const Time now = Now();
     ALLOT_ASSIGN_OR_RETURN(NodeIndex node, FindNode(node_name));
     const Cluster& cluster = scheduler_->model().cluster();
     const Node& shape = cluster.node(node);
-    if (report.contains("gpus") && report["gpus"] != shape.gpus) {
+    if (report.gpus && *report.gpus != static_cast<uint64_t>(shape.gpus)) {
       return InvalidArgumentError("node '{}' has {} GPUs in the config, but its agent found {}; fix the config or "
-                                  "the agent's --gpus", node_name, shape.gpus, report["gpus"].dump());
+                                  "the agent's --gpus", node_name, shape.gpus, *report.gpus);
     }
     const std::string& pool_model = cluster.pool(shape.pool).gpu_model;
-    if (report.contains("gpu_model") && !SameGpuModel(report.value("gpu_model", ""), pool_model)) {
+    if (report.gpu_model && !SameGpuModel(*report.gpu_model, pool_model)) {
       return InvalidArgumentError("node '{}' is in a pool of {} GPUs, but its agent found {}", node_name, pool_model,
-                                  report["gpu_model"].dump());
+                                  json(*report.gpu_model).dump(-1, ' ', false, json::error_handler_t::replace));
     }
     WriteBatch batch;
     AgentState& agent = agents_[node];
@@ -402,8 +397,8 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
     CompleteLongPoll(node, /*superseded=*/true);
     bool first_sync = agent.last_seen == 0;
     agent.last_seen = now;
-    agent.hostname = report.value("hostname", agent.hostname);
-    agent.address = report.value("address", agent.address);
+    if (report.hostname) agent.hostname = *report.hostname;
+    if (report.address) agent.address = *report.address;
     if (first_sync) {
       batch.PutSetting({"agent", std::string(node_name), json{{"hostname", agent.hostname}, {"address", agent.address}}.dump()});
     }
@@ -418,17 +413,13 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
 
     // Output the tasks wrote since the last sync, appended where it belongs (a resent chunk is
     // skipped: the offset says where it starts).
-    // ParseAgentReport leaves "logs" and "tasks" always present, as arrays: read in place, not
-    // copied (a report's output can be hundreds of KiB, and this runs under the state lock).
-    for (json& chunk : report.at("logs")) {
-      JobId id = chunk.value("job", JobId{0});
-      int task = chunk.value("task", 0);
-      std::string stream = chunk.value("stream", "out");
+    // The data is moved, not copied: a report's output can be hundreds of KiB, and this runs
+    // under the state lock.
+    for (OutputChunk& chunk : report.logs) {
       // Only output of a task this node runs (or ran, for a job that has just ended): an agent
       // cannot write into another node's jobs' logs.
-      if (!TaskRanOn(id, task, node)) continue;
-      std::string data = chunk.contains("data") ? std::move(chunk["data"].get_ref<std::string&>()) : std::string();
-      log_writes.push_back({id, LogPath(id, task, stream), chunk.value("offset", int64_t{0}), std::move(data)});
+      if (!TaskRanOn(chunk.job, chunk.task, node)) continue;
+      log_writes.push_back({chunk.job, LogPath(chunk.job, chunk.task, chunk.stream), chunk.offset, std::move(chunk.data)});
     }
     // Counted before the state lock is released, so a reader who sees an exit this sync reports
     // waits for the output that came with it (JobLogs). Only the count is under log_mutex_,
@@ -438,13 +429,12 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       for (const LogWrite& write : log_writes) ++log_writes_in_flight_[write.job];
     }
 
-    json kills = json::array();
-    json acks = json::array();
+    SyncReply reply{.node = std::string(node_name), .heartbeat_seconds = HeartbeatSeconds()};
     std::set<std::tuple<JobId, uint64_t, int>> known;
-    for (const json& task : report.at("tasks")) {
-      JobId id = task.value("job", JobId{0});
-      uint64_t epoch = task.value("epoch", uint64_t{0});
-      int index = task.value("task", -1);
+    for (const ReportedTask& task : report.tasks) {
+      const JobId id = task.job;
+      const uint64_t epoch = task.epoch;
+      const int index = task.task;
       known.insert({id, epoch, index});
       const Job* job = scheduler_->model().FindJob(id);
       bool current = TaskIsCurrent(id, epoch, index, node);
@@ -453,9 +443,9 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
                                    ? FindStepTask(records_.at(id), index)
                                    : std::pair<Step*, StepTask*>{nullptr, nullptr};
       if (step_task != nullptr) {
-        if (task.value("state", "") == "exited") {
-          acks.push_back({{"job", id}, {"epoch", epoch}, {"task", index}});
-          step_task->exit_code = task.value("exit_code", 1);
+        if (task.exited) {
+          reply.acks.push_back({id, epoch, index});
+          step_task->exit_code = task.exit_code.value_or(1);
           if (step->ended()) step->request.environment.clear();  // nothing starts from it any more
           PersistLive(id, batch);
         }
@@ -469,13 +459,13 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
           record.placed_at.reset();
         }
       }
-      if (task.value("state", "") == "exited") {
-        acks.push_back({{"job", id}, {"epoch", epoch}, {"task", index}});
+      if (task.exited) {
+        reply.acks.push_back({id, epoch, index});
         if (!current) continue;  // an older allocation's task, or the job ended meanwhile
         JobRecord& record = records_.at(id);
-        record.task_exits[index] = task.value("exit_code", 1);
-        if (task.value("timed_out", false)) record.timed_out = true;
-        if (task.value("out_of_memory", false)) record.out_of_memory = true;
+        record.task_exits[index] = task.exit_code.value_or(1);
+        if (task.timed_out) record.timed_out = true;
+        if (task.out_of_memory) record.out_of_memory = true;
         // A batch job ends with its batch step (its script); any other job with its last task.
         const size_t needed = record.request->batch ? 1 : job->tasks.size();
         if (record.task_exits.size() < needed) {
@@ -508,17 +498,17 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
         }
       } else if (!current) {
         // Not this node's to run (any more): cancelled, ended, preempted, or a stale epoch.
-        kills.push_back({{"job", id}, {"epoch", epoch}, {"task", index}, {"grace_seconds", options_.kill_grace_seconds}});
+        reply.kills.push_back({id, epoch, index, options_.kill_grace_seconds});
       }
     }
-    json assignments = AssignmentsFor(node, known);
+    reply.assignments = AssignmentsFor(node, known);
     // A long poll never outlasts half the time after which its node is taken for lost, so a
     // waiting agent is never marked down; each is spread by up to 10% so that polls that began
     // together do not all come back together.
-    double wait = std::min({report.value("wait_seconds", 0.0), options_.agent_wait_max_seconds,
+    double wait = std::min({report.wait_seconds, options_.agent_wait_max_seconds,
                             HeartbeatSeconds() * options_.missed_heartbeats / 2});
     if (wait > 1) wait *= std::uniform_real_distribution<double>(0.9, 1.0)(jitter_);
-    if (assignments.empty() && kills.empty() && acks.empty() && batch.empty() && wait > 0) {
+    if (reply.assignments.empty() && reply.kills.empty() && reply.acks.empty() && batch.empty() && wait > 0) {
       // Nothing to say: the sync waits here, holding no thread, until work for this node
       // appears (WakeNode) or its wait is over (the timer), whichever is first.
       LongPoll& poll = long_polls_[node];
@@ -529,18 +519,17 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
                                    std::make_pair(node, serial));
       long_poll_timer_wakeup_.notify_one();
       parked = true;
-      return json();
+      return SyncReply();
     }
     // A sync that changed nothing and delivers nothing writes nothing; one that delivers work
     // waits for what is queued before it (the starts it reports) to be durable. A server of
     // several sharing a store (fencing) also commits, if only the fence, before it kills a task,
     // acknowledges an exit or takes output: a deposed leader must not act on a node at all.
-    const bool acts = !kills.empty() || !acks.empty() || !log_writes.empty();
-    if (!batch.empty() || !assignments.empty() || (options_.fencing_epoch > 0 && acts)) {
+    const bool acts = !reply.kills.empty() || !reply.acks.empty() || !log_writes.empty();
+    if (!batch.empty() || !reply.assignments.empty() || (options_.fencing_epoch > 0 && acts)) {
       ticket = Queue(std::move(batch));
     }
-    return json{{"node", node_name}, {"heartbeat_seconds", HeartbeatSeconds()},
-                {"assignments", assignments}, {"kills", kills}, {"acks", acks}};
+    return reply;
   }
   }();
   // The output, appended outside the state lock; a resent chunk is skipped (its offset says where

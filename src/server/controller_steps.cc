@@ -56,18 +56,21 @@ json Controller::StepJson(const Job& job, const Step& step) const {
           {"exit_code", step.ended() ? json(step.exit_code()) : json(nullptr)}};
 }
 
-json Controller::StepAssignment(const Job& job, const JobRecord& record, const Step& step, const StepTask& task) const {
+TaskAssignment Controller::StepAssignment(const Job& job, const JobRecord& record, const Step& step,
+                                         const StepTask& task) const {
   const Cluster& cluster = scheduler_->model().cluster();
   const std::vector<JobNode> nodes = JobNodes(job);
   const JobNode& node = nodes[static_cast<size_t>(task.node)];
   // The job's environment on that node, then the caller's (srun's --export=ALL), then what is
   // the step's own: ranks, counts and GPUs, which must win over what the caller inherited.
-  json environment = TaskEnvironment(job, record, node.first_task);
-  const json node_environment = environment;
+  const EnvironmentVariables node_environment = TaskAssignment{
+      .shared_environment = StartCacheOf(job, record).environment,
+      .environment = TaskEnvironment(job, record, node.first_task)}.MergedEnvironment();
+  EnvironmentVariables environment = node_environment;
   for (const auto& [name, value] : step.request.environment) environment[name] = value;
   // What differs from node to node stays this node's, whatever the caller's node had.
   for (const char* name : {"SLURM_JOB_GPUS", "SLURM_CPUS_ON_NODE"}) {
-    if (node_environment.contains(name)) environment[name] = node_environment[name];
+    if (auto found = node_environment.find(name); found != node_environment.end()) environment[name] = found->second;
   }
   std::vector<std::string> step_nodes;
   std::vector<int> per_node(static_cast<size_t>(step.nodes), 0);
@@ -107,20 +110,19 @@ json Controller::StepAssignment(const Job& job, const JobRecord& record, const S
   };
   if (step.request.gpus_per_task > 0) own["SLURM_GPUS_PER_TASK"] = std::to_string(step.request.gpus_per_task);
   for (auto& [name, value] : own) environment[name] = std::move(value);
-  json assignment = {
-      {"job", job.id}, {"epoch", job.epoch}, {"task", task.index}, {"step", step.id},
-      {"name", job.spec.name}, {"user", job.spec.user}, {"account", job.spec.account},
-      {"argv", step.request.argv}, {"script", ""}, {"environment", environment},
-      {"working_directory", step.request.working_directory}, {"stdout", ""}, {"stderr", ""},
-      {"start_time", job.start_time}, {"time_limit", job.spec.time_limit},
+  return {
+      .job = job.id, .epoch = job.epoch, .task = task.index, .step = step.id,
+      .name = job.spec.name, .user = job.spec.user, .account = job.spec.account,
+      .argv = step.request.argv, .environment = std::move(environment),
+      .working_directory = step.request.working_directory,
+      // The caller's directory may not exist on another node: the task then runs in the job's own.
+      .fallback_to_own_directory = !step.request.working_directory.empty(),
+      .start_time = job.start_time, .time_limit = job.spec.time_limit,
       // The step's tasks on a node share what the job holds there (each gets its part; Slurm
       // puts a step in the job's cgroup instead).
-      {"cpus", node.cpus > 0 ? std::max(1, node.cpus / on_node) : 0},
-      {"memory_bytes", node.memory_bytes / on_node},
-      {"grace_seconds", options_.kill_grace_seconds}};
-  // The caller's directory may not exist on another node: the task then runs in the job's own.
-  if (!step.request.working_directory.empty()) assignment["fallback_to_own_directory"] = true;
-  return assignment;
+      .cpus = node.cpus > 0 ? std::max(1, node.cpus / on_node) : 0,
+      .memory_bytes = node.memory_bytes / on_node,
+      .grace_seconds = options_.kill_grace_seconds};
 }
 
 StatusOr<json> Controller::CreateStep(const Principal& who, JobId id, std::string_view body) {

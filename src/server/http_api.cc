@@ -361,9 +361,16 @@ void HttpApi::Register() {
                                     : who.status());
       return respond(std::move(response));
     }
-    c.AgentSync(*who, request.matches[1].str(), request.body, [respond](StatusOr<json> reply) {
+    c.AgentSync(*who, request.matches[1].str(), request.body, [respond](StatusOr<SyncReply> reply) {
       HttpResponse response;
-      WriteJson(response, reply);
+      if (!reply.ok()) {
+        WriteError(response, reply.status());
+      } else {
+        // The text is made on the network thread: this may be called under the state lock.
+        response.render = [reply = std::make_shared<SyncReply>(std::move(*reply))](HttpResponse& response) {
+          response.set_content(RenderSyncReply(*reply), "application/json");
+        };
+      }
       respond(std::move(response));
     });
   });

@@ -340,6 +340,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session<St
   }
 
   void Write(HttpResponse response, bool keep_alive, unsigned version) {
+    if (response.render) {
+      auto render = std::move(response.render);
+      render(response);
+    }
     auto message = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(response.status), version);
     for (auto& [name, value] : response.headers) message->set(name, value);
     message->body() = std::move(response.body);

@@ -62,6 +62,10 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, fills in the rest of the response on the connection's network thread just before
+  // it is written: for a reply answered under a lock (a long poll's) whose text costs more to
+  // make than the answer itself.
+  std::function<void(HttpResponse&)> render;
 
   void set_content(std::string content, std::string_view content_type);
   void set_header(std::string name, std::string value);
