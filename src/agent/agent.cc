@@ -427,9 +427,11 @@ Status Agent::SyncOnce() {
     WaitBeforeRetry(wait);
     return OkStatus();
   }
-  json reply = json::parse(result->body, nullptr, false);
-  if (result->status != 200 || reply.is_discarded()) {
-    std::string message = reply.is_object() ? reply.value("message", result->body) : result->body;
+  if (result->status != 200) {
+    const json error = json::parse(result->body, nullptr, false);
+    std::string message = error.is_object() && error.contains("message") && error["message"].is_string()
+                              ? error["message"].get<std::string>()
+                              : result->body;
     if (result->status == 400 || result->status == 401 || result->status == 403 || result->status == 404) {
       return Status(StatusCode::kFailedPrecondition, fmt::format("the server refused node '{}': {}", options_.node, message));
     }

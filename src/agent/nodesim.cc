@@ -5,11 +5,13 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <random>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -27,37 +29,36 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
+// Counted by every node, from any of the event loop's threads.
 struct Counters {
-  uint64_t syncs = 0;
-  uint64_t errors = 0;
-  uint64_t started = 0;
-  uint64_t ended = 0;
-  uint64_t killed = 0;
-  size_t running = 0;
+  std::atomic<uint64_t> syncs = 0;
+  std::atomic<uint64_t> errors = 0;
+  std::atomic<uint64_t> started = 0;
+  std::atomic<uint64_t> ended = 0;
+  std::atomic<uint64_t> killed = 0;
+  std::atomic<int64_t> running = 0;
 };
 
 struct Simulation {
   const NodeSimOptions& options;
   net::io_context io;
-  tcp::resolver::results_type endpoint;
+  tcp::endpoint endpoint;  // the server's address: its first IPv4 one, else its first
   std::string host;
-  std::mt19937_64 random;
+  std::mt19937_64 random;  // seeds each node's own (used before the event loop runs)
   double runtime_seconds = 30;
   bool exponential = false;
   Counters counters;
-
-  double SampleRuntime() {
-    if (!exponential) return runtime_seconds;
-    return std::exponential_distribution<double>(1.0 / runtime_seconds)(random);
-  }
 };
 
-// One hollow node: a state machine of syncs over one kept-alive connection.
+// One hollow node: a state machine of syncs over one kept-alive connection. Its handlers run on
+// its own strand, so the nodes are spread over the event loop's threads while each one's steps
+// stay in order.
 class HollowNode : public std::enable_shared_from_this<HollowNode> {
  public:
   HollowNode(Simulation& sim, size_t index, std::string name, int gpus, std::string model)
-      : sim_(sim), index_(index), name_(std::move(name)), gpus_(gpus), model_(std::move(model)), stream_(sim.io),
-        exit_timer_(sim.io), retry_timer_(sim.io) {}
+      : sim_(sim), index_(index), name_(std::move(name)), gpus_(gpus), model_(std::move(model)),
+        strand_(net::make_strand(sim.io)), stream_(strand_), exit_timer_(strand_), retry_timer_(strand_),
+        random_(sim.random()) {}
 
   void Start(Clock::duration delay) {
     retry_timer_.expires_after(delay);
@@ -96,16 +97,19 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     ArmExitTimer();
     stream_.expires_after(std::chrono::seconds(static_cast<int>(sim_.options.wait_seconds) + 30));
     if (connected_) return Write();
-    if (sim_.endpoint.begin()->endpoint().address().is_loopback()) {
+    if (sim_.endpoint.address().is_v4() && sim_.endpoint.address().is_loopback()) {
       // One source address can open only ~28,000 connections to one port (the ephemeral range):
-      // on loopback, each node of a group of 256 takes its own 127.x.y.z, as separate machines would.
+      // on loopback, each node takes its own 127.1.x.y, as separate machines would.
       beast::error_code error;
       stream_.socket().open(tcp::v4(), error);
       net::ip::address_v4::bytes_type bytes = {127, 1, static_cast<unsigned char>((index_ >> 8) & 0xff),
                                                static_cast<unsigned char>(index_ & 0xff)};
       if (!error) stream_.socket().bind(tcp::endpoint(net::ip::address_v4(bytes), 0), error);
     }
-    stream_.async_connect(sim_.endpoint, [self = shared_from_this()](beast::error_code error, const tcp::endpoint&) {
+    // To the one endpoint: connecting to a range of them closes the socket before each try, and
+    // with it the source address bound above (every node then took a port of 127.0.0.1, and the
+    // kernel's search for a free one cost about a millisecond per connection at 18,000 nodes).
+    stream_.async_connect(sim_.endpoint, [self = shared_from_this()](beast::error_code error) {
       if (error) return self->Failed(error);
       self->connected_ = true;
       self->stream_.socket().set_option(tcp::no_delay(true));
@@ -127,7 +131,7 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     if (error == net::error::operation_aborted && interrupted_) {
       // A task ended during the long poll: report it at once, on a new connection.
       interrupted_ = false;
-      Reconnect();
+      Reconnect(/*abandon=*/true);
       return Sync();
     }
     if (error) return Failed(error);
@@ -156,7 +160,7 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     for (const TaskAssignment& assignment : reply->assignments) {
       TaskKey key{assignment.job, assignment.epoch, assignment.task};
       if (tasks_.contains(key)) continue;
-      double seconds = sim_.SampleRuntime();
+      double seconds = SampleRuntime();
       tasks_[key] = {now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds))};
       ++sim_.counters.started;
       ++sim_.counters.running;
@@ -195,9 +199,17 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     });
   }
 
-  void Reconnect() {
+  // `abandon`: the connection carries a waiting sync whose answer no longer matters. It is reset,
+  // not closed: a close would leave it in TIME_WAIT on this side, and with a task ending every
+  // few milliseconds across thousands of nodes the kernel's search for a free port among those
+  // took more of the emulator's time than everything else it does.
+  void Reconnect(bool abandon = false) {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    if (abandon) {
+      stream_.socket().set_option(net::socket_base::linger(true, 0), ignored);
+    } else {
+      stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
     stream_.close();
     connected_ = false;
     buffer_.clear();
@@ -213,6 +225,11 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
     // Back off as a real agent does (exponential, with jitter), so a server that dropped many
     // does not get them all back in the same instant.
     Retry(BackoffDelay());
+  }
+
+  double SampleRuntime() {
+    if (!sim_.exponential) return sim_.runtime_seconds;
+    return std::exponential_distribution<double>(1.0 / sim_.runtime_seconds)(random_);
   }
 
   Clock::duration BackoffDelay() {
@@ -231,13 +248,15 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
   std::string name_;
   int gpus_;
   std::string model_;
+  net::strand<net::io_context::executor_type> strand_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> request_;
   http::response<http::string_body> response_;
   net::steady_timer exit_timer_;
   net::steady_timer retry_timer_;
-  Backoff backoff_{1, 30, sim_.random()};
+  std::mt19937_64 random_;
+  Backoff backoff_{1, 30, random_()};
   std::map<TaskKey, Task> tasks_;
   bool connected_ = false;
   bool in_flight_ = false;
@@ -270,8 +289,18 @@ int RunNodeSim(const NodeSimOptions& options) {
   sim.runtime_seconds = static_cast<double>(*seconds);
   beast::error_code error;
   tcp::resolver resolver(sim.io);
-  sim.endpoint = resolver.resolve(host_port.substr(0, colon), host_port.substr(colon + 1), error);
-  if (error) return fail(InvalidArgumentError("--server: cannot resolve {}: {}", host_port, error.message()));
+  tcp::resolver::results_type addresses = resolver.resolve(host_port.substr(0, colon), host_port.substr(colon + 1), error);
+  if (error || addresses.empty()) {
+    return fail(InvalidArgumentError("--server: cannot resolve {}: {}", host_port, error ? error.message() : "no address"));
+  }
+  // IPv4 first: "localhost" may resolve to ::1 first, while the server listens on 127.0.0.1.
+  sim.endpoint = addresses.begin()->endpoint();
+  for (const auto& address : addresses) {
+    if (address.endpoint().address().is_v4()) {
+      sim.endpoint = address.endpoint();
+      break;
+    }
+  }
   // A socket per hollow node.
   RaiseOpenFileLimit();
 
@@ -298,29 +327,35 @@ int RunNodeSim(const NodeSimOptions& options) {
     });
   }
   net::steady_timer report(sim.io);
-  Counters last;
+  uint64_t last_syncs = 0;
   const Clock::time_point began = Clock::now();
   std::function<void(beast::error_code)> tick = [&](beast::error_code failed) {
     if (failed) return;
     const Counters& now = sim.counters;
-    std::printf("nodesim: %6.0f s  %7.0f syncs/s  %zu tasks running  %llu started  %llu ended  %llu errors\n",
+    const uint64_t syncs = now.syncs;
+    std::printf("nodesim: %6.0f s  %7.0f syncs/s  %lld tasks running  %llu started  %llu ended  %llu errors\n",
                 std::chrono::duration<double>(Clock::now() - began).count(),
-                static_cast<double>(now.syncs - last.syncs) / 10.0, now.running,
-                static_cast<unsigned long long>(now.started), static_cast<unsigned long long>(now.ended),
-                static_cast<unsigned long long>(now.errors));
+                static_cast<double>(syncs - last_syncs) / 10.0, static_cast<long long>(now.running.load()),
+                static_cast<unsigned long long>(now.started.load()), static_cast<unsigned long long>(now.ended.load()),
+                static_cast<unsigned long long>(now.errors.load()));
     std::fflush(stdout);
-    last = now;
+    last_syncs = syncs;
     report.expires_after(std::chrono::seconds(10));
     report.async_wait(tick);
   };
   report.expires_after(std::chrono::seconds(10));
   report.async_wait(tick);
+  // The event loop on several threads: a pass that wakes thousands of nodes at once has their
+  // replies read and their next reports written on every core given.
+  std::vector<std::thread> threads;
+  for (int i = 1; i < options.threads; ++i) threads.emplace_back([&sim] { sim.io.run(); });
   sim.io.run();
+  for (std::thread& thread : threads) thread.join();
   const Counters& total = sim.counters;
   std::printf("nodesim: done: %llu syncs, %llu tasks started, %llu ended, %llu killed, %llu errors\n",
-              static_cast<unsigned long long>(total.syncs), static_cast<unsigned long long>(total.started),
-              static_cast<unsigned long long>(total.ended), static_cast<unsigned long long>(total.killed),
-              static_cast<unsigned long long>(total.errors));
+              static_cast<unsigned long long>(total.syncs.load()), static_cast<unsigned long long>(total.started.load()),
+              static_cast<unsigned long long>(total.ended.load()), static_cast<unsigned long long>(total.killed.load()),
+              static_cast<unsigned long long>(total.errors.load()));
   return 0;
 }
 

@@ -5,7 +5,7 @@
 // the server allows, a new sync at once when a task ends). Nothing is started on the machine.
 //
 //   allot nodesim --server URL --token @operator.token --config examples/national-pool.yaml
-//                 [--nodes N] [--runtime 30s|exp:60s] [--duration 10m]
+//                 [--nodes N] [--runtime 30s|exp:60s] [--duration 10m] [--threads 1]
 //
 // It prints a line every 10 s (syncs per second, tasks running, errors) and a summary at the end.
 // It uses an operator token: it speaks for many nodes at once.
@@ -27,6 +27,7 @@ struct NodeSimOptions {
   double duration_seconds = 0;  // stop after this long; 0: until SIGINT/SIGTERM
   double wait_seconds = 30;     // the long poll each hollow node asks for
   unsigned seed = 1;
+  int threads = 1;              // event-loop threads (each node's steps stay in order on its strand)
 };
 
 // Runs until the duration is over or a stop signal; returns 0, or 2 for bad options.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 
 #include "core/input_limits.h"
 
@@ -59,8 +60,11 @@ Status CheckShape(const json& report) {
 json TaskId(JobId job, uint64_t epoch, int task) { return {{"job", job}, {"epoch", epoch}, {"task", task}}; }
 
 json AssignmentJson(const TaskAssignment& assignment) {
-  json environment = json::object();
-  for (const auto& [name, value] : assignment.MergedEnvironment()) environment[name] = value;
+  json environment = json::object();  // the shared variables, then the task's own over them
+  if (assignment.shared_environment) {
+    for (const auto& [name, value] : *assignment.shared_environment) environment[name] = value;
+  }
+  for (const auto& [name, value] : assignment.environment) environment[name] = value;
   json doc = TaskId(assignment.job, assignment.epoch, assignment.task);
   if (assignment.step) doc["step"] = *assignment.step;
   doc["name"] = assignment.name;
@@ -93,12 +97,34 @@ T Field(const json& object, const char* key, T fallback, std::string& where) {
   return found->get<T>();
 }
 
-const json& ArrayField(const json& object, const char* key) {
-  static const json kNone = json::array();
+// The same for a field of strings, moved out of the parsed document rather than copied (an
+// assignment's environment is most of a reply).
+template <typename Container>
+Container MovedStrings(json& object, const char* key, std::string& where) {
+  Container out;
   auto found = object.find(key);
-  if (found == object.end() || found->is_null()) return kNone;
+  if (found == object.end() || found->is_null()) return out;
+  where = key;
+  if constexpr (std::is_same_v<Container, EnvironmentVariables>) {
+    if (!found->is_object()) throw std::invalid_argument(fmt::format("{} must be an object of strings", key));
+    for (auto entry = found->begin(); entry != found->end(); ++entry) {
+      json& value = entry.value();
+      out.emplace(entry.key(), std::move(value.get_ref<std::string&>()));
+    }
+  } else {
+    if (!found->is_array()) throw std::invalid_argument(fmt::format("{} must be an array of strings", key));
+    out.reserve(found->size());
+    for (json& value : *found) out.push_back(std::move(value.get_ref<std::string&>()));
+  }
+  return out;
+}
+
+// A reply's array field; null when absent.
+json* ArrayField(json& object, const char* key) {
+  auto found = object.find(key);
+  if (found == object.end() || found->is_null()) return nullptr;
   if (!found->is_array()) throw std::invalid_argument(fmt::format("{} must be an array", key));
-  return *found;
+  return &*found;
 }
 
 }  // namespace
@@ -223,26 +249,30 @@ StatusOr<SyncReply> ParseSyncReply(std::string_view body) {
       epoch = Field(item, "epoch", uint64_t{0}, where);
       task = Field(item, "task", 0, where);
     };
-    for (const json& item : ArrayField(doc, "acks")) {
+    json none = json::array();  // for an absent list (both sides of ?: must be lvalues, or it copies)
+    json* acks = ArrayField(doc, "acks");
+    for (const json& item : acks ? *acks : none) {
       TaskAck& ack = reply.acks.emplace_back();
       task_of(item, ack.job, ack.epoch, ack.task);
     }
-    for (const json& item : ArrayField(doc, "kills")) {
+    json* kills = ArrayField(doc, "kills");
+    for (const json& item : kills ? *kills : none) {
       TaskKill& kill = reply.kills.emplace_back();
       task_of(item, kill.job, kill.epoch, kill.task);
       kill.grace_seconds = Field(item, "grace_seconds", 30.0, where);
     }
-    for (const json& item : ArrayField(doc, "assignments")) {
+    json* assignments = ArrayField(doc, "assignments");
+    for (json& item : assignments ? *assignments : none) {
       TaskAssignment& assignment = reply.assignments.emplace_back();
       task_of(item, assignment.job, assignment.epoch, assignment.task);
       if (item.contains("step") && !item["step"].is_null()) assignment.step = Field(item, "step", 0, where);
       assignment.name = Field<std::string>(item, "name", "", where);
       assignment.user = Field<std::string>(item, "user", "", where);
       assignment.account = Field<std::string>(item, "account", "", where);
-      assignment.argv = Field(item, "argv", std::vector<std::string>(), where);
+      assignment.argv = MovedStrings<std::vector<std::string>>(item, "argv", where);
       assignment.script = Field<std::string>(item, "script", "", where);
-      assignment.script_args = Field(item, "script_args", std::vector<std::string>(), where);
-      assignment.environment = Field(item, "environment", EnvironmentVariables(), where);
+      assignment.script_args = MovedStrings<std::vector<std::string>>(item, "script_args", where);
+      assignment.environment = MovedStrings<EnvironmentVariables>(item, "environment", where);
       assignment.working_directory = Field<std::string>(item, "working_directory", "", where);
       assignment.fallback_to_own_directory = Field(item, "fallback_to_own_directory", false, where);
       assignment.stdout_path = Field<std::string>(item, "stdout", "", where);

@@ -736,6 +736,8 @@ int main(int argc, char** argv) {
   nodesim->add_option("--runtime", nodesim_options.runtime, "How long each task runs: a duration, or exp:MEAN")->capture_default_str();
   nodesim->add_option("--duration", nodesim_duration, "Stop after this long (default: at SIGINT or SIGTERM)");
   nodesim->add_option("--wait", nodesim_options.wait_seconds, "The long poll each node asks for, in seconds")->capture_default_str();
+  nodesim->add_option("--threads", nodesim_options.threads, "Event-loop threads the hollow nodes share")
+      ->capture_default_str()->check(CLI::Range(1, 64));
 
   CLI::App* agent = app.add_subcommand("agent", "Run the node agent: it runs the tasks the server assigns to this node");
   agent->add_option("--server", agent_server, "Server URL (else ALLOT_SERVER, the config file)");

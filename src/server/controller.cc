@@ -34,10 +34,11 @@ const std::vector<std::string> kLiveStates = {"pending", "running"};
 
 Controller::Controller(std::unique_ptr<Scheduler> scheduler, std::unique_ptr<Store> store,
                        ControllerOptions options)
-    : options_(std::move(options)), store_(std::move(store)), scheduler_(std::move(scheduler)) {
+    : options_(std::move(options)), store_(std::move(store)), scheduler_(std::move(scheduler)),
+      last_seen_(std::make_unique<std::atomic<Time>[]>(scheduler_->model().cluster().nodes().size())) {
   pass_seconds_.bounds = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   pass_seconds_.counts.assign(pass_seconds_.bounds.size() + 1, 0);
-  start_delay_seconds_.bounds = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60};
+  start_delay_seconds_.bounds = {0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60};
   start_delay_seconds_.counts.assign(start_delay_seconds_.bounds.size() + 1, 0);
   if (!options_.now) {
     options_.now = [] {

@@ -183,9 +183,9 @@ class Controller {
   // and gets the tasks it should run and those it should kill (docs/agents.md). `done` gets the
   // reply, once: at once when there is something to say, else when work for the node appears
   // or its wait is over (a long poll). A waiting sync holds no thread, only its entry here.
-  // `done` may be called under the state lock: it must only hand the reply on (the reply is
-  // made cheaply there, its JSON text later, by RenderSyncReply outside the lock).
-  using SyncDone = std::function<void(StatusOr<SyncReply>)>;
+  // `under_lock`: `done` is called under the state lock (a waiting sync answered because work
+  // appeared), and must only hand the reply on; its JSON text is made later, outside the lock.
+  using SyncDone = std::function<void(StatusOr<SyncReply> reply, bool under_lock)>;
   void AgentSync(const Principal& who, std::string_view node, std::string_view body, SyncDone done);
   // A task's output from `offset`: {"data", "next_offset", "complete"}.
   // Enrols a node: mints the agent token bound to it, once (a bootstrap or operator token may;
@@ -247,7 +247,7 @@ class Controller {
     mutable std::optional<StartCache> start_cache;
   };
   struct AgentState {
-    Time last_seen = 0;
+    bool synced = false;  // has synced (its record is in the store), not only known as missing
     std::string hostname;
     std::string address;
     bool marked_down = false;  // down because it stopped syncing
@@ -388,6 +388,10 @@ class Controller {
   std::deque<JobId> ended_nodes_order_;
   std::map<NodeIndex, std::string> drain_reasons_;
   std::unordered_map<NodeIndex, AgentState> agents_;
+  // When each node's agent last synced, by NodeIndex. Kept outside the state lock and written as
+  // a sync arrives, before it waits for that lock: a sync queued behind a long pass has already
+  // shown that its node is alive, and is never the reason the node is taken for lost.
+  std::unique_ptr<std::atomic<Time>[]> last_seen_;
   std::unordered_map<NodeIndex, LongPoll> long_polls_;
   std::unordered_map<JobId, std::set<NodeIndex>> long_polls_by_job_;  // who waits knowing a task of the job
   std::vector<NodeIndex> wake_after_commit_;  // nodes WakeNode held back for WakeAfterCommit

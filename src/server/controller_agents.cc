@@ -98,9 +98,9 @@ void Controller::CompleteLongPoll(NodeIndex node, bool superseded) {
     reply.assignments = AssignmentsFor(node, poll.known);
     reply.kills = KillsFor(node, poll.known);
   }
-  // The callback only hands the reply to the network thread, which writes its JSON: cheap, and
-  // it takes no lock of ours.
-  poll.done(std::move(reply));
+  // The callback only hands the reply on (its JSON is made outside the lock): cheap, and it
+  // takes no lock of ours.
+  poll.done(std::move(reply), /*under_lock=*/true);
 }
 
 void Controller::WakeNode(NodeIndex node) {
@@ -374,10 +374,10 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
                                    : fmt::format("this agent token is node '{}''s, not '{}''s", who.node, node_name));
   }
   ALLOT_ASSIGN_OR_RETURN(AgentReport report, ParseAgentReport(body));
+  // The cluster's nodes, their names, GPUs and pools never change while the server runs: no lock
+  // to look them up. A sync refused for them is no sign of life.
+  ALLOT_ASSIGN_OR_RETURN(const NodeIndex node, FindNode(node_name));
   {
-    std::unique_lock lock(mutex_);
-    const Time now = Now();
-    ALLOT_ASSIGN_OR_RETURN(NodeIndex node, FindNode(node_name));
     const Cluster& cluster = scheduler_->model().cluster();
     const Node& shape = cluster.node(node);
     if (report.gpus && *report.gpus != static_cast<uint64_t>(shape.gpus)) {
@@ -389,14 +389,21 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       return InvalidArgumentError("node '{}' is in a pool of {} GPUs, but its agent found {}", node_name, pool_model,
                                   json(*report.gpu_model).dump(-1, ' ', false, json::error_handler_t::replace));
     }
+  }
+  last_seen_[node].store(Now());
+  {
+    std::unique_lock lock(mutex_);
+    const Time now = Now();
+    const Cluster& cluster = scheduler_->model().cluster();
+    const Node& shape = cluster.node(node);
     WriteBatch batch;
     AgentState& agent = agents_[node];
     // This sync supersedes any long poll of the same agent still waiting (the agent gave up on
     // it to report a task's exit): that one is answered at once, into a closed connection.
     const uint64_t serial = ++agent.sync_serial;
     CompleteLongPoll(node, /*superseded=*/true);
-    bool first_sync = agent.last_seen == 0;
-    agent.last_seen = now;
+    const bool first_sync = !agent.synced;
+    agent.synced = true;
     if (report.hostname) agent.hostname = *report.hostname;
     if (report.address) agent.address = *report.address;
     if (first_sync) {
@@ -557,17 +564,18 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
   }
   if (parked) return;
   if (reply.ok() && ticket) WaitDurable(ticket);
-  done(std::move(reply));
+  done(std::move(reply), /*under_lock=*/false);
 }
 
 void Controller::CheckAgents(Time now, WriteBatch& batch) {
   const double timeout = HeartbeatSeconds() * options_.missed_heartbeats;
   const Cluster& cluster = scheduler_->model().cluster();
   for (auto& [node, agent] : agents_) {
-    if (agent.marked_down || static_cast<double>(now - agent.last_seen) <= timeout) continue;
+    const Time last_seen = last_seen_[node].load();
+    if (agent.marked_down || static_cast<double>(now - last_seen) <= timeout) continue;
     agent.marked_down = true;
     std::string reason = fmt::format("its agent missed {} syncs (none since {}s ago)", options_.missed_heartbeats,
-                                     now - agent.last_seen);
+                                     now - last_seen);
     spdlog::warn("node {} is down: {}", cluster.node(node).name, reason);
     StatusOr<NodeFailure> failure = scheduler_->SetNodeState(node, NodeState::kDown, now);
     if (!failure.ok()) continue;

@@ -291,7 +291,8 @@ Status Controller::Recover() {
     json value = json::parse(setting.value, nullptr, false);
     if (!node.ok() || value.is_discarded()) continue;
     AgentState& agent = agents_[*node];
-    agent.last_seen = now;
+    agent.synced = true;
+    last_seen_[*node].store(now);
     agent.hostname = value.value("hostname", "");
     agent.address = value.value("address", "");
     agent.marked_down = cluster.node(*node).state == NodeState::kDown;

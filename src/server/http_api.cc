@@ -361,15 +361,17 @@ void HttpApi::Register() {
                                     : who.status());
       return respond(std::move(response));
     }
-    c.AgentSync(*who, request.matches[1].str(), request.body, [respond](StatusOr<SyncReply> reply) {
+    c.AgentSync(*who, request.matches[1].str(), request.body, [respond](StatusOr<SyncReply> reply, bool under_lock) {
       HttpResponse response;
       if (!reply.ok()) {
         WriteError(response, reply.status());
-      } else {
-        // The text is made on the network thread: this may be called under the state lock.
+      } else if (under_lock) {
+        // The text is made later, outside the state lock (HttpResponse::render).
         response.render = [reply = std::make_shared<SyncReply>(std::move(*reply))](HttpResponse& response) {
           response.set_content(RenderSyncReply(*reply), "application/json");
         };
+      } else {
+        response.set_content(RenderSyncReply(*reply), "application/json");
       }
       respond(std::move(response));
     });

@@ -159,8 +159,13 @@ class HttpServer::Impl {
   tcp::acceptor acceptor_;
   // Workers that run handlers, and how many requests wait for one (shed past the limit).
   struct Lane {
-    explicit Lane(int threads) : workers(static_cast<size_t>(std::max(1, threads))) {}
+    explicit Lane(int threads)
+        : workers(static_cast<size_t>(std::max(1, threads))), renders(net::make_strand(workers.get_executor())) {}
     net::thread_pool workers;
+    // Replies with a `render` are made here, one at a time: thousands answered at once (a pass
+    // waking its nodes) then take one worker's share of the CPU, not every worker's, and the
+    // requests of the other lane are not starved of it.
+    net::strand<net::thread_pool::executor_type> renders;
     std::atomic<size_t> queued{0};
   };
   Lane& LaneFor(const HttpRequest& request) {
@@ -300,10 +305,35 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session<St
       --lane.queued;
       // The reply is written on the connection's own strand, never from the thread that answers.
       auto answered = std::make_shared<std::atomic<bool>>(false);
-      HttpResponder respond = [self, keep_alive, version, answered](HttpResponse response) {
+      HttpResponder respond = [self, &lane, keep_alive, version, answered](HttpResponse response) {
         if (answered->exchange(true)) return;
-        net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive, version]() mutable {
-          self->Write(std::move(response), keep_alive, version);
+        auto write = [self, keep_alive, version](HttpResponse response) {
+          net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive, version]() mutable {
+            self->Write(std::move(response), keep_alive, version);
+          });
+        };
+        auto render = [self](HttpResponse& response) {
+          auto fill = std::move(response.render);
+          response.render = nullptr;
+          try {
+            fill(response);
+          } catch (const std::exception& error) {
+            // (Not the request, which a waiting sync does not keep: the message says enough.)
+            response = HttpResponse();
+            self->server_.Error(HttpRequest(), response, 500, fmt::format("internal error: {}", error.what()));
+          }
+        };
+        if (!response.render) return write(std::move(response));
+        // Stopping: the workers may be gone, and nothing waits on a lock any more.
+        if (self->server_.stopping_) {
+          render(response);
+          return write(std::move(response));
+        }
+        // Made on the lane's render strand: the network thread only moves bytes, and the
+        // responder may have been called under a lock.
+        net::post(lane.renders, [response = std::move(response), write, render]() mutable {
+          render(response);
+          write(std::move(response));
         });
       };
       self->server_.Handle(*request, respond);
@@ -340,10 +370,6 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session<St
   }
 
   void Write(HttpResponse response, bool keep_alive, unsigned version) {
-    if (response.render) {
-      auto render = std::move(response.render);
-      render(response);
-    }
     auto message = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(response.status), version);
     for (auto& [name, value] : response.headers) message->set(name, value);
     message->body() = std::move(response.body);

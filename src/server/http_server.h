@@ -62,9 +62,9 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  // When set, fills in the rest of the response on the connection's network thread just before
-  // it is written: for a reply answered under a lock (a long poll's) whose text costs more to
-  // make than the answer itself.
+  // When set, fills in the rest of the response before it is written, on a worker of the
+  // request's lane (one such render at a time per lane): for a reply answered under a lock (a
+  // long poll's) whose text costs more to make than the answer itself.
   std::function<void(HttpResponse&)> render;
 
   void set_content(std::string content, std::string_view content_type);
@@ -73,7 +73,8 @@ struct HttpResponse {
 
 using HttpHandler = std::function<void(const HttpRequest&, HttpResponse&)>;
 // Answers a request later, from any thread, exactly once; cheap (it hands the reply to the
-// connection's network thread). Until it is called, the request holds a socket and no thread.
+// connection's network thread, or first to a worker to render it: HttpResponse::render). Until
+// it is called, the request holds a socket and no thread.
 using HttpResponder = std::function<void(HttpResponse)>;
 using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
 
