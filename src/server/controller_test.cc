@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "core/config.h"
 
@@ -128,6 +129,60 @@ policy: {queue_order: las, backfill: easy, las_thresholds: [1], las_promote: 0}
   controller->TickForTest();
   EXPECT_EQ((*controller->GetJob(kOperator, fresh, /*with_queue_place=*/true))["queue_position"], 1);
   EXPECT_EQ((*controller->GetJob(kOperator, long_job, /*with_queue_place=*/true))["queue_position"], 2);
+}
+
+// A sync is a sign of life as it arrives; one refused (its agent found other GPUs than the
+// config says) is not, and its node is taken for lost on time. A sync gets its node's tasks with
+// the variables their start shares and each task's own over them.
+TEST_F(ControllerTest, ARefusedSyncIsNoHeartbeatAndAssignmentsCarryTheJobsVariables) {
+  std::unique_ptr<Controller> controller = Open({});  // taken for lost after 3 x 5 s
+  ASSERT_NE(controller, nullptr);
+  auto sync = [&](const std::string& node, std::string_view body) {
+    std::optional<StatusOr<SyncReply>> answer;
+    controller->AgentSync(kOperator, node, body, [&](StatusOr<SyncReply> reply, bool) { answer = std::move(reply); });
+    EXPECT_TRUE(answer.has_value()) << "a sync that asks for no wait is answered at once";
+    return answer.value_or(StatusOr<SyncReply>(InternalError("not answered")));
+  };
+  StatusOr<json> submitted =
+      controller->Submit(kOperator, R"({"account": "lab-a", "gpus": 8, "command": ["train"], "time_limit": "1h"})");
+  ASSERT_TRUE(submitted.ok()) << submitted.status().message();
+  const JobId id = (*submitted)["ids"][0].get<JobId>();
+  controller->TickForTest();
+  json job = *controller->GetJob(kOperator, id);
+  ASSERT_EQ(job["state"], "running");
+  const std::string node = job["nodes"][0];
+  std::string other;
+  const json nodes = *controller->ListNodes(kOperator, "gpu", "");
+  for (const json& each : nodes["nodes"]) {
+    if (each["name"] != node) other = each["name"];
+  }
+  ASSERT_FALSE(other.empty());
+
+  StatusOr<SyncReply> first = sync(node, R"({"gpus": 8, "gpu_model": "H200", "tasks": []})");
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->node, node);
+  ASSERT_EQ(first->assignments.size(), 1u);
+  const TaskAssignment& task = first->assignments[0];
+  EXPECT_EQ(task.job, id);
+  EXPECT_THAT(task.argv, ::testing::ElementsAre("train"));
+  ASSERT_NE(task.shared_environment, nullptr);
+  const EnvironmentVariables variables = task.MergedEnvironment();
+  EXPECT_EQ(variables.at("ALLOT_JOB_ID"), std::to_string(id));
+  EXPECT_EQ(variables.at("CUDA_VISIBLE_DEVICES"), "0,1,2,3,4,5,6,7");
+  EXPECT_EQ(variables.at("SLURM_JOB_NODELIST"), node);
+  EXPECT_TRUE(sync(other, R"({"gpus": 8})").ok());
+
+  clock_ += 10;
+  StatusOr<SyncReply> refused = sync(node, R"({"gpus": 4, "tasks": [{"job": 1, "epoch": 1, "task": 0, "state": "running"}]})");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("its agent found 4"));
+  ASSERT_TRUE(sync(other, R"({"gpus": 8})").ok());
+  clock_ += 10;  // 20 s since the node's last sync that counted, 10 s since the other's
+  controller->TickForTest();
+  json down = *controller->ListNodes(kOperator, "gpu", "down");
+  ASSERT_EQ(down["nodes"].size(), 1u) << down.dump();
+  EXPECT_EQ(down["nodes"][0]["name"], node);
+  EXPECT_EQ((*controller->GetJob(kOperator, id))["restarts"], 1);  // requeued off the lost node
 }
 
 }  // namespace
