@@ -126,6 +126,10 @@ class Controller {
   void StartLoop();
   void StopLoop();
   bool created_operator_token() const { return created_operator_token_; }
+  // How many agents' requests the front end has not finished (HttpServer::agent_backlog), so
+  // that a pass's wakes are paced to what it sends; null (the default) paces nothing. The front
+  // end resets it before it goes away.
+  void SetAgentBacklog(std::function<size_t()> backlog);
 
   StatusOr<Principal> Authenticate(std::string_view token) const;
 
@@ -339,6 +343,9 @@ class Controller {
   // agent never runs a start the store could still lose), a slice of nodes per hold of the state
   // lock, so that submits and syncs go on between slices while thousands of nodes are woken.
   // From the start of a pass until then, WakeNode only notes its node here.
+  // Between its slices, waits while the front end has more than a slice of agents' replies still
+  // to send (SetAgentBacklog): a pass's thousands of wakes then go out as fast as the network
+  // takes them, not all at once into one queue ahead of everyone's requests.
   void WakeAfterCommit();
   // Answers the node's waiting sync with its assignments and kills, or with nothing at all
   // (`superseded`: the agent has given up on it and synced again; its reply goes nowhere).
@@ -395,6 +402,8 @@ class Controller {
   std::unordered_map<NodeIndex, LongPoll> long_polls_;
   std::unordered_map<JobId, std::set<NodeIndex>> long_polls_by_job_;  // who waits knowing a task of the job
   std::vector<NodeIndex> wake_after_commit_;  // nodes WakeNode held back for WakeAfterCommit
+  std::mutex agent_backlog_mutex_;  // not under mutex_: taken alone
+  std::function<size_t()> agent_backlog_;
   bool wakes_wait_for_commit_ = false;         // a pass ran; its batch is not durable yet
   std::multimap<std::chrono::steady_clock::time_point, std::pair<NodeIndex, uint64_t>> long_poll_deadlines_;
   std::condition_variable long_poll_timer_wakeup_;  // with mutex_

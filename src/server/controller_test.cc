@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include "core/config.h"
@@ -183,6 +184,57 @@ TEST_F(ControllerTest, ARefusedSyncIsNoHeartbeatAndAssignmentsCarryTheJobsVariab
   ASSERT_EQ(down["nodes"].size(), 1u) << down.dump();
   EXPECT_EQ(down["nodes"][0]["name"], node);
   EXPECT_EQ((*controller->GetJob(kOperator, id))["restarts"], 1);  // requeued off the lost node
+}
+
+// A pass that gives work to more nodes than a slice wakes them no faster than the front end sends
+// their replies: the next slice waits until all but a slice of the earlier replies are out, so a
+// person's request that arrives meanwhile queues behind a slice, not behind the whole pass.
+TEST_F(ControllerTest, APassWakesItsNodesNoFasterThanTheirRepliesGoOut) {
+  constexpr int kNodes = 600;  // over two slices of 256
+  StatusOr<Config> config = ParseConfig(fmt::format(R"(
+pools: [{{name: gpu, gpu_model: H200}}]
+nodes: [{{name: n, count: {0}, pool: gpu, gpus: 1}}]
+accounts: [{{name: lab, quota: {{gpu: {0}}}}}]
+policy: {{pass_interval: 0}}
+)", kNodes), "pool.yaml");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  std::unique_ptr<Controller> controller = Open(std::move(*config), {});
+  ASSERT_NE(controller, nullptr);
+  // An emulated front end: replies handed to it wait to be sent; each look at its backlog finds
+  // 64 more sent.
+  size_t unsent = 0, most_unsent = 0, looks = 0;
+  std::map<std::string, size_t> assignments;
+  controller->SetAgentBacklog([&] {
+    ++looks;
+    unsent -= std::min<size_t>(unsent, 64);
+    return unsent;
+  });
+  for (int i = 1; i <= kNodes; ++i) {
+    const std::string node = fmt::format("n{}", i);
+    // The first sync registers the node (a write): answered at once. The next one waits.
+    controller->AgentSync(kOperator, node, R"({"gpus": 1, "tasks": []})", [](StatusOr<SyncReply> reply, bool) {
+      ASSERT_TRUE(reply.ok()) << reply.status().message();
+    });
+    bool answered = false;
+    controller->AgentSync(kOperator, node, R"({"gpus": 1, "tasks": [], "wait_seconds": 30})",
+                          [&, node](StatusOr<SyncReply> reply, bool) {
+                            answered = true;
+                            ASSERT_TRUE(reply.ok()) << reply.status().message();
+                            assignments[node] += reply->assignments.size();
+                            most_unsent = std::max(most_unsent, ++unsent);
+                          });
+    ASSERT_FALSE(answered) << node << ": with nothing to do, its sync waits for work";
+  }
+  StatusOr<json> submitted = controller->Submit(
+      kOperator, fmt::format(R"({{"account": "lab", "tasks": {}, "gpus_per_task": 1, "command": ["train"]}})", kNodes));
+  ASSERT_TRUE(submitted.ok()) << submitted.status().message();
+  controller->TickForTest();
+
+  ASSERT_EQ(assignments.size(), static_cast<size_t>(kNodes)) << "every node of the gang is woken";
+  for (const auto& [node, count] : assignments) EXPECT_EQ(count, 1u) << node;
+  EXPECT_LE(most_unsent, 2u * 256) << "a slice went before the one ahead of it was mostly out";
+  EXPECT_GE(looks, 2u);
+  controller->SetAgentBacklog(nullptr);
 }
 
 }  // namespace

@@ -146,7 +146,10 @@ HttpApi::HttpApi(Controller& controller, HttpOptions options)
                          "application/json");
   });
   Register();
+  controller_.SetAgentBacklog([this] { return server_.agent_backlog(); });
 }
+
+HttpApi::~HttpApi() { controller_.SetAgentBacklog(nullptr); }
 
 std::vector<RouteName> HttpApi::Routes() {
   return {{"get", "/healthz"},

@@ -39,6 +39,7 @@ struct RouteName {
 class HttpApi {
  public:
   HttpApi(Controller& controller, HttpOptions options = {});
+  ~HttpApi();
   HttpApi(const HttpApi&) = delete;
   HttpApi& operator=(const HttpApi&) = delete;
 

@@ -167,6 +167,8 @@ class HttpServer::Impl {
     // requests of the other lane are not starved of it.
     net::strand<net::thread_pool::executor_type> renders;
     std::atomic<size_t> queued{0};
+    // Answered, and not yet handed to the connection's network thread to be written.
+    std::atomic<size_t> answering{0};
   };
   Lane& LaneFor(const HttpRequest& request) {
     const std::string& prefix = options_.agent_path_prefix;
@@ -307,9 +309,12 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session<St
       auto answered = std::make_shared<std::atomic<bool>>(false);
       HttpResponder respond = [self, &lane, keep_alive, version, answered](HttpResponse response) {
         if (answered->exchange(true)) return;
-        auto write = [self, keep_alive, version](HttpResponse response) {
-          net::post(self->stream_.get_executor(), [self, response = std::move(response), keep_alive, version]() mutable {
+        ++lane.answering;
+        auto write = [self, &lane, keep_alive, version](HttpResponse response) {
+          net::post(self->stream_.get_executor(), [self, &lane, response = std::move(response), keep_alive, version]() mutable {
+            // (A write usually goes out at once: Asio tries the socket before it waits on it.)
             self->Write(std::move(response), keep_alive, version);
+            --lane.answering;
           });
         };
         auto render = [self](HttpResponse& response) {
@@ -550,6 +555,11 @@ void HttpServer::Stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   impl_->io_.stop();
+}
+
+size_t HttpServer::agent_backlog() const {
+  if (impl_->options_.agent_path_prefix.empty() || impl_->stopping_) return 0;
+  return impl_->agent_lane_.queued.load() + impl_->agent_lane_.answering.load();
 }
 
 HttpServer::Counters HttpServer::counters() const {

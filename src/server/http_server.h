@@ -125,6 +125,12 @@ class HttpServer {
   void Serve();
   void Stop();
 
+  // Agent-lane requests not yet done: waiting for a worker, or answered and waiting to be made
+  // into text and handed to their connections (HttpResponse::render). What an owner that wakes
+  // thousands of waiting requests at once watches to wake them no faster than they go out (0
+  // without an agent lane, and once stopping).
+  size_t agent_backlog() const;
+
   // For /metrics.
   struct Counters {
     size_t open_connections = 0;

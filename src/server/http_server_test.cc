@@ -60,6 +60,9 @@ TEST(HttpServerTest, BusyAgentWorkersDoNotDelayOtherRequests) {
   ASSERT_TRUE(listed);
   EXPECT_EQ(listed->status, 200);
   EXPECT_EQ(sync.wait_for(std::chrono::seconds(0)), std::future_status::timeout) << "the sync was not held";
+  // What the controller paces a pass's wakes by: the agents' requests not yet done (the queued
+  // one; the held one is being handled, and the person's is in the other lane).
+  EXPECT_EQ(server.agent_backlog(), 1u);
 
   release.set_value();
   auto synced = sync.get();
@@ -67,6 +70,9 @@ TEST(HttpServerTest, BusyAgentWorkersDoNotDelayOtherRequests) {
   ASSERT_TRUE(synced && synced_later);
   EXPECT_EQ(synced->status, 200);
   EXPECT_EQ(synced_later->status, 200);
+  // Both replies are out (the count drops just after a reply is handed to its socket).
+  for (int i = 0; i < 100 && server.agent_backlog() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(server.agent_backlog(), 0u);
 }
 
 }  // namespace
