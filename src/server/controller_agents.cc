@@ -190,8 +190,11 @@ void Controller::LongPollTimerMain() {
     }
     auto next = long_poll_deadlines_.begin();
     if (std::chrono::steady_clock::now() < next->first) {
-      long_poll_timer_wakeup_.wait_until(lock, next_change_deadline ? std::min(*next_change_deadline, next->first)
-                                                                    : next->first);
+      // A copy: the wait reads its deadline again as it wakes, and StopLoop may have cleared the
+      // map (and freed the entry) by then.
+      const std::chrono::steady_clock::time_point until =
+          next_change_deadline ? std::min(*next_change_deadline, next->first) : next->first;
+      long_poll_timer_wakeup_.wait_until(lock, until);
       continue;
     }
     auto [node, serial] = next->second;
