@@ -4,6 +4,7 @@
 # figures the scale issue asks for.
 #
 #   bench/national_scale.sh [--nodes N] [--duration SECONDS] [--rate SUBMITS_PER_S] [--build DIR]
+#                           [--restart-jobs N]
 #
 # Defaults: all 36,880 nodes, 600 s, 50 submits/s. The submit mix follows the national workload's
 # classes: single-GPU and 8-GPU university and startup jobs, 64-512-GPU industry fine-tunes, and
@@ -11,18 +12,21 @@
 # timed from when each was due); everything runs on this
 # machine, on loopback. Prints: submit latency p50/p99, placement-to-running p50/p99 (the server's
 # allot_task_start_delay_seconds histogram), nodes wrongly marked down, the server's CPU, RSS,
-# threads and descriptors, the time to start, and the time to serve again after kill -9. Exits 1
+# threads and descriptors, the time to start, and the time to serve again after kill -9 (with
+# --restart-jobs N, once more submits at 2,000/s have brought the server to N jobs). Exits 1
 # if any node was wrongly marked down or any submit refused (.ci/run runs 2,000 nodes for 30 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-nodes=0 duration=600 rate=50 build=build
+nodes=0 duration=600 rate=50 build=build restart_jobs=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes="$2"; shift 2 ;;
     --duration) duration="$2"; shift 2 ;;
     --rate) rate="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
-    *) echo "usage: $0 [--nodes N] [--duration SECONDS] [--rate SUBMITS_PER_S] [--build DIR]" >&2; exit 2 ;;
+    --restart-jobs) restart_jobs="$2"; shift 2 ;;
+    *) echo "usage: $0 [--nodes N] [--duration SECONDS] [--rate SUBMITS_PER_S] [--build DIR] [--restart-jobs N]" >&2
+       exit 2 ;;
   esac
 done
 allot="$build/src/cli/allot"
@@ -110,11 +114,19 @@ echo "  server:                    CPU $cores cores on average, RSS $((rss / 102
 echo "  start with the national config: ${start_seconds} s"
 echo "  state: $live"
 
+jobs_at_kill=$submitted
+if [ "$restart_jobs" -gt "$submitted" ]; then
+  # The issue's recovery case: many more jobs than a run's submits, most of them waiting.
+  more=$((restart_jobs - submitted))
+  "$build/src/server/submit_load" --server "$url" --token "@$work/data/operator.token" --rate 2000 \
+    --duration "$(awk -v n="$more" 'BEGIN {printf "%.3f", n / 2000}')" >/dev/null || true
+  jobs_at_kill=$(($(curl -s -H "$auth" "$url/v1/scheduler" | grep -o '"next_job_id":[0-9]*' | cut -d: -f2) - 1))
+fi
 kill -9 "$server_pid"
 wait "$server_pid" 2>/dev/null || true
 start_server
 restart_seconds=$serving_after
-echo "  restart to serving after kill -9 (with $expected nodes and the jobs above): ${restart_seconds} s"
+echo "  restart to serving after kill -9 (with $expected nodes and $jobs_at_kill jobs): ${restart_seconds} s"
 # A smoke run in CI fails on what must never happen at any size.
 if [ "$down" -gt 0 ] || [ "${failed:-1}" -ne 0 ]; then
   echo "scale: FAILED: $down nodes wrongly marked down, $failed submits refused" >&2

@@ -407,6 +407,7 @@ Status Agent::SyncOnce() {
   in_long_poll_ = true;
   if (exits_seen_ != exits_before) wait = 0;
   report.wait_seconds = wait;
+  report.protocol = kAgentProtocol;  // a gang's node list comes as a hostlist
 
   std::string path = fmt::format("/v1/agents/{}/sync", options_.node);
   httplib::Result result = Client()->Post(path, RenderAgentReport(report), "application/json");

@@ -86,6 +86,7 @@ class HollowNode : public std::enable_shared_from_this<HollowNode> {
       exited |= task.exited;
     }
     report.wait_seconds = exited ? 0.0 : sim_.options.wait_seconds;
+    report.protocol = kAgentProtocol;  // a gang's node list comes as a hostlist
     request_ = {http::verb::post, "/v1/agents/" + name_ + "/sync", 11};
     request_.set(http::field::host, sim_.host);
     request_.set(http::field::authorization, "Bearer " + sim_.options.token);

@@ -6,6 +6,7 @@
 #include <array>
 #include <type_traits>
 
+#include "core/hostlist.h"
 #include "core/input_limits.h"
 
 namespace allot {
@@ -21,6 +22,12 @@ Status CheckShape(const json& report) {
     if (report.contains(key) && !report[key].is_string()) return bad(fmt::format("{} must be a string", key));
   }
   if (report.contains("gpus") && !report["gpus"].is_number_unsigned()) return bad("gpus must be a count");
+  if (report.contains("protocol") &&
+      (!report["protocol"].is_number_unsigned() || report["protocol"].get<uint64_t>() < 1 ||
+       report["protocol"].get<uint64_t>() > static_cast<uint64_t>(kAgentProtocol))) {
+    return bad(fmt::format("protocol must be a version from 1 to {} (this server's newest; upgrade the server "
+                           "before its agents)", kAgentProtocol));
+  }
   if (report.contains("wait_seconds") && !report["wait_seconds"].is_number()) return bad("wait_seconds must be a number");
   for (const char* key : {"cpus", "memory"}) {
     if (report.contains(key) && !report[key].is_number()) return bad(fmt::format("{} must be a number", key));
@@ -59,11 +66,19 @@ Status CheckShape(const json& report) {
 // Ids and indexes as they are written (the server's ids fit JSON's unsigned integers).
 json TaskId(JobId job, uint64_t epoch, int task) { return {{"job", job}, {"epoch", epoch}, {"task", task}}; }
 
-json AssignmentJson(const TaskAssignment& assignment) {
+// Every name of a hostlist, comma-separated (ALLOT_NODELIST); the list as given if it is not one.
+std::string NodeNames(const std::string& hostlist) {
+  StatusOr<std::vector<std::string>> names = ExpandHostList(hostlist);
+  return names.ok() ? fmt::format("{}", fmt::join(*names, ",")) : hostlist;
+}
+
+json AssignmentJson(const TaskAssignment& assignment, int protocol) {
   json environment = json::object();  // the shared variables, then the task's own over them
   if (assignment.shared_environment) {
     for (const auto& [name, value] : *assignment.shared_environment) environment[name] = value;
   }
+  // An agent of protocol 1 gets the node list written out; a newer one writes it out itself.
+  if (protocol < 2 && !assignment.nodelist.empty()) environment["ALLOT_NODELIST"] = NodeNames(assignment.nodelist);
   for (const auto& [name, value] : assignment.environment) environment[name] = value;
   json doc = TaskId(assignment.job, assignment.epoch, assignment.task);
   if (assignment.step) doc["step"] = *assignment.step;
@@ -74,6 +89,7 @@ json AssignmentJson(const TaskAssignment& assignment) {
   doc["script"] = assignment.script;
   if (!assignment.script_args.empty() || !assignment.step) doc["script_args"] = assignment.script_args;
   doc["environment"] = std::move(environment);
+  if (protocol >= 2 && !assignment.nodelist.empty()) doc["nodelist"] = assignment.nodelist;
   doc["working_directory"] = assignment.working_directory;
   doc["stdout"] = assignment.stdout_path;
   doc["stderr"] = assignment.stderr_path;
@@ -137,8 +153,8 @@ StatusOr<AgentReport> ParseAgentReport(std::string_view body) {
                  : json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return InvalidArgumentError("the agent report is not valid JSON");
   if (!doc.is_object()) return InvalidArgumentError("the agent report must be a JSON object");
-  static constexpr std::array<std::string_view, 9> kFields = {"hostname", "address", "gpus", "gpu_model", "cpus",
-                                                              "memory", "tasks", "logs", "wait_seconds"};
+  static constexpr std::array<std::string_view, 10> kFields = {"hostname", "address", "gpus",  "gpu_model",    "cpus",
+                                                               "memory",   "tasks",   "logs", "wait_seconds", "protocol"};
   for (const auto& [key, value] : doc.items()) {
     if (std::find(kFields.begin(), kFields.end(), key) == kFields.end()) {
       return InvalidArgumentError("the agent report has an unknown field '{}'", key);
@@ -154,6 +170,7 @@ StatusOr<AgentReport> ParseAgentReport(std::string_view body) {
   if (doc.contains("cpus")) report.cpus = doc["cpus"].get<double>();
   if (doc.contains("memory")) report.memory = doc["memory"].get<double>();
   report.wait_seconds = doc.value("wait_seconds", 0.0);
+  if (doc.contains("protocol")) report.protocol = static_cast<int>(doc["protocol"].get<uint64_t>());
   if (doc.contains("tasks")) {
     report.tasks.reserve(doc["tasks"].size());
     for (const json& task : doc["tasks"]) {
@@ -206,18 +223,22 @@ std::string RenderAgentReport(const AgentReport& report) {
   doc["tasks"] = std::move(tasks);
   doc["logs"] = std::move(logs);
   doc["wait_seconds"] = report.wait_seconds;
+  if (report.protocol > 1) doc["protocol"] = report.protocol;
   return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 EnvironmentVariables TaskAssignment::MergedEnvironment() const {
   EnvironmentVariables merged = shared_environment ? *shared_environment : EnvironmentVariables();
+  if (!nodelist.empty()) merged.insert_or_assign("ALLOT_NODELIST", NodeNames(nodelist));
   for (const auto& [name, value] : environment) merged.insert_or_assign(name, value);
   return merged;
 }
 
 std::string RenderSyncReply(const SyncReply& reply) {
   json assignments = json::array();
-  for (const TaskAssignment& assignment : reply.assignments) assignments.push_back(AssignmentJson(assignment));
+  for (const TaskAssignment& assignment : reply.assignments) {
+    assignments.push_back(AssignmentJson(assignment, reply.protocol));
+  }
   json kills = json::array();
   for (const TaskKill& kill : reply.kills) {
     json entry = TaskId(kill.job, kill.epoch, kill.task);
@@ -273,6 +294,7 @@ StatusOr<SyncReply> ParseSyncReply(std::string_view body) {
       assignment.script = Field<std::string>(item, "script", "", where);
       assignment.script_args = MovedStrings<std::vector<std::string>>(item, "script_args", where);
       assignment.environment = MovedStrings<EnvironmentVariables>(item, "environment", where);
+      assignment.nodelist = Field<std::string>(item, "nodelist", "", where);
       assignment.working_directory = Field<std::string>(item, "working_directory", "", where);
       assignment.fallback_to_own_directory = Field(item, "fallback_to_own_directory", false, where);
       assignment.stdout_path = Field<std::string>(item, "stdout", "", where);

@@ -22,6 +22,13 @@
 // (non-negative integers), stream (out or err) and data (text). A reply is read leniently (fields
 // it does not know are skipped: a newer server may add some), a report strictly (an unknown
 // field is refused: it is a mistake or an agent newer than the server).
+//
+// Versions: a report says which version of this protocol its agent speaks ("protocol"; absent
+// is 1), and the server answers in that version. Version 2 sends a start's node list once, in
+// Slurm's hostlist form ("nodelist": "gpu-[001-512]"), where version 1 sent every name in
+// ALLOT_NODELIST: for a 512-node gang that was 8 KB in each of its 512 nodes' assignments. A
+// server serves agents of every version up to its own, so servers are upgraded first (as
+// slurmctld is before slurmd).
 #pragma once
 
 #include <cstdint>
@@ -37,6 +44,9 @@
 #include "core/units.h"
 
 namespace allot {
+
+// The newest version of the protocol this build speaks, and the oldest a server still answers.
+inline constexpr int kAgentProtocol = 2;
 
 // A job has at most a million tasks of its own (config.cc); the tasks of its steps (srun) take
 // the indexes after those, up to this bound, which keeps every index an int.
@@ -73,6 +83,7 @@ struct AgentReport {
   std::optional<double> memory;
   // With nothing to deliver, how long the server may hold the sync waiting for work.
   double wait_seconds = 0;
+  int protocol = 1;  // the version its agent speaks: 1 to kAgentProtocol ("protocol"; absent: 1)
   std::vector<ReportedTask> tasks;
   std::vector<OutputChunk> logs;
 };
@@ -102,6 +113,10 @@ struct TaskAssignment {
   // which win over them.
   std::shared_ptr<const EnvironmentVariables> shared_environment;
   EnvironmentVariables environment;
+  // The start's nodes in Slurm's hostlist form ("a[1-2],b7"), for ALLOT_NODELIST (every name,
+  // comma-separated, in task order), which the agent writes out (protocol 2) or the server does
+  // (protocol 1): the one variable that grows with the gang.
+  std::string nodelist;
   std::string working_directory;  // empty: the agent's own directory for the job
   bool fallback_to_own_directory = false;  // if working_directory is missing on this node
   std::string stdout_path;  // "stdout" on the wire
@@ -113,7 +128,7 @@ struct TaskAssignment {
   int64_t memory_bytes = 0;  // 0: no limit
   double grace_seconds = 30;  // between SIGTERM and SIGKILL
 
-  // The shared variables with the task's own over them.
+  // The shared variables, ALLOT_NODELIST from `nodelist`, and the task's own over them.
   EnvironmentVariables MergedEnvironment() const;
 };
 
@@ -132,6 +147,7 @@ struct TaskAck {
 };
 
 struct SyncReply {
+  int protocol = 1;  // the version its agent speaks (its report's), which the reply is written in
   std::string node;
   double heartbeat_seconds = 0;
   double next_sync_seconds = 0;  // 0: sync again at once (older servers sent it)

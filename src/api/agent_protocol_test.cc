@@ -115,6 +115,52 @@ TEST(AgentProtocolTest, AReplyReadsBackWithTheTasksOwnVariablesOverTheShared) {
   EXPECT_EQ(shared->at("CUDA_VISIBLE_DEVICES"), "shared");
 }
 
+// A start's node list: once, as a hostlist, to an agent that says it speaks protocol 2; every
+// name in ALLOT_NODELIST to one that says nothing (an agent from before the hostlist). Either way
+// the task sees the same ALLOT_NODELIST.
+TEST(AgentProtocolTest, AGangsNodeListGoesAsAHostlistToAgentsThatSpeakProtocol2) {
+  StatusOr<AgentReport> old_agent = ParseAgentReport(R"({"wait_seconds": 30})");
+  ASSERT_TRUE(old_agent.ok());
+  EXPECT_EQ(old_agent->protocol, 1);
+  StatusOr<AgentReport> new_agent = ParseAgentReport(RenderAgentReport({.protocol = kAgentProtocol}));
+  ASSERT_TRUE(new_agent.ok()) << new_agent.status().ToString();
+  EXPECT_EQ(new_agent->protocol, 2);
+
+  auto shared = std::make_shared<const EnvironmentVariables>(EnvironmentVariables{{"ALLOT_JOB_ID", "9"}});
+  const TaskAssignment gang_task{.job = 9, .epoch = 1, .task = 0, .argv = {"train"}, .shared_environment = shared,
+                                 .environment = {{"RANK", "0"}}, .nodelist = "nacc-b200-[25-536],edge-7"};
+  std::string every_name;
+  for (int i = 25; i <= 536; ++i) every_name += "nacc-b200-" + std::to_string(i) + ",";
+  every_name += "edge-7";
+
+  SyncReply to_new{.protocol = new_agent->protocol, .node = "nacc-b200-25"};
+  to_new.assignments.push_back(gang_task);
+  const std::string hostlist_reply = RenderSyncReply(to_new);
+  EXPECT_THAT(hostlist_reply, HasSubstr(R"("nodelist":"nacc-b200-[25-536],edge-7")"));
+  EXPECT_THAT(hostlist_reply, ::testing::Not(HasSubstr("nacc-b200-300")));
+  StatusOr<SyncReply> read_new = ParseSyncReply(hostlist_reply);
+  ASSERT_TRUE(read_new.ok()) << read_new.status().ToString();
+  EXPECT_THAT(read_new->assignments[0].MergedEnvironment(),
+              ElementsAre(Pair("ALLOT_JOB_ID", "9"), Pair("ALLOT_NODELIST", every_name), Pair("RANK", "0")));
+
+  SyncReply to_old{.protocol = old_agent->protocol, .node = "nacc-b200-25"};
+  to_old.assignments.push_back(gang_task);
+  const std::string names_reply = RenderSyncReply(to_old);
+  EXPECT_THAT(names_reply, ::testing::Not(HasSubstr("\"nodelist\"")));
+  EXPECT_GT(names_reply.size(), hostlist_reply.size() + 6000);  // 512 names, 14-15 characters each
+  StatusOr<SyncReply> read_old = ParseSyncReply(names_reply);
+  ASSERT_TRUE(read_old.ok());
+  EXPECT_EQ(read_old->assignments[0].environment.at("ALLOT_NODELIST"), every_name);
+  EXPECT_EQ(read_old->assignments[0].MergedEnvironment(), read_new->assignments[0].MergedEnvironment());
+
+  // An agent newer than its server is told to upgrade the server first.
+  StatusOr<AgentReport> newer = ParseAgentReport(R"({"protocol": 3})");
+  ASSERT_FALSE(newer.ok());
+  EXPECT_THAT(newer.status().message(), HasSubstr("upgrade the server"));
+  EXPECT_FALSE(ParseAgentReport(R"({"protocol": 0})").ok());
+  EXPECT_FALSE(ParseAgentReport(R"({"protocol": "2"})").ok());
+}
+
 // A newer server may add fields: they are skipped. A field of the wrong type is an error that
 // names it, never a half-read reply.
 TEST(AgentProtocolTest, AReplyWithUnknownFieldsIsReadAndAMalformedOneIsRefused) {

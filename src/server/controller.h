@@ -246,7 +246,8 @@ class Controller {
     struct StartCache {
       uint64_t epoch = 0;
       std::string hostlist;          // the nodes in task order, in Slurm's form "a[1-2],b7"
-      std::shared_ptr<const EnvironmentVariables> environment;  // the same for every task
+      // The same for every task; ALLOT_NODELIST goes apart, as the hostlist (TaskAssignment::nodelist).
+      std::shared_ptr<const EnvironmentVariables> environment;
     };
     mutable std::optional<StartCache> start_cache;
   };
@@ -261,6 +262,7 @@ class Controller {
   struct LongPoll {
     uint64_t serial = 0;
     std::set<std::tuple<JobId, uint64_t, int>> known;  // the tasks the agent reported
+    int protocol = 1;  // the version its agent speaks (AgentReport::protocol)
     SyncDone done;
   };
   struct EndInfo {

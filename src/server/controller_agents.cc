@@ -90,7 +90,8 @@ void Controller::CompleteLongPoll(NodeIndex node, bool superseded) {
     }
   }
   // A superseded poll hands out nothing: its agent gets all of it from the sync that replaced it.
-  SyncReply reply{.node = scheduler_->model().cluster().node(node).name, .heartbeat_seconds = HeartbeatSeconds()};
+  SyncReply reply{.protocol = poll.protocol, .node = scheduler_->model().cluster().node(node).name,
+                  .heartbeat_seconds = HeartbeatSeconds()};
   // Several servers sharing the store hand out work only by a sync whose reply waits for a
   // fenced commit, never from here (this may run under the state lock). The empty reply makes
   // the agent sync again at once, and that sync delivers it.
@@ -227,7 +228,6 @@ const Controller::JobRecord::StartCache& Controller::StartCacheOf(const Job& job
       {"ALLOT_ACCOUNT", job.spec.account},
       {"ALLOT_EPOCH", std::to_string(job.epoch)},
       {"ALLOT_NUM_TASKS", std::to_string(job.spec.tasks)},
-      {"ALLOT_NODELIST", fmt::format("{}", fmt::join(nodes, ","))},
       {"ALLOT_PROCESSES_PER_TASK", std::to_string(processes)},
       // What `allot run` and srun inside the job present to start its steps.
       {"ALLOT_JOB_TOKEN", JobToken(job.id, job.epoch)},
@@ -351,7 +351,8 @@ std::vector<TaskAssignment> Controller::AssignmentsFor(NodeIndex node,
           .job = id, .epoch = job.epoch, .task = task, .name = job.spec.name, .user = job.spec.user,
           .account = job.spec.account, .argv = job.spec.command, .script = request.script,
           .script_args = request.script_args, .shared_environment = StartCacheOf(job, record).environment,
-          .environment = TaskEnvironment(job, record, task), .working_directory = working_directory,
+          .environment = TaskEnvironment(job, record, task), .nodelist = StartCacheOf(job, record).hostlist,
+          .working_directory = working_directory,
           .fallback_to_own_directory = !request.submit_dir.empty(),
           .stdout_path = ExpandOutputPattern(output, job, array_job, record.array_index, task),
           .stderr_path = ExpandOutputPattern(request.error, job, array_job, record.array_index, task),
@@ -457,7 +458,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       for (const LogWrite& write : log_writes) ++log_writes_in_flight_[write.job];
     }
 
-    SyncReply reply{.node = std::string(node_name), .heartbeat_seconds = HeartbeatSeconds()};
+    SyncReply reply{.protocol = report.protocol, .node = std::string(node_name), .heartbeat_seconds = HeartbeatSeconds()};
     std::set<std::tuple<JobId, uint64_t, int>> known;
     for (const ReportedTask& task : report.tasks) {
       const JobId id = task.job;
@@ -540,7 +541,7 @@ void Controller::AgentSync(const Principal& who, std::string_view node_name, std
       // Nothing to say: the sync waits here, holding no thread, until work for this node
       // appears (WakeNode) or its wait is over (the timer), whichever is first.
       LongPoll& poll = long_polls_[node];
-      poll = LongPoll{.serial = serial, .known = std::move(known), .done = std::move(done)};
+      poll = LongPoll{.serial = serial, .known = std::move(known), .protocol = report.protocol, .done = std::move(done)};
       for (const auto& [id, epoch, index] : poll.known) long_polls_by_job_[id].insert(node);
       long_poll_deadlines_.emplace(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                                          std::chrono::duration<double>(wait)),

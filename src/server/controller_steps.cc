@@ -65,7 +65,8 @@ TaskAssignment Controller::StepAssignment(const Job& job, const JobRecord& recor
   // the step's own: ranks, counts and GPUs, which must win over what the caller inherited.
   const EnvironmentVariables node_environment = TaskAssignment{
       .shared_environment = StartCacheOf(job, record).environment,
-      .environment = TaskEnvironment(job, record, node.first_task)}.MergedEnvironment();
+      .environment = TaskEnvironment(job, record, node.first_task),
+      .nodelist = StartCacheOf(job, record).hostlist}.MergedEnvironment();
   EnvironmentVariables environment = node_environment;
   for (const auto& [name, value] : step.request.environment) environment[name] = value;
   // What differs from node to node stays this node's, whatever the caller's node had.

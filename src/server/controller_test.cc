@@ -172,6 +172,17 @@ TEST_F(ControllerTest, ARefusedSyncIsNoHeartbeatAndAssignmentsCarryTheJobsVariab
   EXPECT_EQ(variables.at("ALLOT_JOB_ID"), std::to_string(id));
   EXPECT_EQ(variables.at("CUDA_VISIBLE_DEVICES"), "0,1,2,3,4,5,6,7");
   EXPECT_EQ(variables.at("SLURM_JOB_NODELIST"), node);
+  EXPECT_EQ(variables.at("ALLOT_NODELIST"), node);
+  // The reply is written in the protocol version the report named: the node list as a hostlist
+  // for an agent of version 2, every name in ALLOT_NODELIST for one that named none.
+  EXPECT_EQ(first->protocol, 1);
+  EXPECT_THAT(RenderSyncReply(*first), ::testing::HasSubstr(fmt::format(R"("ALLOT_NODELIST":"{}")", node)));
+  StatusOr<SyncReply> newer = sync(node, R"({"gpus": 8, "tasks": [], "protocol": 2})");
+  ASSERT_TRUE(newer.ok()) << newer.status().message();
+  ASSERT_EQ(newer->assignments.size(), 1u);
+  EXPECT_EQ(newer->protocol, 2);
+  EXPECT_THAT(RenderSyncReply(*newer), ::testing::HasSubstr(fmt::format(R"("nodelist":"{}")", node)));
+  EXPECT_THAT(RenderSyncReply(*newer), ::testing::Not(::testing::HasSubstr("ALLOT_NODELIST")));
   EXPECT_TRUE(sync(other, R"({"gpus": 8})").ok());
 
   clock_ += 10;
